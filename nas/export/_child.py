@@ -1,0 +1,65 @@
+"""Child process of the INT8 export: ``python -m nas.export._child JOB.json``.
+
+The job file names the spec, the weights, the calibration samples, the input size and where to write the model.
+On a converter error the child writes ``{"error": message}`` to the job's ``error`` path and exits with status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+
+def convert(job: dict) -> bytes:
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from nas.model import PixelRange, build_model, load_weights, set_weights
+    from nas.space import ArchSpec
+
+    threads = int(job.get("threads") or 0)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    spec = ArchSpec.from_json(job["spec"])
+    h, w = job["input_hw"]
+    core = build_model(spec, "deploy", input_hw=(h, w), batch_size=1, seed=0)
+    if job.get("weights"):
+        set_weights(core, load_weights(job["weights"]))
+    model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
+    calib = np.load(job["calibration"])
+
+    def representative():
+        for sample in calib:
+            yield [sample[None]]
+
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, h, w, 3), tf.float32)])
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    return bytes(conv.convert())
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as fh:
+        job = json.load(fh)
+    try:
+        blob = convert(job)
+    except Exception as exc:  # report the converter's own message to the parent
+        traceback.print_exc()
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        with open(job["error"], "w", encoding="utf-8") as fh:
+            json.dump({"error": f"{exc.__class__.__name__}: {msg}"}, fh)
+        return 3
+    with open(job["out"], "wb") as fh:
+        fh.write(blob)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

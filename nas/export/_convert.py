@@ -1,0 +1,155 @@
+"""Full-integer INT8 TFLite export.
+
+The model's input and output are ``uint8`` pixels. The output's quantization is pinned to [0, 255] (scale 1, zero
+point 0) by a fake-quant node at the end of the graph; the input's by a calibration sample that spans [0, 255]
+smoothly (a ramp), beside real low-resolution photographs made with MATLAB-compatible bicubic downscaling.
+
+``TFLiteConverter.convert()`` leaks memory on every call, so conversion runs in a fresh child process; its
+TensorFlow logging goes to a log file whose tail is quoted when conversion fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from nas._logging import get_logger
+from nas.errors import ExportError
+from nas.export._check import CheckReport, check_model
+from nas.space import DEFAULT_INPUT_HW, ArchSpec
+
+__all__ = ["ExportResult", "export_int8", "calibration_samples"]
+
+log = get_logger("export")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    size_bytes: int
+    input_hw: tuple[int, int]
+    seconds: float
+    report: CheckReport
+
+
+def _fit(img: np.ndarray, hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random ``hw`` window of ``img``, mirror-padding dimensions that are too small."""
+    h, w = hw
+    ph, pw = max(0, h - img.shape[0]), max(0, w - img.shape[1])
+    if ph or pw:
+        img = np.pad(img, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="symmetric")
+    y = int(rng.integers(0, img.shape[0] - h + 1))
+    x = int(rng.integers(0, img.shape[1] - w + 1))
+    return img[y:y + h, x:x + w]
+
+
+def calibration_samples(images: Sequence[np.ndarray], input_hw: tuple[int, int], scale: int = 3, n: int = 8,
+                        seed: int = 0) -> np.ndarray:
+    """``n`` low-resolution crops of real photographs plus one 0..255 ramp, float32 N x H x W x 3 in [0, 255]."""
+    from nas.data import imresize, modcrop
+
+    if not images:
+        raise ExportError("no images to calibrate the INT8 conversion with")
+    if n < 1:
+        raise ExportError(f"calibration needs at least 1 sample, got {n}")
+    rng = np.random.default_rng(seed)
+    lrs = [imresize(modcrop(img, scale), 1.0 / scale) for img in images]
+    out = np.empty((n + 1, *input_hw, 3), np.float32)
+    for i in range(n):
+        out[i] = _fit(lrs[i % len(lrs)], input_hw, rng)
+    ramp = np.linspace(0.0, 255.0, input_hw[1], dtype=np.float32)
+    out[n] = ramp[None, :, None]
+    return out
+
+
+def _tail(path: Path, n: int = 6) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def export_int8(
+    spec: ArchSpec,
+    out: str | Path,
+    *,
+    weights: Mapping[str, list[np.ndarray]] | None = None,
+    input_hw: tuple[int, int] = DEFAULT_INPUT_HW,
+    images: Sequence[np.ndarray] | None = None,
+    n_calibration: int = 8,
+    seed: int = 0,
+    target: str = "vs680",
+    require_pass: bool = True,
+    timeout_s: float = 900.0,
+    threads: int = 0,
+) -> ExportResult:
+    """Convert ``spec`` (deploy-form ``weights`` by layer name, or seeded initial weights) to an INT8 ``.tflite``.
+
+    The model is checked against ``target``; with ``require_pass`` a model that fails is not written and
+    :class:`ExportError` lists why. The file appears at ``out`` only when complete (written beside it, then renamed).
+    """
+    from nas.data import embedded_images
+    from nas.model._builder import save_weights
+
+    h, w = int(input_hw[0]), int(input_hw[1])
+    if h < 1 or w < 1:
+        raise ExportError(f"input size {h}x{w} must be positive")
+    out = Path(out)
+    if out.suffix != ".tflite":
+        raise ExportError(f"output file must end in .tflite: {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if images is None:
+        images = [img for _, img in embedded_images()]
+    calib = calibration_samples(images, (h, w), spec.scale, n_calibration, seed)
+    with tempfile.TemporaryDirectory(prefix="nas-export-") as tmp:
+        tmpd = Path(tmp)
+        calib_path = tmpd / "calibration.npy"
+        np.save(calib_path, calib)
+        weights_path = None
+        if weights is not None:
+            weights_path = str(save_weights(weights, tmpd / "weights.npz"))
+        log_path = tmpd / "convert.log"
+        err_path = tmpd / "error.json"
+        blob_path = tmpd / "model.tflite"
+        job = {"spec": spec.to_json(), "weights": weights_path, "calibration": str(calib_path), "input_hw": [h, w],
+               "out": str(blob_path), "error": str(err_path), "threads": threads}
+        job_path = tmpd / "job.json"
+        job_path.write_text(json.dumps(job), encoding="utf-8")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+        log.info("converting %s at %dx%d (%d calibration samples)", spec.describe(), h, w, len(calib))
+        with open(log_path, "wb") as logf:
+            try:
+                proc = subprocess.run([sys.executable, "-m", "nas.export._child", str(job_path)], stdout=logf,
+                                      stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                raise ExportError(f"INT8 conversion of {spec.hash} timed out after {timeout_s:.0f} s") from None
+        if proc.returncode != 0:
+            if err_path.exists():
+                msg = json.loads(err_path.read_text(encoding="utf-8"))["error"]
+                raise ExportError(f"INT8 conversion of {spec.hash} failed: {msg}")
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            raise ExportError(f"the converter process died ({how}) converting {spec.hash}: {_tail(log_path)}")
+        blob = blob_path.read_bytes()
+        partial = out.with_name(f".{out.name}.partial")
+        partial.write_bytes(blob)
+        report = check_model(partial, target)
+        if require_pass and not report.passed:
+            partial.unlink(missing_ok=True)
+            why = "; ".join(f"{i.name}: {i.message}" for i in report.failures)
+            raise ExportError(f"the exported model fails the {target} check ({why}); not written (use --force to keep it)")
+        os.replace(partial, out)
+    report = dataclasses.replace(report, path=str(out))
+    secs = time.perf_counter() - t0
+    log.info("wrote %s (%d bytes) in %.1f s", out, len(blob), secs)
+    return ExportResult(out, len(blob), (h, w), secs, report)

@@ -1,0 +1,196 @@
+"""Build Keras models from an :class:`~nas.space.ArchSpec` in training and deploy form, and fuse one into the other.
+
+Both forms come from one skeleton, so they differ only where they must: in the training form every conv slot is
+its re-parameterisable block (and, for ``skip="carry"``, the carried input is an explicit concat and the anchor an
+explicit add); in the deploy form every slot is one ``Conv2D`` named as in :func:`nas.space.deploy_ops`.
+Weights move between processes as ``{layer name: [arrays]}``, which the deterministic names make unambiguous.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Mapping
+
+import numpy as np
+import tf_keras as keras
+
+from nas.errors import NasError
+from nas.model._layers import Clip, DepthToSpace, block_layer
+from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
+from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
+
+__all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "save_weights", "load_weights", "nearest_kernel"]
+
+Form = Literal["train", "deploy"]
+Weights = dict[str, list[np.ndarray]]
+
+
+def nearest_kernel(scale: int) -> np.ndarray:
+    """NCNet's frozen 1x1 kernel 3 -> 3*scale^2: output channel k copies input channel k % 3 (depth-to-space order)."""
+    out = IN_CHANNELS * scale * scale
+    k = np.zeros((1, 1, IN_CHANNELS, out), np.float32)
+    k[0, 0, np.arange(out) % IN_CHANNELS, np.arange(out)] = 1.0
+    return k
+
+
+def build_model(
+    spec: ArchSpec,
+    form: Form = "train",
+    input_hw: tuple[int, int] | None = None,
+    batch_size: int | None = None,
+    seed: int | None = 0,
+) -> keras.Model:
+    """A Keras model of ``spec``: float input and output in pixel units [0, 255], NHWC.
+
+    ``input_hw=None`` builds a fully convolutional model for any image size. ``seed`` makes initial weights
+    reproducible (each layer gets its own seed derived from it).
+    """
+    if form not in ("train", "deploy"):
+        raise NasError(f"unknown model form '{form}' (train or deploy)")
+    h, w = input_hw if input_hw else (None, None)
+    s = spec.scale
+    acts = {op.name: op.act for op in deploy_ops(spec, 1, 1)}
+    inp = keras.Input((h, w, IN_CHANNELS), batch_size=batch_size, name="lr")
+    x = inp
+    slots = spec.convs()
+    tail_1 = 1 + spec.depth
+    carry = spec.skip is Skip.CARRY
+    for i, slot in enumerate(slots):
+        lseed = None if seed is None else seed * 1000 + i
+        if i == tail_1 and spec.skip is Skip.CONCAT_INPUT:
+            x = keras.layers.Concatenate(name="concat_input")([x, inp])
+        act = "relu" if acts[slot.name] == "relu" else None
+        if form == "deploy":
+            init = keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=lseed)
+            x = keras.layers.Conv2D(slot.cout, slot.kernel, padding="same", activation=act, name=slot.name,
+                                    kernel_initializer=init)(x)
+            continue
+        cout = slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
+        anchor_here = carry and i == tail_1
+        x = block_layer(slot.block.value, cout, slot.kernel, None if anchor_here else act, spec.expansion, lseed,
+                        slot.name)(x)
+        if slot.carry_out:
+            x = keras.layers.Concatenate(name=f"{slot.name}_carry")([x, inp])
+        if anchor_here:
+            rep = keras.layers.Concatenate(name="carry_anchor")([inp] * (s * s))
+            x = keras.layers.Add(name="carry_anchor_add")([x, rep])
+            if act:
+                x = keras.layers.ReLU(name=f"{slot.name}_relu")(x)
+    if spec.skip is Skip.REPEAT_ADD:
+        anchor = keras.layers.Concatenate(name="anchor")([inp] * (s * s))
+    elif spec.skip is Skip.NEAREST_CONV_ADD:
+        anchor = keras.layers.Conv2D(spec.out_channels, 1, use_bias=False, trainable=False, name="anchor",
+                                     kernel_initializer=keras.initializers.Constant(nearest_kernel(s)))(inp)
+    elif spec.skip is Skip.CONV_ADD:
+        init = keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal", seed=None if seed is None else seed * 1000 + 999)
+        anchor = keras.layers.Conv2D(spec.out_channels, 3, padding="same", name="anchor", kernel_initializer=init)(inp)
+    if spec.has_anchor_add:
+        x = keras.layers.Add(name="anchor_add")([x, anchor])
+        if acts["anchor_add"] == "relu":
+            x = keras.layers.ReLU(name="anchor_add_relu")(x)
+    before = spec.clip_where is ClipWhere.BEFORE_D2S
+    if before and spec.clip_kind is ClipKind.CLIP:
+        x = Clip(name="clip")(x)
+    x = DepthToSpace(s, name="d2s")(x)
+    if not before:
+        x = Clip(name="clip")(x) if spec.clip_kind is ClipKind.CLIP else keras.layers.ReLU(name="clip")(x)
+    return keras.Model(inp, x, name=f"sr_{spec.hash}_{form}")
+
+
+def _conv_weights(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(layer, "fused"):
+        return layer.fused()
+    kernel, bias = layer.get_weights()
+    return kernel, bias
+
+
+def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
+    """Fuse every block of a training-form model: the deploy form's weights, by layer name."""
+    out: Weights = {}
+    slots = spec.convs()
+    tail_1 = 1 + spec.depth
+    for i, slot in enumerate(slots):
+        try:
+            layer = train_model.get_layer(slot.name)
+        except ValueError:
+            raise NasError(f"model has no layer '{slot.name}': it was not built from this spec") from None
+        k, b = _conv_weights(layer)
+        if slot.carry_out:  # the carried input rides in the last 3 output channels: centre-tap identity
+            kc = np.zeros(k.shape[:2] + (slot.cin, CARRY_CHANNELS), np.float32)
+            src = np.arange(CARRY_CHANNELS) + (slot.cin - CARRY_CHANNELS if slot.carry_in else 0)
+            kc[slot.kernel // 2, slot.kernel // 2, src, np.arange(CARRY_CHANNELS)] = 1.0
+            k = np.concatenate([k, kc], axis=-1)
+            b = np.concatenate([b, np.zeros(CARRY_CHANNELS, np.float32)])
+        if spec.skip is Skip.CARRY and i == tail_1:  # fold the repeat anchor into tail_1
+            k = k.copy()
+            c = np.arange(slot.cout)
+            k[slot.kernel // 2, slot.kernel // 2, slot.cin - CARRY_CHANNELS + c % IN_CHANNELS, c] += 1.0
+        out[slot.name] = [k.astype(np.float32), b.astype(np.float32)]
+    if spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD):
+        out["anchor"] = [np.asarray(a) for a in train_model.get_layer("anchor").get_weights()]
+    return out
+
+
+def set_weights(model: keras.Model, weights: Mapping[str, list[np.ndarray]]) -> None:
+    """Load ``{layer name: arrays}`` into ``model``; every named layer must exist and match in shape."""
+    for name, arrays in weights.items():
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            raise NasError(f"weights name layer '{name}', which the model does not have") from None
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(np.shape(a)) for a in arrays]
+        if want != got:
+            raise NasError(f"layer '{name}': weights of shapes {got} do not fit the layer's {want}")
+        layer.set_weights(list(arrays))
+
+
+def fuse(train_model: keras.Model, spec: ArchSpec, input_hw: tuple[int, int] | None = None,
+         batch_size: int | None = None) -> keras.Model:
+    """The deploy form of a trained training-form model: every block fused into one conv (exact)."""
+    model = build_model(spec, "deploy", input_hw=input_hw, batch_size=batch_size, seed=None)
+    set_weights(model, deploy_weights(train_model, spec))
+    return model
+
+
+def model_weights(model: keras.Model) -> Weights:
+    """``{layer name: arrays}`` for every layer that has weights."""
+    return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def save_weights(weights: Mapping[str, list[np.ndarray]], path: str | Path) -> Path:
+    """Write weights as an ``.npz`` of ``"<layer>/<index>"`` arrays (no pickling)."""
+    path = Path(path)
+    flat = {f"{name}/{i}": np.asarray(a) for name, arrays in weights.items() for i, a in enumerate(arrays)}
+    with open(path, "wb") as fh:
+        np.savez(fh, **flat)
+    return path
+
+
+def load_weights(path: str | Path) -> Weights:
+    """Read weights written by :func:`save_weights`."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            flat = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise NasError(f"weights file not found: {path}") from None
+    except (ValueError, OSError) as exc:
+        raise NasError(f"{path}: not a weights file written by nas ({exc})") from None
+    out: Weights = {}
+    for key in sorted(flat, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]) if "/" in k else 0)):
+        if "/" not in key:
+            raise NasError(f"{path}: unexpected entry '{key}' (not '<layer>/<index>')")
+        name, _ = key.rsplit("/", 1)
+        out.setdefault(name, []).append(flat[key])
+    return out
+
+
+def count_params(model: keras.Model) -> tuple[int, int]:
+    """(trainable, non-trainable) parameter counts."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return trainable, frozen
+
+
+

@@ -1,0 +1,224 @@
+"""Keras layers of the two model forms: re-parameterisable blocks (training form) and graph ops.
+
+Every block knows its exact fusion into one conv: :meth:`fused` returns ``(kernel, bias)`` as numpy arrays such
+that ``conv(x, kernel) + bias`` (same padding, then the block's activation) equals the block's output. Branches
+whose 1x1 conv feeds a 3x3 pad their intermediate map with the 1x1 bias (not zeros), which is what makes the
+fusion exact at the image border (as in ECBSR).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+__all__ = ["RepConv", "ECB", "CLB", "Clip", "DepthToSpace", "block_layer", "SOBEL_X", "SOBEL_Y", "LAPLACIAN"]
+
+SOBEL_X = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)
+SOBEL_Y = SOBEL_X.T.copy()
+LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
+EDGE_MASKS = (("sx", SOBEL_X), ("sy", SOBEL_Y), ("lap", LAPLACIAN))
+
+
+def _identity_kernel(k: int, c: int) -> np.ndarray:
+    kern = np.zeros((k, k, c, c), np.float32)
+    kern[k // 2, k // 2, np.arange(c), np.arange(c)] = 1.0
+    return kern
+
+
+def _pad_with(x: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
+    """Pad H and W by one pixel whose value is ``value`` (per channel)."""
+    return tf.pad(x - value, [[0, 0], [1, 1], [1, 1], [0, 0]]) + value
+
+
+class _Block(keras.layers.Layer):
+    """Base of the training-form blocks: ``filters`` outputs, optional ReLU, exact :meth:`fused`."""
+
+    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.activation = activation or None
+        self.seed = seed
+
+    def _init(self, offset: int, scale: float = 1.0) -> keras.initializers.Initializer:
+        seed = None if self.seed is None else self.seed * 101 + offset
+        return keras.initializers.VarianceScaling(2.0 * scale * scale, "fan_in", "truncated_normal", seed=seed)
+
+    def _act(self, y: tf.Tensor) -> tf.Tensor:
+        return tf.nn.relu(y) if self.activation == "relu" else y
+
+    def get_config(self) -> dict:
+        cfg = super().get_config()
+        cfg.update(filters=self.filters, activation=self.activation, seed=self.seed)
+        return cfg
+
+    def fused(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class RepConv(_Block):
+    """3x3 + 1x1 + identity (when channels in == out), summed, then the activation."""
+
+    def build(self, input_shape):
+        cin = int(input_shape[-1])
+        self.identity = cin == self.filters
+        self.k3 = self.add_weight("k3", (3, 3, cin, self.filters), initializer=self._init(0, 0.7))
+        self.b3 = self.add_weight("b3", (self.filters,), initializer="zeros")
+        self.k1 = self.add_weight("k1", (1, 1, cin, self.filters), initializer=self._init(1, 0.7))
+        self.b1 = self.add_weight("b1", (self.filters,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x):
+        y = tf.nn.conv2d(x, self.k3, 1, "SAME") + self.b3 + tf.nn.conv2d(x, self.k1, 1, "SAME") + self.b1
+        if self.identity:
+            y = y + x
+        return self._act(y)
+
+    def fused(self):
+        k = self.k3.numpy().copy()
+        k[1:2, 1:2] += self.k1.numpy()
+        if self.identity:
+            k += _identity_kernel(3, self.filters)
+        return k, self.b3.numpy() + self.b1.numpy()
+
+
+class ECB(_Block):
+    """Edge-oriented block (ECBSR): 3x3; 1x1 -> 3x3; 1x1 -> Sobel-x, Sobel-y, Laplacian (scaled); identity."""
+
+    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, expansion: int = 2, **kw):
+        super().__init__(filters, activation, seed, **kw)
+        self.expansion = int(expansion)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "expansion": self.expansion}
+
+    def build(self, input_shape):
+        cin, c = int(input_shape[-1]), self.filters
+        m = self.expansion * c
+        self.identity = cin == c
+        w = self.add_weight
+        self.k3 = w("k3", (3, 3, cin, c), initializer=self._init(0, 0.6))
+        self.b3 = w("b3", (c,), initializer="zeros")
+        self.e0 = w("e0", (1, 1, cin, m), initializer=self._init(1, 0.6))
+        self.eb0 = w("eb0", (m,), initializer="zeros")
+        self.e1 = w("e1", (3, 3, m, c), initializer=self._init(2, 0.6))
+        self.eb1 = w("eb1", (c,), initializer="zeros")
+        self.edges = []
+        for j, (name, _) in enumerate(EDGE_MASKS):
+            k0 = w(f"{name}_k0", (1, 1, cin, c), initializer=self._init(3 + j, 0.6))
+            b0 = w(f"{name}_b0", (c,), initializer="zeros")
+            sc = w(f"{name}_scale", (c,), initializer=keras.initializers.RandomNormal(0.0, 1e-2, seed=self._seed(10 + j)))
+            b1 = w(f"{name}_b1", (c,), initializer="zeros")
+            self.edges.append((k0, b0, sc, b1))
+        super().build(input_shape)
+
+    def _seed(self, offset: int) -> int | None:
+        return None if self.seed is None else self.seed * 101 + offset
+
+    def call(self, x):
+        y = tf.nn.conv2d(x, self.k3, 1, "SAME") + self.b3
+        t = tf.nn.conv2d(x, self.e0, 1, "VALID") + self.eb0
+        y += tf.nn.conv2d(_pad_with(t, self.eb0), self.e1, 1, "VALID") + self.eb1
+        for (_, mask), (k0, b0, sc, b1) in zip(EDGE_MASKS, self.edges):
+            t = tf.nn.conv2d(x, k0, 1, "VALID") + b0
+            dw = tf.constant(mask)[:, :, None, None] * sc[None, None, :, None]
+            y += tf.nn.depthwise_conv2d(_pad_with(t, b0), dw, [1, 1, 1, 1], "VALID") + b1
+        if self.identity:
+            y += x
+        return self._act(y)
+
+    def fused(self):
+        k = self.k3.numpy().astype(np.float64)
+        b = self.b3.numpy().astype(np.float64)
+        e0, eb0 = self.e0.numpy()[0, 0].astype(np.float64), self.eb0.numpy().astype(np.float64)
+        e1 = self.e1.numpy().astype(np.float64)
+        k += np.einsum("im,uvmo->uvio", e0, e1)
+        b += self.eb1.numpy() + np.einsum("m,uvmo->o", eb0, e1)
+        for (_, mask), (k0, b0, sc, b1) in zip(EDGE_MASKS, self.edges):
+            s = sc.numpy().astype(np.float64)
+            k += np.einsum("io,uv->uvio", k0.numpy()[0, 0] * s[None, :], mask)
+            b += b1.numpy() + b0.numpy() * s * float(mask.sum())
+        if self.identity:
+            k += _identity_kernel(3, self.filters)
+        return k.astype(np.float32), b.astype(np.float32)
+
+
+class CLB(_Block):
+    """Collapsible linear block (SESR): 3x3 to ``expansion * filters``, 1x1 back, identity when in == out."""
+
+    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, expansion: int = 2, **kw):
+        super().__init__(filters, activation, seed, **kw)
+        self.expansion = int(expansion)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "expansion": self.expansion}
+
+    def build(self, input_shape):
+        cin, c = int(input_shape[-1]), self.filters
+        m = self.expansion * c
+        self.identity = cin == c
+        self.k3 = self.add_weight("k3", (3, 3, cin, m), initializer=self._init(0))
+        self.b3 = self.add_weight("b3", (m,), initializer="zeros")
+        self.k1 = self.add_weight("k1", (1, 1, m, c), initializer=self._init(1, 0.5))
+        self.b1 = self.add_weight("b1", (c,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x):
+        y = tf.nn.conv2d(tf.nn.conv2d(x, self.k3, 1, "SAME") + self.b3, self.k1, 1, "SAME") + self.b1
+        if self.identity:
+            y += x
+        return self._act(y)
+
+    def fused(self):
+        k1 = self.k1.numpy()[0, 0].astype(np.float64)
+        k = np.einsum("uvim,mo->uvio", self.k3.numpy().astype(np.float64), k1)
+        b = self.b3.numpy().astype(np.float64) @ k1 + self.b1.numpy()
+        if self.identity:
+            k += _identity_kernel(3, self.filters)
+        return k.astype(np.float32), b.astype(np.float32)
+
+
+class Clip(keras.layers.Layer):
+    """Clip to the 8-bit pixel range [0, 255] (MINIMUM + RELU in TFLite)."""
+
+    def call(self, x):
+        return tf.clip_by_value(x, 0.0, 255.0)
+
+
+class DepthToSpace(keras.layers.Layer):
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = int(block)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "block": self.block}
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.block)
+
+
+class PixelRange(keras.layers.Layer):
+    """Identity in float; at INT8 conversion it pins the tensor's quantization to [0, 255] (scale 1, zero point 0)."""
+
+    def call(self, x):
+        return tf.quantization.fake_quant_with_min_max_args(x, 0.0, 255.0, num_bits=8)
+
+
+def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None, name: str):
+    """The training-form layer of one conv slot."""
+    if block == "conv":
+        seed_ = None if seed is None else seed * 101
+        return keras.layers.Conv2D(
+            filters,
+            kernel,
+            padding="same",
+            activation=activation,
+            name=name,
+            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=seed_),
+        )
+    cls = {"repconv": RepConv, "ecb": ECB, "clb": CLB}[block]
+    extra = {} if cls is RepConv else {"expansion": expansion}
+    return cls(filters, activation=activation, seed=seed, name=name, **extra)
+
+
+CUSTOM_OBJECTS = {c.__name__: c for c in (RepConv, ECB, CLB, Clip, DepthToSpace, PixelRange)}

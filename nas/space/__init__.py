@@ -1,0 +1,22 @@
+"""The architecture space: :class:`ArchSpec`, its deployed op table, search-space files and the reference zoo.
+
+Pure Python (no TensorFlow): everything here is cheap to import and to evaluate.
+"""
+
+from nas.space._graph import DEFAULT_INPUT_HW, Op, deploy_ops
+from nas.space._spec import ArchSpec, Block, ClipKind, ClipWhere, Skip
+from nas.space._zoo import ZooEntry, zoo_entries, zoo_get
+
+__all__ = [
+    "ArchSpec",
+    "Block",
+    "ClipKind",
+    "ClipWhere",
+    "Skip",
+    "Op",
+    "deploy_ops",
+    "DEFAULT_INPUT_HW",
+    "ZooEntry",
+    "zoo_entries",
+    "zoo_get",
+]

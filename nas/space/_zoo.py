@@ -1,0 +1,91 @@
+"""The reference zoo: the challenge's networks as named specs (data in ``zoo.yaml`` beside this module)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from nas.errors import SpecError, ZooError
+from nas.space._spec import ArchSpec
+
+__all__ = ["ZooEntry", "zoo_entries", "zoo_get"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1:
+    """A row of Table 1 of the MAI 2022 report (INT8 model on the test set, runtimes on the VS680)."""
+
+    npu_ms: float
+    cpu_ms: float
+    size_kb: float
+    psnr: float
+    ssim: float
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    spec: ArchSpec
+    team: str
+    confidence: str
+    note: str
+    aliases: tuple[str, ...]
+    table1: Table1 | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "team": self.team,
+            "confidence": self.confidence,
+            "note": self.note,
+            "table1": dataclasses.asdict(self.table1) if self.table1 else None,
+            "spec": self.spec.to_dict(),
+            "hash": self.spec.hash,
+        }
+
+
+def _entry(name: str, raw: Mapping[str, Any]) -> ZooEntry:
+    try:
+        spec = ArchSpec.from_dict(raw["spec"])
+    except SpecError as exc:  # a packaging defect, not a user error, but say where
+        raise SpecError(f"zoo entry '{name}': {exc}") from None
+    t1 = raw.get("table1")
+    return ZooEntry(
+        name=name,
+        spec=spec,
+        team=str(raw.get("team", "")),
+        confidence=str(raw.get("confidence", "")),
+        note=str(raw.get("note", "")),
+        aliases=tuple(raw.get("aliases") or ()),
+        table1=Table1(**t1) if t1 else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def zoo_entries() -> tuple[ZooEntry, ...]:
+    """Every reference network, in the order of the data file (Table 1's ranking within each confidence)."""
+    text = resources.files("nas.space").joinpath("zoo.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    return tuple(_entry(name, raw) for name, raw in data["entries"].items())
+
+
+def zoo_get(name: str) -> ZooEntry:
+    """The entry called ``name`` or one of its aliases (case-insensitive); :class:`ZooError` names the close ones."""
+    key = name.strip().lower()
+    names: dict[str, ZooEntry] = {}
+    for e in zoo_entries():
+        names[e.name] = e
+        for a in e.aliases:
+            names[a] = e
+    if key in names:
+        return names[key]
+    close = difflib.get_close_matches(key, list(names), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ZooError(f"unknown zoo network '{name}'{hint} (see `nas zoo list`)")
