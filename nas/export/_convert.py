@@ -99,7 +99,7 @@ def export_int8(
     :class:`ExportError` lists why. The file appears at ``out`` only when complete (written beside it, then renamed).
     """
     from nas.data import embedded_images
-    from nas.model._builder import save_weights
+    from nas.model import save_weights
 
     h, w = int(input_hw[0]), int(input_hw[1])
     if h < 1 or w < 1:

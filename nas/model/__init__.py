@@ -1,35 +1,41 @@
 """Keras models from specs: training form (multi-branch blocks), deploy form (one conv per block), exact fusion.
 
-Importing this package imports TensorFlow; the rest of the library imports it only where a model is needed.
+The names are imported lazily: weight files (:func:`save_weights`, :func:`load_weights`) need only numpy, while
+the builders import TensorFlow on first use.
 """
 
-from nas.model._builder import (
-    build_model,
-    count_params,
-    deploy_weights,
-    fuse,
-    load_weights,
-    model_weights,
-    nearest_kernel,
-    save_weights,
-    set_weights,
-)
-from nas.model._layers import CLB, ECB, Clip, DepthToSpace, PixelRange, RepConv
+from __future__ import annotations
 
-__all__ = [
-    "build_model",
-    "fuse",
-    "deploy_weights",
-    "set_weights",
-    "model_weights",
-    "save_weights",
-    "load_weights",
-    "count_params",
-    "nearest_kernel",
-    "RepConv",
-    "ECB",
-    "CLB",
-    "Clip",
-    "DepthToSpace",
-    "PixelRange",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "build_model": "_builder",
+    "fuse": "_builder",
+    "deploy_weights": "_builder",
+    "set_weights": "_builder",
+    "model_weights": "_builder",
+    "count_params": "_builder",
+    "nearest_kernel": "_builder",
+    "save_weights": "_weights",
+    "load_weights": "_weights",
+    "Weights": "_weights",
+    "RepConv": "_layers",
+    "ECB": "_layers",
+    "CLB": "_layers",
+    "Clip": "_layers",
+    "DepthToSpace": "_layers",
+    "PixelRange": "_layers",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'nas.model' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"nas.model.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

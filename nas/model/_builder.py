@@ -8,7 +8,6 @@ Weights move between processes as ``{layer name: [arrays]}``, which the determin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Mapping
 
 import numpy as np
@@ -16,13 +15,13 @@ import tf_keras as keras
 
 from nas.errors import NasError
 from nas.model._layers import Clip, DepthToSpace, block_layer
+from nas.model._weights import Weights
 from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
 from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
 
-__all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "save_weights", "load_weights", "nearest_kernel"]
+__all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "model_weights", "count_params", "nearest_kernel"]
 
 Form = Literal["train", "deploy"]
-Weights = dict[str, list[np.ndarray]]
 
 
 def nearest_kernel(scale: int) -> np.ndarray:
@@ -158,39 +157,12 @@ def model_weights(model: keras.Model) -> Weights:
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
-def save_weights(weights: Mapping[str, list[np.ndarray]], path: str | Path) -> Path:
-    """Write weights as an ``.npz`` of ``"<layer>/<index>"`` arrays (no pickling)."""
-    path = Path(path)
-    flat = {f"{name}/{i}": np.asarray(a) for name, arrays in weights.items() for i, a in enumerate(arrays)}
-    with open(path, "wb") as fh:
-        np.savez(fh, **flat)
-    return path
-
-
-def load_weights(path: str | Path) -> Weights:
-    """Read weights written by :func:`save_weights`."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            flat = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise NasError(f"weights file not found: {path}") from None
-    except (ValueError, OSError) as exc:
-        raise NasError(f"{path}: not a weights file written by nas ({exc})") from None
-    out: Weights = {}
-    for key in sorted(flat, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]) if "/" in k else 0)):
-        if "/" not in key:
-            raise NasError(f"{path}: unexpected entry '{key}' (not '<layer>/<index>')")
-        name, _ = key.rsplit("/", 1)
-        out.setdefault(name, []).append(flat[key])
-    return out
-
-
 def count_params(model: keras.Model) -> tuple[int, int]:
     """(trainable, non-trainable) parameter counts."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return trainable, frozen
+
 
 
 

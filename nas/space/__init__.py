@@ -4,8 +4,9 @@ Pure Python (no TensorFlow): everything here is cheap to import and to evaluate.
 """
 
 from nas.space._graph import DEFAULT_INPUT_HW, Op, deploy_ops
+from nas.space._space import SearchSpace, load_space, space_search_path
 from nas.space._spec import ArchSpec, Block, ClipKind, ClipWhere, Skip
-from nas.space._zoo import ZooEntry, zoo_entries, zoo_get
+from nas.space._zoo import ZooEntry, load_spec, zoo_entries, zoo_get
 
 __all__ = [
     "ArchSpec",
@@ -16,7 +17,11 @@ __all__ = [
     "Op",
     "deploy_ops",
     "DEFAULT_INPUT_HW",
+    "SearchSpace",
+    "load_space",
+    "space_search_path",
     "ZooEntry",
     "zoo_entries",
     "zoo_get",
+    "load_spec",
 ]

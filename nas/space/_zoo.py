@@ -13,7 +13,7 @@ import yaml
 from nas.errors import SpecError, ZooError
 from nas.space._spec import ArchSpec
 
-__all__ = ["ZooEntry", "zoo_entries", "zoo_get"]
+__all__ = ["ZooEntry", "zoo_entries", "zoo_get", "load_spec"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,3 +89,25 @@ def zoo_get(name: str) -> ZooEntry:
     close = difflib.get_close_matches(key, list(names), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ZooError(f"unknown zoo network '{name}'{hint} (see `nas zoo list`)")
+
+
+def load_spec(source: str) -> ArchSpec:
+    """A spec from ``zoo:NAME`` or from a JSON file path."""
+    from pathlib import Path
+
+    if source.startswith("zoo:"):
+        return zoo_get(source[4:]).spec
+    path = Path(source)
+    if not path.exists():
+        hint = " (for a reference network write zoo:NAME)" if "/" not in source and not source.endswith(".json") else ""
+        raise SpecError(f"spec file not found: {source}{hint}")
+    if path.is_dir():
+        raise SpecError(f"{source} is a folder, not a spec file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{source}: not a text file") from None
+    try:
+        return ArchSpec.from_json(text)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None

@@ -1,0 +1,44 @@
+"""Command-line entry point: ``nas``. A :class:`~nas.errors.NasError` is printed on one line, exit status 1."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main", "app"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nas.cli._app import app
+    from nas.errors import NasError
+
+    try:
+        rc = app(args=argv, prog_name="nas", standalone_mode=False)
+    except NasError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except SystemExit as exc:  # typer.Exit inside standalone_mode=False
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            sys.stderr.write("aborted\n")
+            return 1
+        raise
+    return rc if isinstance(rc, int) else 0
+
+
+def __getattr__(name: str):
+    if name == "app":
+        from nas.cli._app import app
+
+        return app
+    raise AttributeError(name)

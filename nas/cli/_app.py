@@ -1,0 +1,228 @@
+"""The ``nas`` command line: thin Typer commands over the library (parse, call one function, print).
+
+Heavy modules are imported inside the commands, so ``nas --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="nas",
+    help="Hardware-aware NAS for INT8 x3 super-resolution networks on mobile NPUs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+space_app = typer.Typer(help="Search spaces.", no_args_is_help=True)
+zoo_app = typer.Typer(help="The reference zoo of the MAI 2022 challenge's networks.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+app.add_typer(zoo_app, name="zoo")
+
+JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _parse_hw(text: str) -> tuple[int, int]:
+    from nas.errors import NasError
+
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise NasError(f"input size '{text}' is not HEIGHTxWIDTH (e.g. 360x640)") from None
+    if h < 1 or w < 1:
+        raise NasError(f"input size '{text}' must be positive")
+    return h, w
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("nas")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+# ------------------------------------------------------------------------------------------------------ space
+@space_app.command("show")
+def space_show(file: str = typer.Argument(..., help="Space file, or a name in search_spaces/ (e.g. mai2022)."),
+               as_json: bool = JSON_OPT) -> None:
+    """Show a search space: its dimensions and how many distinct networks it holds."""
+    from nas.space import load_space
+
+    summary = load_space(file).summary()
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"search space '{summary['name']}'", show_header=False)
+    for key in ("description", "scale", "width", "depth", "blocks", "blocks_per_layer", "expansion", "skip",
+                "clip_where", "clip_kind", "tail", "size"):
+        val = summary[key]
+        t.add_row(key, ", ".join(map(str, val)) if isinstance(val, list) else str(val))
+    _console().print(t)
+
+
+# -------------------------------------------------------------------------------------------------------- zoo
+@zoo_app.command("list")
+def zoo_list(as_json: bool = JSON_OPT) -> None:
+    """List the reference networks with their published Table 1 figures."""
+    from nas.space import deploy_ops, zoo_entries
+
+    rows = []
+    for e in zoo_entries():
+        ops = deploy_ops(e.spec)
+        rows.append({**e.to_dict(), "params": sum(o.params for o in ops), "macs": sum(o.macs for o in ops)})
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title="reference zoo (Table 1: INT8 PSNR on the challenge test set, VS680 NPU runtime)")
+    for col in ("name", "aliases", "team", "conf.", "params", "GMACs", "PSNR", "NPU ms", "score", "spec"):
+        t.add_column(col, justify="right" if col in ("params", "GMACs", "PSNR", "NPU ms", "score") else "left")
+    for r in rows:
+        t1 = r["table1"] or {}
+        t.add_row(r["name"], ",".join(r["aliases"]), r["team"], r["confidence"], f"{r['params']:,}",
+                  f"{r['macs'] / 1e9:.2f}", f"{t1.get('psnr', '')}", f"{t1.get('npu_ms', '')}", f"{t1.get('score', '')}",
+                  _spec_line(r["spec"]))
+    _console().print(t)
+
+
+def _spec_line(spec_dict: dict) -> str:
+    from nas.space import ArchSpec
+
+    return ArchSpec.from_dict(spec_dict).describe()
+
+
+@zoo_app.command("show")
+def zoo_show(name: str = typer.Argument(..., help="Network name or alias (see `nas zoo list`)."),
+             input_size: str = typer.Option("360x640", help="Input HEIGHTxWIDTH for shapes and MACs."),
+             as_json: bool = JSON_OPT) -> None:
+    """Show one reference network: its spec, layer table, parameters and MACs."""
+    from nas.space import deploy_ops, zoo_get
+
+    h, w = _parse_hw(input_size)
+    e = zoo_get(name)
+    ops = deploy_ops(e.spec, h, w)
+    data = {
+        **e.to_dict(),
+        "input_hw": [h, w],
+        "params": sum(o.params for o in ops),
+        "frozen_params": sum(o.frozen_params for o in ops),
+        "macs": sum(o.macs for o in ops),
+        "layers": [{"name": o.name, "op": o.type, "out_shape": list(o.out_shape), "in_channels": list(o.in_channels),
+                    "kernel": o.kernel, "act": o.act, "params": o.params, "frozen_params": o.frozen_params,
+                    "macs": o.macs} for o in ops],
+    }
+    if as_json:
+        _print_json(data)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{e.name} ({e.team}): {e.spec.describe()}  [hash {e.spec.hash}]")
+    for col in ("layer", "op", "output (HxWxC)", "kernel", "act", "params", "MMACs"):
+        t.add_column(col, justify="right" if col in ("params", "MMACs", "kernel") else "left")
+    for o in ops:
+        t.add_row(o.name, o.type, "x".join(map(str, o.out_shape)), str(o.kernel or ""), o.act,
+                  f"{o.params:,}" + (f" (+{o.frozen_params} frozen)" if o.frozen_params else ""), f"{o.macs / 1e6:,.1f}")
+    t.add_section()
+    t.add_row("total", "", "", "", "", f"{data['params']:,}", f"{data['macs'] / 1e6:,.1f}")
+    con = _console()
+    con.print(t)
+    if e.table1:
+        t1 = e.table1
+        con.print(f"Table 1: INT8 PSNR {t1.psnr} dB, SSIM {t1.ssim}, {t1.size_kb} KB, VS680 NPU {t1.npu_ms} ms, "
+                  f"CPU {t1.cpu_ms} ms, score {t1.score}")
+    con.print(f"note: {e.note}")
+
+
+# ----------------------------------------------------------------------------------------------------- export
+@app.command("export")
+def export(
+    source: str = typer.Argument(..., help="SPEC.json or zoo:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .tflite file."),
+    weights: Optional[Path] = typer.Option(None, help="Deploy-form weights (.npz); default: seeded initial weights."),
+    input_size: str = typer.Option("360x640", help="Fixed input HEIGHTxWIDTH (the challenge measures 360x640)."),
+    data: Optional[Path] = typer.Option(None, help="Folder of HR images for calibration (default: embedded photos)."),
+    calibration: int = typer.Option(8, min=1, help="Number of calibration samples."),
+    target: str = typer.Option("vs680", help="Target NPU profile the model must pass."),
+    force: bool = typer.Option(False, "--force", help="Write the model even if it fails the target check."),
+    seed: int = typer.Option(0, help="Seed for calibration crops."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Export a network to a full-integer INT8 TFLite model (uint8 in/out) and check it against the target."""
+    from nas.export import export_int8
+    from nas.model import load_weights
+    from nas.space import load_spec
+
+    spec = load_spec(source)
+    images = None
+    if data is not None:
+        from nas.data import list_images, read_image
+
+        images = [read_image(p) for p in list_images(data)[:32]]
+    w = load_weights(weights) if weights else None
+    res = export_int8(spec, out, weights=w, input_hw=_parse_hw(input_size), images=images, n_calibration=calibration,
+                      seed=seed, target=target, require_pass=not force)
+    if as_json:
+        _print_json({"path": str(res.path), "size_bytes": res.size_bytes, "input_hw": list(res.input_hw),
+                     "seconds": round(res.seconds, 2), "spec": spec.to_dict(), "hash": spec.hash,
+                     "check": res.report.to_dict()})
+        return
+    con = _console()
+    con.print(f"wrote {res.path} ({res.size_bytes / 1024:.1f} KB, input {res.input_hw[0]}x{res.input_hw[1]}, "
+              f"{res.seconds:.1f} s)")
+    _print_report(res.report, con)
+
+
+# ------------------------------------------------------------------------------------------------------ check
+def _print_report(report, con) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{Path(report.path).name} vs {report.target} ({report.size_bytes / 1024:.1f} KB)")
+    t.add_column("")
+    t.add_column("check")
+    t.add_column("result")
+    for item in report.items:
+        mark = "[green]PASS[/]" if item.passed else ("[red]FAIL[/]" if item.severity == "error" else "[yellow]WARN[/]")
+        text = item.message + ("".join(f"\n  - {d}" for d in item.details[:8]) if not item.passed else "")
+        t.add_row(mark, item.name, text)
+    con.print(t)
+    ops = ", ".join(f"{k} x{v}" for k, v in sorted(report.op_counts.items()))
+    con.print(f"ops: {ops}")
+    con.print(f"engines: " + ", ".join(f"{k} {v}" for k, v in sorted(report.engines.items())))
+    con.print(("[green]" if report.passed else "[red]") + report.summary() + "[/]")
+
+
+@app.command("check")
+def check(file: Path = typer.Argument(..., help="A .tflite model."),
+          target: str = typer.Option("vs680", help="Target profile name or profile .yaml file."),
+          as_json: bool = JSON_OPT) -> None:
+    """Check an INT8 TFLite model against a target NPU's op list and quantization rules (exit 1 if it fails)."""
+    from nas.export import check_model
+
+    report = check_model(file, target)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _print_report(report, _console())
+    if not report.passed:
+        raise typer.Exit(1)

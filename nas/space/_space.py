@@ -1,0 +1,313 @@
+"""Search spaces: YAML files that say which :class:`ArchSpec` values a search may sample.
+
+Example (``search_spaces/mai2022.yaml``)::
+
+    name: mai2022
+    width: {min: 16, max: 64, multiple_of: 16}
+    depth: {min: 1, max: 8}
+    blocks: {choices: [conv, repconv, ecb, clb], per_layer: false}
+    skip: {choices: [none, repeat_add, nearest_conv_add, concat_input, carry]}
+    ...
+
+Widths are multiples of 16 (the NPU's channel alignment) unless the file sets ``multiple_of`` explicitly.
+Every problem is reported as one :class:`~nas.errors.SpaceError` line naming the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.errors import SpaceError, SpecError
+from nas.space._spec import CARRY_CHANNELS, ArchSpec, Block, ClipKind, ClipWhere, Skip
+
+__all__ = ["SearchSpace", "load_space", "space_search_path", "TrialLike"]
+
+
+class TrialLike(Protocol):
+    """The part of ``optuna.trial.Trial`` that :meth:`SearchSpace.suggest` uses."""
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int: ...
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntRange(_Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    multiple_of: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.min % self.multiple_of or self.max % self.multiple_of:
+            raise ValueError(f"min {self.min} and max {self.max} must be multiples of {self.multiple_of}")
+        return self
+
+    def values(self) -> list[int]:
+        return list(range(self.min, self.max + 1, self.multiple_of))
+
+
+class WidthRange(IntRange):
+    min: int = Field(ge=1)
+    multiple_of: int = Field(16, ge=1)
+
+
+class _Choices(_Strict):
+    """Base of the choice lists: non-empty (each subclass's field) and without repeats."""
+
+    @field_validator("choices", check_fields=False)
+    @classmethod
+    def _unique(cls, v: list[Any]) -> list[Any]:
+        seen: list[Any] = []
+        for x in v:
+            if x in seen:
+                raise ValueError(f"choice {getattr(x, 'value', x)!r} is listed twice")
+            seen.append(x)
+        return v
+
+
+class BlockChoices(_Choices):
+    choices: list[Block] = Field(min_length=1)
+    per_layer: bool = False
+
+
+class SkipChoices(_Choices):
+    choices: list[Skip] = Field(min_length=1)
+
+
+class ClipWhereChoices(_Choices):
+    choices: list[ClipWhere] = Field(min_length=1)
+
+
+class ClipKindChoices(_Choices):
+    choices: list[ClipKind] = Field(min_length=1)
+
+
+class TailChoices(_Choices):
+    choices: list[tuple[int, ...]] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _kernels(cls, v: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        for t in v:
+            for k in t:
+                if k not in (1, 3):
+                    raise ValueError(f"tail kernel {k} is not 1 or 3")
+        return v
+
+
+class ExpansionChoices(_Choices):
+    choices: list[int] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        bad = [x for x in v if x < 1]
+        if bad:
+            raise ValueError(f"expansion {bad[0]} must be >= 1")
+        return v
+
+
+class SearchSpace(_Strict):
+    """A validated search space (see the module docstring for the file format)."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    scale: int = Field(3, ge=2, le=4)
+    width: WidthRange
+    depth: IntRange
+    blocks: BlockChoices
+    expansion: ExpansionChoices = ExpansionChoices(choices=[2])
+    skip: SkipChoices
+    clip_where: ClipWhereChoices
+    clip_kind: ClipKindChoices
+    tail: TailChoices = TailChoices(choices=[()])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchSpace":
+        if Skip.CARRY in self.skip.choices and self.width.min <= CARRY_CHANNELS:
+            raise ValueError(f"skip 'carry' needs width > {CARRY_CHANNELS}, but width.min is {self.width.min}")
+        if self.depth.max > 64:
+            raise ValueError(f"depth.max {self.depth.max} is more than 64")
+        return self
+
+    # ------------------------------------------------------------------------------------------------ queries
+    def _n_convs(self, depth: int, tail: tuple[int, ...]) -> int:
+        return 2 + depth + len(tail)
+
+    def size(self) -> int:
+        """The number of distinct specs in the space."""
+        nb = len(self.blocks.choices)
+        fixed = (len(self.width.values()) * len(self.expansion.choices) * len(self.skip.choices)
+                 * len(self.clip_where.choices) * len(self.clip_kind.choices))
+        total = 0
+        for d in self.depth.values():
+            for t in self.tail.choices:
+                if self.blocks.per_layer:
+                    n3 = self._n_convs(d, t) - sum(1 for k in t if k == 1)
+                    total += nb ** n3
+                else:
+                    total += nb
+        return total * fixed
+
+    def contains(self, spec: ArchSpec) -> list[str]:
+        """Why ``spec`` is outside the space ([] when it is inside)."""
+        why = []
+        if spec.scale != self.scale:
+            why.append(f"scale {spec.scale} is not {self.scale}")
+        if spec.width not in self.width.values():
+            why.append(f"width {spec.width} is not in {self.width.min}..{self.width.max} step {self.width.multiple_of}")
+        if spec.depth not in self.depth.values():
+            why.append(f"depth {spec.depth} is not in {self.depth.min}..{self.depth.max}")
+        kinds = {b for b, slot in zip(spec.blocks, spec.convs()) if slot.kernel == 3}
+        if not kinds <= set(self.blocks.choices):
+            why.append(f"blocks {sorted(b.value for b in kinds - set(self.blocks.choices))} are not allowed")
+        if not self.blocks.per_layer and len(kinds) > 1:
+            why.append("blocks differ between layers, but the space has one block type per network")
+        for field, value in (("skip", spec.skip), ("clip_where", spec.clip_where), ("clip_kind", spec.clip_kind)):
+            if value not in getattr(self, field).choices:
+                why.append(f"{field} '{value.value}' is not allowed")
+        if spec.tail not in self.tail.choices:
+            why.append(f"tail {list(spec.tail)} is not allowed")
+        if spec.expansion not in self.expansion.choices:
+            why.append(f"expansion {spec.expansion} is not allowed")
+        return why
+
+    def _make(self, width: int, depth: int, blocks: list[str] | str, expansion: int, skip: str, clip_where: str,
+              clip_kind: str, tail: tuple[int, ...]) -> ArchSpec:
+        try:
+            return ArchSpec(width=width, depth=depth, blocks=blocks, expansion=expansion, skip=skip,
+                            clip_where=clip_where, clip_kind=clip_kind, tail=tail, scale=self.scale)
+        except SpecError as exc:  # a space that can produce an invalid spec is a bad space
+            raise SpaceError(f"space '{self.name}' produced an invalid spec: {exc}") from None
+
+    def _blocks_for(self, depth: int, tail: tuple[int, ...], pick) -> list[str] | str:
+        names = [b.value for b in self.blocks.choices]
+        if not self.blocks.per_layer:
+            block = pick("block", names)
+            # a 1x1 tail conv is always a plain conv
+            ks = [3] * (2 + depth) + list(tail)
+            return [block if k == 3 else "conv" for k in ks]
+        ks = [3] * (2 + depth) + list(tail)
+        return [pick(f"block_{i}", names) if k == 3 else "conv" for i, k in enumerate(ks)]
+
+    def sample(self, rng: np.random.Generator) -> ArchSpec:
+        """A spec drawn uniformly per dimension with ``rng`` (seeded by the caller)."""
+
+        def pick(_: str, options: list[Any]) -> Any:
+            return options[int(rng.integers(len(options)))]
+
+        depth = pick("depth", self.depth.values())
+        tail = pick("tail", self.tail.choices)
+        return self._make(
+            width=pick("width", self.width.values()),
+            depth=depth,
+            blocks=self._blocks_for(depth, tail, pick),
+            expansion=pick("expansion", self.expansion.choices),
+            skip=pick("skip", [s.value for s in self.skip.choices]),
+            clip_where=pick("clip_where", [c.value for c in self.clip_where.choices]),
+            clip_kind=pick("clip_kind", [c.value for c in self.clip_kind.choices]),
+            tail=tuple(tail),
+        )
+
+    def suggest(self, trial: TrialLike) -> ArchSpec:
+        """A spec suggested by an Optuna trial (parameter names: width, depth, block[_i], skip, ...)."""
+        depth = trial.suggest_int("depth", self.depth.min, self.depth.max, step=self.depth.multiple_of)
+        tails = ["-".join(map(str, t)) or "none" for t in self.tail.choices]
+        tail_key = trial.suggest_categorical("tail", tails)
+        tail = self.tail.choices[tails.index(tail_key)]
+
+        def pick(name: str, options: list[Any]) -> Any:
+            return trial.suggest_categorical(name, options)
+
+        return self._make(
+            width=trial.suggest_int("width", self.width.min, self.width.max, step=self.width.multiple_of),
+            depth=depth,
+            blocks=self._blocks_for(depth, tail, pick),
+            expansion=pick("expansion", list(self.expansion.choices)),
+            skip=pick("skip", [s.value for s in self.skip.choices]),
+            clip_where=pick("clip_where", [c.value for c in self.clip_where.choices]),
+            clip_kind=pick("clip_kind", [c.value for c in self.clip_kind.choices]),
+            tail=tuple(tail),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "scale": self.scale,
+            "width": self.width.values(),
+            "depth": self.depth.values(),
+            "blocks": [b.value for b in self.blocks.choices],
+            "blocks_per_layer": self.blocks.per_layer,
+            "expansion": list(self.expansion.choices),
+            "skip": [s.value for s in self.skip.choices],
+            "clip_where": [c.value for c in self.clip_where.choices],
+            "clip_kind": [c.value for c in self.clip_kind.choices],
+            "tail": [list(t) for t in self.tail.choices],
+            "size": self.size(),
+            "log10_size": round(math.log10(max(1, self.size())), 2),
+        }
+
+
+def space_search_path() -> list[Path]:
+    """Folders searched for a space given by name: ``./search_spaces`` then the project's ``search_spaces``."""
+    here = Path(__file__).resolve().parents[2] / "search_spaces"
+    return [Path.cwd() / "search_spaces", here]
+
+
+def _format(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown field '{loc}'{more}"
+    if err["type"] == "missing":
+        return f"{where}: missing field '{loc}'{more}"
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{where}: field '{loc}': {msg}{shown}{more}"
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Load and validate a space file, given as a path or as a name found on :func:`space_search_path`."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix not in (".yaml", ".yml"):
+        for folder in space_search_path():
+            cand = folder / f"{name_or_path}.yaml"
+            if cand.exists():
+                path = cand
+                break
+    if not path.exists():
+        raise SpaceError(f"space file not found: {name_or_path}")
+    if path.is_dir():
+        raise SpaceError(f"{path} is a folder, not a space file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise SpaceError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: not a text file") from None
+    if not isinstance(data, dict):
+        raise SpaceError(f"{path}: a space file must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as exc:
+        raise SpaceError(_format(exc, str(path))) from None
