@@ -147,7 +147,7 @@ def export_int8(
         if require_pass and not report.passed:
             partial.unlink(missing_ok=True)
             why = "; ".join(f"{i.name}: {i.message}" for i in report.failures)
-            raise ExportError(f"the exported model fails the {target} check ({why}); not written (use --force to keep it)")
+            raise ExportError(f"the exported model fails the {report.target} check ({why}); not written (use --force to keep it)")
         os.replace(partial, out)
     report = dataclasses.replace(report, path=str(out))
     secs = time.perf_counter() - t0

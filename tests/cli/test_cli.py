@@ -1,0 +1,65 @@
+"""The real `nas` command line, run as a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def nas(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_zoo_show_reports_published_parameter_counts():
+    abpn = json.loads(nas("zoo", "show", "abpn", "--json").stdout)
+    ncnet = json.loads(nas("zoo", "show", "ncnet", "--json").stdout)
+    assert abpn["params"] == 42539 and ncnet["params"] == 52279
+    assert abpn["input_hw"] == [360, 640] and abpn["layers"][0]["name"] == "head"
+
+
+def test_zoo_list_and_space_show():
+    rows = json.loads(nas("zoo", "list", "--json").stdout)
+    assert len(rows) == 13 and rows[0]["name"] == "abpn-baseline"
+    space = json.loads(nas("space", "show", "mai2022", "--json").stdout)
+    assert space["size"] == 5120 and space["width"] == [16, 32, 48, 64]
+    human = nas("zoo", "show", "ncnet")
+    assert human.returncode == 0 and "52,279" in human.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("zoo", "show", "abpnn"), "error: unknown zoo network 'abpnn'"),
+        (("space", "show", "nope.yaml"), "error: space file not found: nope.yaml"),
+        (("export", "BADSPEC", "--out", "x.tflite"), "error: BADSPEC: not valid JSON"),
+        (("export", "zoo:abpn", "--out", "x.tflite", "--input-size", "36x"), "error: input size '36x' is not HEIGHTxWIDTH"),
+        (("export", "zoo:nope", "--out", "x.tflite"), "error: unknown zoo network 'nope'"),
+        (("check", "BADSPEC"), "error: BADSPEC: not a TFLite model"),
+    ],
+)
+def test_bad_input_gives_one_error_line_and_status_1(tmp_path, args, message):
+    (tmp_path / "BADSPEC").write_text("{width: 16,")
+    (tmp_path / "bad.yaml").write_text("name: [\n")
+    proc = subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [lines[0]] and lines[0].startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_space_file_error_names_field(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nwidth: {min: 16, max: 64}\ndepth: {min: 1, max: 4}\nblocks: {choices: [conv, wavelet]}\n"
+                 "skip: {choices: [none]}\nclip_where: {choices: [before_d2s]}\nclip_kind: {choices: [clip]}\n")
+    proc = nas("space", "show", str(f))
+    assert proc.returncode == 1 and "field 'blocks.choices.1'" in proc.stderr and "'wavelet'" in proc.stderr
+
+
+def test_cli_inspection_commands_do_not_import_tensorflow():
+    code = ("import sys; from nas.cli import main; rc = main(['zoo', 'show', 'abpn', '--json']); "
+            "rc2 = main(['space', 'show', 'mai2022', '--json']); "
+            "assert rc == rc2 == 0; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
