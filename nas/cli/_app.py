@@ -38,6 +38,12 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _parse_hw(text: str) -> tuple[int, int]:
     from nas.errors import NasError
 
@@ -95,21 +101,15 @@ def zoo_list(as_json: bool = JSON_OPT) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="reference zoo (Table 1: INT8 PSNR on the challenge test set, VS680 NPU runtime)")
-    for col in ("name", "aliases", "team", "conf.", "params", "GMACs", "PSNR", "NPU ms", "score", "spec"):
-        t.add_column(col, justify="right" if col in ("params", "GMACs", "PSNR", "NPU ms", "score") else "left")
+    t = Table(title="reference zoo (Table 1: INT8 PSNR on the test set, VS680 NPU runtime, final score)")
+    for col in ("name (alias)", "params", "GMACs", "PSNR", "NPU ms", "score"):
+        t.add_column(col, justify="left" if col.startswith("name") else "right", no_wrap=True)
     for r in rows:
         t1 = r["table1"] or {}
-        t.add_row(r["name"], ",".join(r["aliases"]), r["team"], r["confidence"], f"{r['params']:,}",
-                  f"{r['macs'] / 1e9:.2f}", f"{t1.get('psnr', '')}", f"{t1.get('npu_ms', '')}", f"{t1.get('score', '')}",
-                  _spec_line(r["spec"]))
+        alias = f" ({','.join(r['aliases'])})" if r["aliases"] else ""
+        t.add_row(r["name"] + alias, f"{r['params']:,}", f"{r['macs'] / 1e9:.2f}",
+                  f"{t1.get('psnr', '')}", f"{t1.get('npu_ms', '')}", f"{t1.get('score', '')}")
     _console().print(t)
-
-
-def _spec_line(spec_dict: dict) -> str:
-    from nas.space import ArchSpec
-
-    return ArchSpec.from_dict(spec_dict).describe()
 
 
 @zoo_app.command("show")
@@ -180,8 +180,11 @@ def export(
 
         images = [read_image(p) for p in list_images(data)[:32]]
     w = load_weights(weights) if weights else None
-    res = export_int8(spec, out, weights=w, input_hw=_parse_hw(input_size), images=images, n_calibration=calibration,
-                      seed=seed, target=target, require_pass=not force)
+    hw = _parse_hw(input_size)
+    with _console().status(f"converting {spec.describe()} to INT8 at {hw[0]}x{hw[1]} (a child process)...",
+                           spinner="dots") if not as_json else _nullcontext():
+        res = export_int8(spec, out, weights=w, input_hw=hw, images=images, n_calibration=calibration, seed=seed,
+                          target=target, require_pass=not force)
     if as_json:
         _print_json({"path": str(res.path), "size_bytes": res.size_bytes, "input_hw": list(res.input_hw),
                      "seconds": round(res.seconds, 2), "spec": spec.to_dict(), "hash": spec.hash,

@@ -126,7 +126,9 @@ def export_int8(
                "out": str(blob_path), "error": str(err_path), "threads": threads}
         job_path = tmpd / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+        # The child's own environment: quiet C++ logging, and no GPU (conversion runs on the CPU; a GPU would only
+        # cost start-up time and memory that a training process beside it may need).
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
         log.info("converting %s at %dx%d (%d calibration samples)", spec.describe(), h, w, len(calib))
         with open(log_path, "wb") as logf:
             try:

@@ -40,9 +40,11 @@ class _Block(keras.layers.Layer):
         self.activation = activation or None
         self.seed = seed
 
+    def _seed(self, offset: int) -> int | None:
+        return None if self.seed is None else self.seed * 101 + offset
+
     def _init(self, offset: int, scale: float = 1.0) -> keras.initializers.Initializer:
-        seed = None if self.seed is None else self.seed * 101 + offset
-        return keras.initializers.VarianceScaling(2.0 * scale * scale, "fan_in", "truncated_normal", seed=seed)
+        return keras.initializers.VarianceScaling(2.0 * scale * scale, "fan_in", "truncated_normal", seed=self._seed(offset))
 
     def _act(self, y: tf.Tensor) -> tf.Tensor:
         return tf.nn.relu(y) if self.activation == "relu" else y
@@ -54,6 +56,17 @@ class _Block(keras.layers.Layer):
 
     def fused(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class _ExpandedBlock(_Block):
+    """A block with an inner width of ``expansion * filters`` (ECB's 1x1 -> 3x3 branch, CLB)."""
+
+    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, expansion: int = 2, **kw):
+        super().__init__(filters, activation, seed, **kw)
+        self.expansion = int(expansion)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "expansion": self.expansion}
 
 
 class RepConv(_Block):
@@ -82,15 +95,8 @@ class RepConv(_Block):
         return k, self.b3.numpy() + self.b1.numpy()
 
 
-class ECB(_Block):
+class ECB(_ExpandedBlock):
     """Edge-oriented block (ECBSR): 3x3; 1x1 -> 3x3; 1x1 -> Sobel-x, Sobel-y, Laplacian (scaled); identity."""
-
-    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, expansion: int = 2, **kw):
-        super().__init__(filters, activation, seed, **kw)
-        self.expansion = int(expansion)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "expansion": self.expansion}
 
     def build(self, input_shape):
         cin, c = int(input_shape[-1]), self.filters
@@ -111,9 +117,6 @@ class ECB(_Block):
             b1 = w(f"{name}_b1", (c,), initializer="zeros")
             self.edges.append((k0, b0, sc, b1))
         super().build(input_shape)
-
-    def _seed(self, offset: int) -> int | None:
-        return None if self.seed is None else self.seed * 101 + offset
 
     def call(self, x):
         y = tf.nn.conv2d(x, self.k3, 1, "SAME") + self.b3
@@ -143,15 +146,8 @@ class ECB(_Block):
         return k.astype(np.float32), b.astype(np.float32)
 
 
-class CLB(_Block):
+class CLB(_ExpandedBlock):
     """Collapsible linear block (SESR): 3x3 to ``expansion * filters``, 1x1 back, identity when in == out."""
-
-    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, expansion: int = 2, **kw):
-        super().__init__(filters, activation, seed, **kw)
-        self.expansion = int(expansion)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "expansion": self.expansion}
 
     def build(self, input_shape):
         cin, c = int(input_shape[-1]), self.filters

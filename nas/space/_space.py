@@ -272,7 +272,7 @@ def space_search_path() -> list[Path]:
 
 def _format(exc: ValidationError, where: str) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
