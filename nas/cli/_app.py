@@ -196,6 +196,23 @@ def export(
     _print_report(res.report, con)
 
 
+# ------------------------------------------------------------------------------------------------------ score
+@app.command("score")
+def score(psnr: float = typer.Option(..., help="INT8 model PSNR in dB (RGB, as the challenge measures it)."),
+          runtime_ms: float = typer.Option(..., "--runtime-ms", help="Runtime of the INT8 model in ms."),
+          as_json: bool = JSON_OPT) -> None:
+    """The MAI 2022 challenge score 2^(2*PSNR) / (C * runtime), C derived from Table 1."""
+    from nas.evaluate import challenge_score, log2_score, mai2022_c
+
+    data = {"psnr": psnr, "runtime_ms": runtime_ms, "score": challenge_score(psnr, runtime_ms),
+            "log2_score": log2_score(psnr, runtime_ms), "c": mai2022_c()}
+    if as_json:
+        _print_json(data)
+        return
+    _console().print(f"score {data['score']:.3f} (log2 {data['log2_score']:.4f}) for {psnr} dB at {runtime_ms} ms; "
+                     f"C = {data['c']:.6g}")
+
+
 # ------------------------------------------------------------------------------------------------------ check
 def _print_report(report, con) -> None:
     from rich.table import Table

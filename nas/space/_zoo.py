@@ -6,26 +6,17 @@ import dataclasses
 import difflib
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
 from nas.errors import SpecError, ZooError
 from nas.space._spec import ArchSpec
 
+if TYPE_CHECKING:
+    from nas.evaluate import Table1Row
+
 __all__ = ["ZooEntry", "zoo_entries", "zoo_get", "load_spec"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Table1:
-    """A row of Table 1 of the MAI 2022 report (INT8 model on the test set, runtimes on the VS680)."""
-
-    npu_ms: float
-    cpu_ms: float
-    size_kb: float
-    psnr: float
-    ssim: float
-    score: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +27,7 @@ class ZooEntry:
     confidence: str
     note: str
     aliases: tuple[str, ...]
-    table1: Table1 | None
+    table1: "Table1Row | None"  # the network's row of Table 1 (published INT8 PSNR, VS680 runtime, score)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,12 +42,11 @@ class ZooEntry:
         }
 
 
-def _entry(name: str, raw: Mapping[str, Any]) -> ZooEntry:
+def _entry(name: str, raw: Mapping[str, Any], rows: Mapping[str, "Table1Row"]) -> ZooEntry:
     try:
         spec = ArchSpec.from_dict(raw["spec"])
     except SpecError as exc:  # a packaging defect, not a user error, but say where
         raise SpecError(f"zoo entry '{name}': {exc}") from None
-    t1 = raw.get("table1")
     return ZooEntry(
         name=name,
         spec=spec,
@@ -64,7 +54,7 @@ def _entry(name: str, raw: Mapping[str, Any]) -> ZooEntry:
         confidence=str(raw.get("confidence", "")),
         note=str(raw.get("note", "")),
         aliases=tuple(raw.get("aliases") or ()),
-        table1=Table1(**t1) if t1 else None,
+        table1=rows.get(name),
     )
 
 
@@ -72,8 +62,11 @@ def _entry(name: str, raw: Mapping[str, Any]) -> ZooEntry:
 def zoo_entries() -> tuple[ZooEntry, ...]:
     """Every reference network, in the order of the data file (Table 1's ranking within each confidence)."""
     text = resources.files("nas.space").joinpath("zoo.yaml").read_text(encoding="utf-8")
+    from nas.evaluate import table1
+
     data = yaml.safe_load(text)
-    return tuple(_entry(name, raw) for name, raw in data["entries"].items())
+    rows = {r.name: r for r in table1()}
+    return tuple(_entry(name, raw, rows) for name, raw in data["entries"].items())
 
 
 def zoo_get(name: str) -> ZooEntry:

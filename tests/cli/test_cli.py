@@ -63,3 +63,12 @@ def test_cli_inspection_commands_do_not_import_tensorflow():
             "assert rc == rc2 == 0; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_score_command_reproduces_the_winner():
+    import json as _json
+
+    out = _json.loads(nas("score", "--psnr", "30.03", "--runtime-ms", "19.2", "--json").stdout)
+    assert abs(out["score"] - 22.22) / 22.22 < 0.005
+    bad = nas("score", "--psnr", "30", "--runtime-ms", "0")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: runtime 0.0 ms must be a positive number")
