@@ -5,6 +5,7 @@ Heavy modules are imported inside the commands, so ``nas --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -36,12 +37,6 @@ def _console():
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _parse_hw(text: str) -> tuple[int, int]:
@@ -182,7 +177,7 @@ def export(
     w = load_weights(weights) if weights else None
     hw = _parse_hw(input_size)
     with _console().status(f"converting {spec.describe()} to INT8 at {hw[0]}x{hw[1]} (a child process)...",
-                           spinner="dots") if not as_json else _nullcontext():
+                           spinner="dots") if not as_json else contextlib.nullcontext():
         res = export_int8(spec, out, weights=w, input_hw=hw, images=images, n_calibration=calibration, seed=seed,
                           target=target, require_pass=not force)
     if as_json:

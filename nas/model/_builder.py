@@ -14,7 +14,7 @@ import numpy as np
 import tf_keras as keras
 
 from nas.errors import NasError
-from nas.model._layers import Clip, DepthToSpace, block_layer
+from nas.model._layers import Clip, DepthToSpace, block_layer, fan_in_init
 from nas.model._weights import Weights
 from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
 from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
@@ -60,9 +60,8 @@ def build_model(
             x = keras.layers.Concatenate(name="concat_input")([x, inp])
         act = "relu" if acts[slot.name] == "relu" else None
         if form == "deploy":
-            init = keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=lseed)
             x = keras.layers.Conv2D(slot.cout, slot.kernel, padding="same", activation=act, name=slot.name,
-                                    kernel_initializer=init)(x)
+                                    kernel_initializer=fan_in_init(lseed))(x)
             continue
         cout = slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
         anchor_here = carry and i == tail_1
@@ -81,7 +80,7 @@ def build_model(
         anchor = keras.layers.Conv2D(spec.out_channels, 1, use_bias=False, trainable=False, name="anchor",
                                      kernel_initializer=keras.initializers.Constant(nearest_kernel(s)))(inp)
     elif spec.skip is Skip.CONV_ADD:
-        init = keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal", seed=None if seed is None else seed * 1000 + 999)
+        init = fan_in_init(None if seed is None else seed * 1000 + 999, variance=1.0)
         anchor = keras.layers.Conv2D(spec.out_channels, 3, padding="same", name="anchor", kernel_initializer=init)(inp)
     if spec.has_anchor_add:
         x = keras.layers.Add(name="anchor_add")([x, anchor])
@@ -162,7 +161,3 @@ def count_params(model: keras.Model) -> tuple[int, int]:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return trainable, frozen
-
-
-
-

@@ -20,6 +20,11 @@ LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
 EDGE_MASKS = (("sx", SOBEL_X), ("sy", SOBEL_Y), ("lap", LAPLACIAN))
 
 
+def fan_in_init(seed: int | None, variance: float = 2.0) -> keras.initializers.Initializer:
+    """Truncated-normal init with ``variance / fan_in`` (He init at the default 2.0), seeded."""
+    return keras.initializers.VarianceScaling(variance, "fan_in", "truncated_normal", seed=seed)
+
+
 def _identity_kernel(k: int, c: int) -> np.ndarray:
     kern = np.zeros((k, k, c, c), np.float32)
     kern[k // 2, k // 2, np.arange(c), np.arange(c)] = 1.0
@@ -44,7 +49,7 @@ class _Block(keras.layers.Layer):
         return None if self.seed is None else self.seed * 101 + offset
 
     def _init(self, offset: int, scale: float = 1.0) -> keras.initializers.Initializer:
-        return keras.initializers.VarianceScaling(2.0 * scale * scale, "fan_in", "truncated_normal", seed=self._seed(offset))
+        return fan_in_init(self._seed(offset), 2.0 * scale * scale)
 
     def _act(self, y: tf.Tensor) -> tf.Tensor:
         return tf.nn.relu(y) if self.activation == "relu" else y
@@ -203,14 +208,13 @@ class PixelRange(keras.layers.Layer):
 def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None, name: str):
     """The training-form layer of one conv slot."""
     if block == "conv":
-        seed_ = None if seed is None else seed * 101
         return keras.layers.Conv2D(
             filters,
             kernel,
             padding="same",
             activation=activation,
             name=name,
-            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=seed_),
+            kernel_initializer=fan_in_init(None if seed is None else seed * 101),
         )
     cls = {"repconv": RepConv, "ecb": ECB, "clb": CLB}[block]
     extra = {} if cls is RepConv else {"expansion": expansion}

@@ -6,15 +6,14 @@ import dataclasses
 import difflib
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping
 
 import yaml
 
 from nas.errors import SpecError, ZooError
+from nas.evaluate import Table1Row, table1
 from nas.space._spec import ArchSpec
-
-if TYPE_CHECKING:
-    from nas.evaluate import Table1Row
 
 __all__ = ["ZooEntry", "zoo_entries", "zoo_get", "load_spec"]
 
@@ -27,7 +26,7 @@ class ZooEntry:
     confidence: str
     note: str
     aliases: tuple[str, ...]
-    table1: "Table1Row | None"  # the network's row of Table 1 (published INT8 PSNR, VS680 runtime, score)
+    table1: Table1Row | None  # the network's row of Table 1 (published INT8 PSNR, VS680 runtime, score)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +41,7 @@ class ZooEntry:
         }
 
 
-def _entry(name: str, raw: Mapping[str, Any], rows: Mapping[str, "Table1Row"]) -> ZooEntry:
+def _entry(name: str, raw: Mapping[str, Any], rows: Mapping[str, Table1Row]) -> ZooEntry:
     try:
         spec = ArchSpec.from_dict(raw["spec"])
     except SpecError as exc:  # a packaging defect, not a user error, but say where
@@ -62,8 +61,6 @@ def _entry(name: str, raw: Mapping[str, Any], rows: Mapping[str, "Table1Row"]) -
 def zoo_entries() -> tuple[ZooEntry, ...]:
     """Every reference network, in the order of the data file (Table 1's ranking within each confidence)."""
     text = resources.files("nas.space").joinpath("zoo.yaml").read_text(encoding="utf-8")
-    from nas.evaluate import table1
-
     data = yaml.safe_load(text)
     rows = {r.name: r for r in table1()}
     return tuple(_entry(name, raw, rows) for name, raw in data["entries"].items())
@@ -86,8 +83,6 @@ def zoo_get(name: str) -> ZooEntry:
 
 def load_spec(source: str) -> ArchSpec:
     """A spec from ``zoo:NAME`` or from a JSON file path."""
-    from pathlib import Path
-
     if source.startswith("zoo:"):
         return zoo_get(source[4:]).spec
     path = Path(source)
