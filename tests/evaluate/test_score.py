@@ -16,6 +16,8 @@ def test_every_table1_score_is_reproduced_within_half_a_percent():
     for row in table1():
         if row.score:
             assert challenge_score(row.psnr, row.npu_ms) == pytest.approx(row.score, rel=0.005), row.name
+            # the README and the module docstring claim 0.3%: hold them to it
+            assert challenge_score(row.psnr, row.npu_ms) == pytest.approx(row.score, rel=0.003), row.name
 
 
 def test_table1_matches_the_published_reconstruction(published_rows):
