@@ -15,6 +15,8 @@ __all__ = [
     "ExportError",
     "CheckError",
     "DataError",
+    "TrainError",
+    "DivergedError",
 ]
 
 
@@ -47,3 +49,11 @@ class CheckError(NasError):
 
 class DataError(NasError):
     """Image data is missing, unreadable or unusable."""
+
+
+class TrainError(NasError):
+    """A training run cannot start or go on (bad config, checkpoint of another run)."""
+
+
+class DivergedError(TrainError):
+    """The loss became NaN or infinite: the training stops (in a search, the trial fails with this reason)."""

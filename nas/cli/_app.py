@@ -191,6 +191,177 @@ def export(
     _print_report(res.report, con)
 
 
+# ------------------------------------------------------------------------------------------------------- train
+def _load_data(data: Optional[str], split: str, skip_bad: bool, cache: Optional[Path], scale: int = 3):
+    from nas.data import ImageCache, load_images
+
+    return load_images(data or "embedded", split, scale=scale, on_error="skip" if skip_bad else "raise",
+                       cache=ImageCache(cache) if cache else None)
+
+
+DATA_HELP = ("Training images: a DIV2K folder (DIV2K_train_HR, optional DIV2K_train_LR_bicubic/X3), any folder of "
+             "images, or 'embedded' (photographs shipped with scikit-image; the default).")
+
+
+@app.command("train")
+def train_cmd(
+    source: str = typer.Argument(..., help="SPEC.json or zoo:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (weights, INT8 model, report, checkpoints)."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    val: Optional[str] = typer.Option(None, help="Validation images (default: DIV2K's valid split for a DIV2K "
+                                                  "folder, otherwise the embedded held-out photographs)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Total training steps (proxy default 1000, full 20000)."),
+    full: bool = typer.Option(False, "--full", help="The full schedule: L1, L2 fine-tuning, QAT, EMA, checkpoints."),
+    config: Optional[Path] = typer.Option(None, help="Training config YAML (preset: proxy|full plus fields)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Patches per step (default 16)."),
+    patch_size: Optional[int] = typer.Option(None, min=4, help="LR patch side (default 48)."),
+    seed: Optional[int] = typer.Option(None, min=0, help="Seed of weights and batches (default 0)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="TensorFlow intra-op threads."),
+    eval_every: Optional[int] = typer.Option(None, min=0, help="Steps between validation PSNR reports."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the folder's checkpoint."),
+    export: bool = typer.Option(True, "--export/--no-export", help="Export and evaluate the INT8 model."),
+    input_size: str = typer.Option("360x640", help="Fixed input HEIGHTxWIDTH of the exported INT8 model."),
+    target: str = typer.Option("vs680", help="Target NPU profile the INT8 model must pass."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images (counted) instead of stopping."),
+    cache: Optional[Path] = typer.Option(None, help="Folder to cache decoded images in (.npy)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Train a network (proxy or full schedule), export it to INT8 and evaluate FP32 and INT8 beside bicubic."""
+    from nas.data import default_valid_source, describe_source
+    from nas.space import load_spec
+    from nas.train import load_train_config, train_and_export
+
+    spec = load_spec(source)
+    cfg = load_train_config(config, preset="full" if full else None, steps=steps, batch_size=batch_size,
+                            patch_size=patch_size, seed=seed, threads=threads, eval_every=eval_every)
+    hw = _parse_hw(input_size)
+    images = _load_data(data, "train", skip_bad, cache, spec.scale)
+    vsrc = val if val is not None else default_valid_source(data)
+    valid = _load_data(vsrc, "valid", skip_bad, cache, spec.scale)
+    con = _console() if not as_json else None
+    if con:
+        con.print(f"training {spec.describe()} ({spec.hash}) for {cfg.steps} steps "
+                  f"[{' -> '.join(f'{s.label} {n}' for s, n in zip(cfg.stages, cfg.stage_steps()))}]")
+        con.print(f"data: {describe_source(data, 'train')} ({len(images)} images"
+                  + (f", {len(images.skipped)} skipped" if images.skipped else "") + f"); "
+                  f"validation: {describe_source(vsrc, 'valid')} ({len(valid)} images)")
+    with _train_progress(con, cfg.steps) as (callback, phase):
+        report = train_and_export(spec, images, valid, cfg, out, resume=resume, export=export, input_hw=hw,
+                                  target=target, callback=callback, phase=phase)
+    data_out = report.to_dict()
+    if as_json:
+        _print_json(data_out)
+        return
+    _print_job(data_out, con)
+
+
+@contextlib.contextmanager
+def _train_progress(con, total: int):
+    if con is None:
+        yield None, None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*cols, console=con, transient=False) as prog:
+        task = prog.add_task("train", total=total, info="")
+        state = {"val": ""}
+
+        def callback(ev) -> None:
+            if ev.val_psnr is not None:
+                state["val"] = f" val {ev.val_psnr:.2f} dB"
+            prog.update(task, completed=ev.step, description=f"train [{ev.stage}]",
+                        info=f"loss {ev.loss:.4f} lr {ev.lr:.1e}{state['val']}")
+
+        def phase(name: str) -> None:
+            if name != "train":
+                prog.update(task, completed=total, description=f"{name}...")
+
+        yield callback, phase
+
+
+def _print_job(d: dict, con) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{d['hash']} after {d['train']['steps']} steps ({d['train']['seconds']:.0f} s training)")
+    for c in ("model", "PSNR RGB", "PSNR Y", "SSIM RGB", "SSIM Y"):
+        t.add_column(c, justify="right" if c != "model" else "left")
+    for key, label in (("bicubic", "bicubic"), ("fp32", "FP32"), ("int8", "INT8 (LiteRT)")):
+        r = d[key]
+        if r:
+            t.add_row(label, f"{r['psnr_rgb']:.2f}", f"{r['psnr_y']:.2f}", f"{r['ssim_rgb']:.4f}", f"{r['ssim_y']:.4f}")
+    con.print(t)
+    if d["int8"]:
+        con.print(f"INT8 vs FP32: {-d['int8_drop_db']:+.3f} dB; INT8 vs bicubic: {d['int8_gain_over_bicubic_db']:+.2f} dB"
+                  f"; {d['tflite']} ({d['tflite_bytes'] / 1024:.1f} KB, check "
+                  + ("passed" if d["check_passed"] else "FAILED") + ")")
+    con.print(f"wrote {d['out_dir']}/report.json")
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Optional[Path] = typer.Argument(None, help="An INT8 .tflite model, or a `nas train` output folder "
+                                                      "(evaluates its FP32 weights and its INT8 model)."),
+    data: Optional[str] = typer.Option(None, help="Images to evaluate on: a folder of HR images, a DIV2K folder "
+                                                   "(its valid split), or 'embedded' (default)."),
+    baseline: Optional[str] = typer.Option(None, help="Evaluate a baseline instead of a model: 'bicubic'."),
+    border: Optional[int] = typer.Option(None, min=0, help="Pixels cropped on each side (default: the scale, 3)."),
+    ssim: bool = typer.Option(True, "--ssim/--no-ssim", help="Also compute SSIM (slower)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="LiteRT threads."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images (counted) instead of stopping."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """PSNR and SSIM (RGB and Y, border cropped) on whole images of any size: an INT8 model run with LiteRT, a
+    trained model's FP32 weights, or bicubic."""
+    from nas.errors import NasError
+    from nas.evaluate import Bicubic, KerasUpscaler, TfliteUpscaler, evaluate
+
+    if (model is None) == (baseline is None):
+        raise NasError("give a MODEL (.tflite or a `nas train` folder) or --baseline bicubic, not both or neither")
+    images = _load_data(data, "valid", skip_bad, None)
+    upscalers = []
+    if baseline is not None:
+        if baseline != "bicubic":
+            raise NasError(f"unknown baseline '{baseline}' (known: bicubic)")
+        upscalers.append(("bicubic", Bicubic(images.scale)))
+    elif model.is_dir():
+        from nas.model import load_weights
+        from nas.space import load_spec
+
+        spec_path, w_path, tfl = model / "spec.json", model / "weights.npz", model / "model_int8.tflite"
+        if not spec_path.exists() or not w_path.exists():
+            raise NasError(f"{model} is not a `nas train` output folder (no spec.json and weights.npz)")
+        spec = load_spec(str(spec_path))
+        upscalers.append(("fp32", KerasUpscaler(spec, load_weights(w_path), name=f"{spec.hash} fp32")))
+        if tfl.exists():
+            upscalers.append(("int8", TfliteUpscaler(tfl, threads=threads, scale=spec.scale)))
+    else:
+        upscalers.append(("int8", TfliteUpscaler(model, threads=threads, scale=images.scale)))
+    results = {}
+    con = _console() if not as_json else None
+    for key, up in upscalers:
+        if con:
+            with con.status(f"evaluating {up.name} on {len(images)} images...", spinner="dots"):
+                results[key] = evaluate(up, images, border=border, with_ssim=ssim).to_dict()
+        else:
+            results[key] = evaluate(up, images, border=border, with_ssim=ssim).to_dict()
+    if as_json:
+        _print_json(results if len(results) > 1 else next(iter(results.values())))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{images.source} ({len(images)} images, border {next(iter(results.values()))['border']})")
+    for c in ("model", "PSNR RGB", "PSNR Y", "SSIM RGB", "SSIM Y", "s"):
+        t.add_column(c, justify="right" if c != "model" else "left")
+    f = (lambda v, d: "-" if v is None else f"{v:.{d}f}")
+    for key, r in results.items():
+        t.add_row(r["model"], f(r["psnr_rgb"], 2), f(r["psnr_y"], 2), f(r["ssim_rgb"], 4), f(r["ssim_y"], 4),
+                  f"{r['seconds']:.1f}")
+    con.print(t)
+
+
 # ------------------------------------------------------------------------------------------------------ score
 @app.command("score")
 def score(psnr: float = typer.Option(..., help="INT8 model PSNR in dB (RGB, as the challenge measures it)."),

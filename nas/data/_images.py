@@ -80,12 +80,15 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def embedded_images() -> list[tuple[str, np.ndarray]]:
+def embedded_images(names: tuple[str, ...] = EMBEDDED_NAMES) -> list[tuple[str, np.ndarray]]:
     """The embedded default: colour photographs installed with scikit-image, as (name, uint8 RGB)."""
     import skimage.data as skdata
 
+    unknown = sorted(set(names) - set(EMBEDDED_NAMES))
+    if unknown:
+        raise DataError(f"no embedded image named {', '.join(unknown)} (known: {', '.join(EMBEDDED_NAMES)})")
     out = []
-    for name in EMBEDDED_NAMES:
+    for name in names:
         if name == "motorcycle":
             arr = skdata.stereo_motorcycle()[0]
         else:

@@ -3,6 +3,10 @@
 Both forms come from one skeleton, so they differ only where they must: in the training form every conv slot is
 its re-parameterisable block (and, for ``skip="carry"``, the carried input is an explicit concat and the anchor an
 explicit add); in the deploy form every slot is one ``Conv2D`` named as in :func:`nas.space.deploy_ops`.
+The ``qat`` form is the deploy form for quantization-aware training: each conv's kernel is fake-quantized per
+channel and every tensor the INT8 model stores is fake-quantized over its running range (``<op>_q`` layers), with
+the output pinned to [0, 255] as the export pins it. Its conv layers carry the deploy names, so deploy weights
+load into it and come back out unchanged in layout.
 Weights move between processes as ``{layer name: [arrays]}``, which the deterministic names make unambiguous.
 """
 
@@ -14,14 +18,17 @@ import numpy as np
 import tf_keras as keras
 
 from nas.errors import NasError
-from nas.model._layers import Clip, DepthToSpace, block_layer, fan_in_init
+from nas.model._layers import ActQuant, Clip, DepthToSpace, PixelRange, QConv2D, block_layer, fan_in_init
 from nas.model._weights import Weights
 from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
 from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
 
-__all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "model_weights", "count_params", "nearest_kernel"]
+__all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "model_weights", "count_params", "nearest_kernel",
+           "qat_model", "conv_weights"]
 
-Form = Literal["train", "deploy"]
+Form = Literal["train", "deploy", "qat"]
+
+PIXEL_MAX = 255.0
 
 
 def nearest_kernel(scale: int) -> np.ndarray:
@@ -30,6 +37,22 @@ def nearest_kernel(scale: int) -> np.ndarray:
     k = np.zeros((1, 1, IN_CHANNELS, out), np.float32)
     k[0, 0, np.arange(out) % IN_CHANNELS, np.arange(out)] = 1.0
     return k
+
+
+RESIDUAL_GAIN = 0.1
+
+
+def _residual_end(spec: ArchSpec) -> set[int]:
+    """Slots initialised small (x ``RESIDUAL_GAIN``) so that a fresh network's output starts close to its anchor
+    (or to zero) rather than as large noise, which the first steps would answer by switching every ReLU off: the
+    last slot, and the one before it while the later ones pass their input through an identity branch."""
+    slots = spec.convs()
+    out = {len(slots) - 1}
+    i = len(slots) - 1
+    while i > 0 and slots[i].block.value != "conv" and slots[i].cin == slots[i].cout:
+        i -= 1
+        out.add(i)
+    return out
 
 
 def build_model(
@@ -44,29 +67,41 @@ def build_model(
     ``input_hw=None`` builds a fully convolutional model for any image size. ``seed`` makes initial weights
     reproducible (each layer gets its own seed derived from it).
     """
-    if form not in ("train", "deploy"):
-        raise NasError(f"unknown model form '{form}' (train or deploy)")
+    if form not in ("train", "deploy", "qat"):
+        raise NasError(f"unknown model form '{form}' (train, deploy or qat)")
+    qat = form == "qat"
+    conv_cls = QConv2D if qat else keras.layers.Conv2D
+
+    def q(t, name):  # fake-quantize a tensor the INT8 model stores (qat form only)
+        return ActQuant(name=f"{name}_q")(t) if qat else t
+
     h, w = input_hw if input_hw else (None, None)
     s = spec.scale
     acts = {op.name: op.act for op in deploy_ops(spec, 1, 1)}
-    inp = keras.Input((h, w, IN_CHANNELS), batch_size=batch_size, name="lr")
+    pixels = keras.Input((h, w, IN_CHANNELS), batch_size=batch_size, name="lr")
+    train = form == "train"
+    # The training form works in [0, 1] units (its biases are 1/255 of the deployed ones): Adam's steps are the
+    # same size for weights and biases only when both live on the scale of the data.
+    inp = keras.layers.Rescaling(1.0 / PIXEL_MAX, name="to_unit")(pixels) if train else pixels
+    top = 1.0 if train else PIXEL_MAX
     x = inp
     slots = spec.convs()
     tail_1 = 1 + spec.depth
     carry = spec.skip is Skip.CARRY
+    small = _residual_end(spec)
     for i, slot in enumerate(slots):
         lseed = None if seed is None else seed * 1000 + i
         if i == tail_1 and spec.skip is Skip.CONCAT_INPUT:
-            x = keras.layers.Concatenate(name="concat_input")([x, inp])
+            x = q(keras.layers.Concatenate(name="concat_input")([x, inp]), "concat_input")
         act = "relu" if acts[slot.name] == "relu" else None
-        if form == "deploy":
-            x = keras.layers.Conv2D(slot.cout, slot.kernel, padding="same", activation=act, name=slot.name,
-                                    kernel_initializer=fan_in_init(lseed))(x)
+        if form != "train":
+            x = q(conv_cls(slot.cout, slot.kernel, padding="same", activation=act, name=slot.name,
+                           kernel_initializer=fan_in_init(lseed))(x), slot.name)
             continue
         cout = slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
         anchor_here = carry and i == tail_1
         x = block_layer(slot.block.value, cout, slot.kernel, None if anchor_here else act, spec.expansion, lseed,
-                        slot.name)(x)
+                        slot.name, RESIDUAL_GAIN if i in small else 1.0)(x)
         if slot.carry_out:
             x = keras.layers.Concatenate(name=f"{slot.name}_carry")([x, inp])
         if anchor_here:
@@ -79,20 +114,29 @@ def build_model(
     elif spec.skip is Skip.NEAREST_CONV_ADD:
         anchor = keras.layers.Conv2D(spec.out_channels, 1, use_bias=False, trainable=False, name="anchor",
                                      kernel_initializer=keras.initializers.Constant(nearest_kernel(s)))(inp)
+        anchor = q(anchor, "anchor")
     elif spec.skip is Skip.CONV_ADD:
         init = fan_in_init(None if seed is None else seed * 1000 + 999, variance=1.0)
-        anchor = keras.layers.Conv2D(spec.out_channels, 3, padding="same", name="anchor", kernel_initializer=init)(inp)
+        anchor = q(conv_cls(spec.out_channels, 3, padding="same", name="anchor", kernel_initializer=init)(inp), "anchor")
     if spec.has_anchor_add:
         x = keras.layers.Add(name="anchor_add")([x, anchor])
         if acts["anchor_add"] == "relu":
             x = keras.layers.ReLU(name="anchor_add_relu")(x)
+        x = q(x, "anchor_add")
     before = spec.clip_where is ClipWhere.BEFORE_D2S
     if before and spec.clip_kind is ClipKind.CLIP:
-        x = Clip(name="clip")(x)
+        x = q(Clip(top, straight_through=train, name="clip")(x), "clip")
     x = DepthToSpace(s, name="d2s")(x)
     if not before:
-        x = Clip(name="clip")(x) if spec.clip_kind is ClipKind.CLIP else keras.layers.ReLU(name="clip")(x)
-    return keras.Model(inp, x, name=f"sr_{spec.hash}_{form}")
+        if spec.clip_kind is ClipKind.CLIP:
+            x = Clip(top, straight_through=train, name="clip")(x)
+        else:
+            x = Clip(None, straight_through=True, name="clip")(x) if train else keras.layers.ReLU(name="clip")(x)
+    if train:
+        x = keras.layers.Rescaling(PIXEL_MAX, name="to_pixels")(x)
+    if qat:
+        x = PixelRange(name="pixel_range")(x)
+    return keras.Model(pixels, x, name=f"sr_{spec.hash}_{form}")
 
 
 def _conv_weights(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +147,11 @@ def _conv_weights(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
-    """Fuse every block of a training-form model: the deploy form's weights, by layer name."""
+    """Fuse every block of a training-form model: the deploy form's weights, by layer name.
+
+    The training form computes in [0, 1] units and the deploy form in pixels; every layer is positively
+    homogeneous (convs, ReLU, adds, concats, clip at the top of the range), so only the biases scale, by 255.
+    """
     out: Weights = {}
     slots = spec.convs()
     tail_1 = 1 + spec.depth
@@ -123,9 +171,12 @@ def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
             k = k.copy()
             c = np.arange(slot.cout)
             k[slot.kernel // 2, slot.kernel // 2, slot.cin - CARRY_CHANNELS + c % IN_CHANNELS, c] += 1.0
-        out[slot.name] = [k.astype(np.float32), b.astype(np.float32)]
+        out[slot.name] = [k.astype(np.float32), (b * PIXEL_MAX).astype(np.float32)]
     if spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD):
-        out["anchor"] = [np.asarray(a) for a in train_model.get_layer("anchor").get_weights()]
+        arrays = [np.asarray(a) for a in train_model.get_layer("anchor").get_weights()]
+        if len(arrays) == 2:  # a learnt anchor's bias, like every bias, is in [0, 1] units in the training form
+            arrays[1] = (arrays[1] * PIXEL_MAX).astype(np.float32)
+        out["anchor"] = arrays
     return out
 
 
@@ -149,6 +200,20 @@ def fuse(train_model: keras.Model, spec: ArchSpec, input_hw: tuple[int, int] | N
     model = build_model(spec, "deploy", input_hw=input_hw, batch_size=batch_size, seed=None)
     set_weights(model, deploy_weights(train_model, spec))
     return model
+
+
+def qat_model(deploy_weights_: Mapping[str, list[np.ndarray]], spec: ArchSpec,
+              input_hw: tuple[int, int] | None = None) -> keras.Model:
+    """The ``qat`` form of ``spec`` holding the given deploy-form weights (its quantizer ranges not yet seen)."""
+    model = build_model(spec, "qat", input_hw=input_hw, seed=None)
+    set_weights(model, deploy_weights_)
+    return model
+
+
+def conv_weights(model: keras.Model, spec: ArchSpec) -> Weights:
+    """The deploy-form weights of a deploy- or qat-form model (its convs by name; quantizer state left out)."""
+    names = [slot.name for slot in spec.convs()] + (["anchor"] if spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD) else [])
+    return {n: [np.asarray(w) for w in model.get_layer(n).get_weights()] for n in names}
 
 
 def model_weights(model: keras.Model) -> Weights:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-__all__ = ["RepConv", "ECB", "CLB", "Clip", "DepthToSpace", "block_layer", "SOBEL_X", "SOBEL_Y", "LAPLACIAN"]
+__all__ = ["RepConv", "ECB", "CLB", "Clip", "DepthToSpace", "PixelRange", "QConv2D", "ActQuant", "block_layer", "SOBEL_X", "SOBEL_Y", "LAPLACIAN"]
 
 SOBEL_X = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)
 SOBEL_Y = SOBEL_X.T.copy()
@@ -39,11 +39,13 @@ def _pad_with(x: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
 class _Block(keras.layers.Layer):
     """Base of the training-form blocks: ``filters`` outputs, optional ReLU, exact :meth:`fused`."""
 
-    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, **kwargs):
+    def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, gain: float = 1.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.activation = activation or None
         self.seed = seed
+        self.gain = float(gain)  # scales the initial output of the non-identity branches
 
     def _seed(self, offset: int) -> int | None:
         return None if self.seed is None else self.seed * 101 + offset
@@ -56,7 +58,7 @@ class _Block(keras.layers.Layer):
 
     def get_config(self) -> dict:
         cfg = super().get_config()
-        cfg.update(filters=self.filters, activation=self.activation, seed=self.seed)
+        cfg.update(filters=self.filters, activation=self.activation, seed=self.seed, gain=self.gain)
         return cfg
 
     def fused(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
@@ -80,9 +82,9 @@ class RepConv(_Block):
     def build(self, input_shape):
         cin = int(input_shape[-1])
         self.identity = cin == self.filters
-        self.k3 = self.add_weight("k3", (3, 3, cin, self.filters), initializer=self._init(0, 0.7))
+        self.k3 = self.add_weight("k3", (3, 3, cin, self.filters), initializer=self._init(0, 0.7 * self.gain))
         self.b3 = self.add_weight("b3", (self.filters,), initializer="zeros")
-        self.k1 = self.add_weight("k1", (1, 1, cin, self.filters), initializer=self._init(1, 0.7))
+        self.k1 = self.add_weight("k1", (1, 1, cin, self.filters), initializer=self._init(1, 0.7 * self.gain))
         self.b1 = self.add_weight("b1", (self.filters,), initializer="zeros")
         super().build(input_shape)
 
@@ -108,17 +110,17 @@ class ECB(_ExpandedBlock):
         m = self.expansion * c
         self.identity = cin == c
         w = self.add_weight
-        self.k3 = w("k3", (3, 3, cin, c), initializer=self._init(0, 0.6))
+        self.k3 = w("k3", (3, 3, cin, c), initializer=self._init(0, 0.6 * self.gain))
         self.b3 = w("b3", (c,), initializer="zeros")
         self.e0 = w("e0", (1, 1, cin, m), initializer=self._init(1, 0.6))
         self.eb0 = w("eb0", (m,), initializer="zeros")
-        self.e1 = w("e1", (3, 3, m, c), initializer=self._init(2, 0.6))
+        self.e1 = w("e1", (3, 3, m, c), initializer=self._init(2, 0.6 * self.gain))
         self.eb1 = w("eb1", (c,), initializer="zeros")
         self.edges = []
         for j, (name, _) in enumerate(EDGE_MASKS):
             k0 = w(f"{name}_k0", (1, 1, cin, c), initializer=self._init(3 + j, 0.6))
             b0 = w(f"{name}_b0", (c,), initializer="zeros")
-            sc = w(f"{name}_scale", (c,), initializer=keras.initializers.RandomNormal(0.0, 1e-2, seed=self._seed(10 + j)))
+            sc = w(f"{name}_scale", (c,), initializer=keras.initializers.RandomNormal(0.0, 1e-2 * self.gain, seed=self._seed(10 + j)))
             b1 = w(f"{name}_b1", (c,), initializer="zeros")
             self.edges.append((k0, b0, sc, b1))
         super().build(input_shape)
@@ -160,7 +162,7 @@ class CLB(_ExpandedBlock):
         self.identity = cin == c
         self.k3 = self.add_weight("k3", (3, 3, cin, m), initializer=self._init(0))
         self.b3 = self.add_weight("b3", (m,), initializer="zeros")
-        self.k1 = self.add_weight("k1", (1, 1, m, c), initializer=self._init(1, 0.5))
+        self.k1 = self.add_weight("k1", (1, 1, m, c), initializer=self._init(1, 0.5 * self.gain))
         self.b1 = self.add_weight("b1", (c,), initializer="zeros")
         super().build(input_shape)
 
@@ -180,10 +182,24 @@ class CLB(_ExpandedBlock):
 
 
 class Clip(keras.layers.Layer):
-    """Clip to the 8-bit pixel range [0, 255] (MINIMUM + RELU in TFLite)."""
+    """Clip to the 8-bit pixel range [0, 255] (MINIMUM + RELU in TFLite), or only from below (``high=None``).
+
+    The training form passes gradients straight through (``straight_through=True``): the forward pass is the same
+    clip, but a saturated output still learns which way to move. Without it a freshly initialised network whose
+    outputs start outside [0, 255] gets no gradient at all and never trains.
+    """
+
+    def __init__(self, high: float | None = 255.0, straight_through: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.high = None if high is None else float(high)
+        self.straight_through = bool(straight_through)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "high": self.high, "straight_through": self.straight_through}
 
     def call(self, x):
-        return tf.clip_by_value(x, 0.0, 255.0)
+        y = tf.nn.relu(x) if self.high is None else tf.clip_by_value(x, 0.0, self.high)
+        return x + tf.stop_gradient(y - x) if self.straight_through else y
 
 
 class DepthToSpace(keras.layers.Layer):
@@ -198,6 +214,46 @@ class DepthToSpace(keras.layers.Layer):
         return tf.nn.depth_to_space(x, self.block)
 
 
+class QConv2D(keras.layers.Conv2D):
+    """``Conv2D`` whose kernel is fake-quantized as TFLite quantizes it: per output channel, symmetric int8 with
+    scale ``max|w| / 127``. Gradients pass straight through (quantization-aware training)."""
+
+    def convolution_op(self, inputs, kernel):
+        m = tf.maximum(tf.stop_gradient(tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2])), 1e-8)
+        kq = tf.quantization.fake_quant_with_min_max_vars_per_channel(kernel, -m, m, num_bits=8, narrow_range=True)
+        return super().convolution_op(inputs, kq)
+
+
+class ActQuant(keras.layers.Layer):
+    """Fake-quantizes a tensor to 8 bits over its running [min, max] (an exponential moving average of batch
+    extremes while training, fixed at inference), as the INT8 converter quantizes each activation tensor."""
+
+    def __init__(self, momentum: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum}
+
+    def build(self, input_shape):
+        kw = dict(shape=(), initializer="zeros", trainable=False)
+        self.lo = self.add_weight("lo", **kw)
+        self.hi = self.add_weight("hi", **kw)
+        self.seen = self.add_weight("seen", **kw)
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        if training:
+            lo, hi = tf.reduce_min(x), tf.reduce_max(x)
+            m = tf.where(self.seen > 0, self.momentum, 0.0)
+            self.lo.assign(m * self.lo + (1.0 - m) * lo)
+            self.hi.assign(m * self.hi + (1.0 - m) * hi)
+            self.seen.assign(1.0)
+        lo, hi = tf.minimum(self.lo, 0.0), tf.maximum(self.hi, 0.0)
+        q = tf.quantization.fake_quant_with_min_max_vars(x, lo, tf.maximum(hi, lo + 1e-6), num_bits=8)
+        return tf.where(self.seen > 0, q, x)
+
+
 class PixelRange(keras.layers.Layer):
     """Identity in float; at INT8 conversion it pins the tensor's quantization to [0, 255] (scale 1, zero point 0)."""
 
@@ -205,8 +261,9 @@ class PixelRange(keras.layers.Layer):
         return tf.quantization.fake_quant_with_min_max_args(x, 0.0, 255.0, num_bits=8)
 
 
-def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None, name: str):
-    """The training-form layer of one conv slot."""
+def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None,
+                name: str, gain: float = 1.0):
+    """The training-form layer of one conv slot; ``gain`` scales its initial output (identity branches aside)."""
     if block == "conv":
         return keras.layers.Conv2D(
             filters,
@@ -214,11 +271,11 @@ def block_layer(block: str, filters: int, kernel: int, activation: str | None, e
             padding="same",
             activation=activation,
             name=name,
-            kernel_initializer=fan_in_init(None if seed is None else seed * 101),
+            kernel_initializer=fan_in_init(None if seed is None else seed * 101, 2.0 * gain * gain),
         )
     cls = {"repconv": RepConv, "ecb": ECB, "clb": CLB}[block]
     extra = {} if cls is RepConv else {"expansion": expansion}
-    return cls(filters, activation=activation, seed=seed, name=name, **extra)
+    return cls(filters, activation=activation, seed=seed, gain=gain, name=name, **extra)
 
 
-CUSTOM_OBJECTS = {c.__name__: c for c in (RepConv, ECB, CLB, Clip, DepthToSpace, PixelRange)}
+CUSTOM_OBJECTS = {c.__name__: c for c in (RepConv, ECB, CLB, Clip, DepthToSpace, PixelRange, QConv2D, ActQuant)}

@@ -7,6 +7,9 @@ import tensorflow as tf
 from nas.model import CLB, ECB, RepConv, build_model, count_params, deploy_weights, fuse, nearest_kernel
 from nas.space import ArchSpec, deploy_ops, zoo_entries, zoo_get
 
+# Whole models, in pixels (an 8-bit step is 1): random weights drive pre-clip values into the thousands, where
+# float32 rounding over a dozen layers reaches a few 1e-3; a wrong fusion is off by whole pixels.
+PIXEL_TOL = 1e-2
 TOL = 1e-4
 
 
@@ -64,10 +67,10 @@ def test_whole_model_deploy_equals_training(name, spec):
         if layer.trainable_weights:
             _randomise(layer, rng, 0.1)
     deploy = fuse(train, spec)
-    x = rng.uniform(0, 1, (2, 12, 14, 3)).astype(np.float32)
+    x = rng.uniform(0, 255, (2, 12, 14, 3)).astype(np.float32)  # pixels, as both forms take them
     a, b = train(x).numpy(), deploy(x).numpy()
     assert a.shape == (2, 12 * spec.scale, 14 * spec.scale, 3)
-    assert np.abs(a - b).max() <= TOL
+    assert np.abs(a - b).max() <= PIXEL_TOL
     assert (a != 0).mean() > 0.2  # not a comparison of two clipped-to-zero images
 
 
