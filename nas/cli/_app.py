@@ -218,6 +218,8 @@ def train_cmd(
     seed: Optional[int] = typer.Option(None, min=0, help="Seed of weights and batches (default 0)."),
     threads: Optional[int] = typer.Option(None, min=1, help="TensorFlow intra-op threads."),
     eval_every: Optional[int] = typer.Option(None, min=0, help="Steps between validation PSNR reports."),
+    checkpoint_every: Optional[int] = typer.Option(None, min=0, help="Steps between checkpoints (0: stage ends)."),
+    ema: Optional[float] = typer.Option(None, help="EMA decay of weights (e.g. 0.999; full schedule default)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the folder's checkpoint."),
     export: bool = typer.Option(True, "--export/--no-export", help="Export and evaluate the INT8 model."),
     input_size: str = typer.Option("360x640", help="Fixed input HEIGHTxWIDTH of the exported INT8 model."),
@@ -233,7 +235,8 @@ def train_cmd(
 
     spec = load_spec(source)
     cfg = load_train_config(config, preset="full" if full else None, steps=steps, batch_size=batch_size,
-                            patch_size=patch_size, seed=seed, threads=threads, eval_every=eval_every)
+                            patch_size=patch_size, seed=seed, threads=threads, eval_every=eval_every,
+                            checkpoint_every=checkpoint_every, ema=ema)
     hw = _parse_hw(input_size)
     images = _load_data(data, "train", skip_bad, cache, spec.scale)
     vsrc = val if val is not None else default_valid_source(data)

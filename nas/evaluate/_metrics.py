@@ -49,6 +49,8 @@ def ssim(sr: np.ndarray, hr: np.ndarray, border: int = 0, y: bool = False) -> fl
     from skimage.metrics import structural_similarity
 
     a, b = _prepare(sr, hr, border, y)
+    if min(a.shape[:2]) < 11:
+        raise NasError(f"SSIM needs at least 11x11 pixels after the border crop, the image has {a.shape[1]}x{a.shape[0]}")
     kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255.0)
     if a.ndim == 3:
         kw["channel_axis"] = -1

@@ -215,7 +215,7 @@ def train(
                 if callback is not None:
                     lr_now = float(opt.learning_rate(opt.iterations)) if callable(opt.learning_rate) else float(opt.learning_rate)
                     callback(TrainEvent(g, config.steps, stage.label, loss_value, lr_now, val))
-                if config.checkpoint_every and done % config.checkpoint_every == 0 and done < n:
+                if config.checkpoint_every and g % config.checkpoint_every == 0 and done < n:
                     ckpts.save(ckpt, i, done, g, seconds_before + time.perf_counter() - t0)
             if config.ema:
                 for s, v in zip(shadows, tv):

@@ -36,6 +36,12 @@ def test_zoo_list_and_space_show():
         (("export", "zoo:abpn", "--out", "x.tflite", "--input-size", "36x"), "error: input size '36x' is not HEIGHTxWIDTH"),
         (("export", "zoo:nope", "--out", "x.tflite"), "error: unknown zoo network 'nope'"),
         (("check", "BADSPEC"), "error: BADSPEC: not a TFLite model"),
+        (("evaluate",), "error: give a MODEL"),
+        (("evaluate", "--baseline", "lanczos"), "error: unknown baseline 'lanczos'"),
+        (("evaluate", "--baseline", "bicubic", "--data", "no/such/dir"), "error: data folder not found: no/such/dir"),
+        (("evaluate", "."), "error: . is not a `nas train` output folder"),
+        (("train", "zoo:abpn", "--out", "o", "--data", "no/such/dir"), "error: data folder not found: no/such/dir"),
+        (("train", "zoo:abpn", "--out", "o", "--config", "no.yaml"), "error: training config not found: no.yaml"),
     ],
 )
 def test_bad_input_gives_one_error_line_and_status_1(tmp_path, args, message):
@@ -72,3 +78,23 @@ def test_score_command_reproduces_the_winner():
     assert abs(out["score"] - 22.22) / 22.22 < 0.005
     bad = nas("score", "--psnr", "30", "--runtime-ms", "0")
     assert bad.returncode == 1 and bad.stderr.startswith("error: runtime 0.0 ms must be a positive number")
+
+
+def test_train_then_evaluate_the_output_folder_and_its_int8_model(tmp_path):
+    """`nas train` writes weights, an INT8 model that passes the check, and a report; `nas evaluate` on the folder
+    and on the .tflite (at its own full image sizes) gives the report's figures."""
+    out = tmp_path / "run"
+    res = nas("train", "zoo:abpn", "--data", "embedded", "--steps", "20", "--batch-size", "4", "--patch-size", "24",
+              "--input-size", "60x80", "--out", str(out), "--json", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout)
+    assert report["check_passed"] is True and report["train"]["steps"] == 20
+    assert {p.name for p in out.iterdir()} >= {"spec.json", "weights.npz", "model_int8.tflite", "report.json"}
+    assert report["fp32"]["n_images"] == 2  # the embedded held-out photographs
+    both = json.loads(nas("evaluate", str(out), "--json", timeout=200).stdout)
+    assert both["fp32"]["psnr_rgb"] == report["fp32"]["psnr_rgb"]
+    assert both["int8"]["psnr_rgb"] == report["int8"]["psnr_rgb"]
+    one = json.loads(nas("evaluate", str(out / "model_int8.tflite"), "--no-ssim", "--json").stdout)
+    assert one["psnr_rgb"] == report["int8"]["psnr_rgb"] and one["ssim_rgb"] is None
+    human = nas("evaluate", "--baseline", "bicubic")
+    assert human.returncode == 0 and "bicubic x3" in human.stdout
