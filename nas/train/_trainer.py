@@ -145,11 +145,14 @@ def train(
     valid: ImageSet | None = None,
     callback: Callable[[TrainEvent], None] | None = None,
     log_every: int = 50,
+    init: dict | None = None,
 ) -> TrainResult:
     """Train ``spec`` on patches of ``images`` following ``config``; return the deploy-form weights.
 
     ``callback`` is called after every step; it may raise (a search's pruner does) and the exception propagates
     after nothing more than the last checkpoint is kept. A NaN or infinite loss raises :class:`DivergedError`.
+    ``init`` (deploy-form weights, e.g. of a proxy training) starts a config whose first stage is QAT from a
+    trained model: quantization-aware fine-tuning.
     """
     import tensorflow as tf
     import tf_keras as keras
@@ -173,8 +176,13 @@ def train(
     if state:
         log.info("resuming %s at step %d of %d (stage %s)", spec.hash, resumed_from, config.steps,
                  config.stages[first].label)
+    if init is not None and not config.stages[0].qat:
+        raise TrainError("starting weights (deploy form) can only start a config whose first stage is QAT")
     qat_form = config.stages[first].qat
-    model = build_model(spec, "qat" if qat_form else "train", seed=None if qat_form else config.seed)
+    if init is not None and not state:
+        model = qat_model(init, spec)
+    else:
+        model = build_model(spec, "qat" if qat_form else "train", seed=None if qat_form else config.seed)
     history: list[tuple[int, str, float]] = []
     val_psnr = None
     loss_value = float("nan")

@@ -137,3 +137,14 @@ def test_kill_9_during_training_loses_at_most_the_steps_since_the_last_checkpoin
     report = json.loads(done.stdout)
     assert report["train"]["resumed_from"] == killed_at and report["train"]["steps"] == 400
     assert report["fp32"]["psnr_rgb"] > 20 and report["int8"] is None
+
+
+
+def test_qat_fine_tuning_starts_from_trained_weights(photos):
+    cfg = TrainConfig.proxy(6, batch_size=2, patch_size=16)
+    base = train(SMALL, photos, cfg)
+    with pytest.raises(TrainError, match="first stage is QAT"):
+        train(SMALL, photos, cfg, init=base.weights)
+    qat = TrainConfig(steps=3, batch_size=2, patch_size=16, stages=(Stage(lr=1e-9, lr_end=0.0, qat=True),))
+    tuned = train(SMALL, photos, qat, init=base.weights)
+    assert _weights_close(tuned.weights, base.weights, 1e-5)  # a vanishing learning rate keeps the start
