@@ -17,6 +17,7 @@ __all__ = [
     "DataError",
     "TrainError",
     "DivergedError",
+    "LatencyError",
 ]
 
 
@@ -57,3 +58,7 @@ class TrainError(NasError):
 
 class DivergedError(TrainError):
     """The loss became NaN or infinite: the training stops (in a search, the trial fails with this reason)."""
+
+
+class LatencyError(NasError):
+    """A latency measurement, measurements file or latency model is missing, malformed or does not apply."""
