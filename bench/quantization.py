@@ -44,18 +44,15 @@ def main() -> int:
     valid = load_images(args.valid, "valid")
     steps = args.steps or DEFAULT_PROXY_STEPS
     calib = [p.hr for p in images.pairs[:16]]
-    rows: list[tuple[str, dict, float]] = []
 
-    def ev(name: str, up, secs: float = 0.0) -> dict:
-        r = evaluate(up, valid)
-        rows.append((name, {"rgb": r.psnr_rgb, "y": r.psnr_y, "ssim": r.ssim_rgb}, secs))
+    def ev(name: str, up) -> dict:
+        r = evaluate(up, valid, with_ssim=False)
         print(f"  {name:<44} {r.psnr_rgb:7.3f} dB RGB  {r.psnr_y:7.3f} dB Y", flush=True)
-        return rows[-1][1]
+        return {"rgb": r.psnr_rgb, "y": r.psnr_y}
 
     def int8(weights, name: str, tmp: Path) -> dict:
-        t = time.perf_counter()
         res = export_int8(spec, tmp / f"{name}.tflite", weights=weights, images=calib, seed=0)
-        return ev(f"INT8 {name} ({res.size_bytes / 1024:.1f} KB)", TfliteUpscaler(res.path), time.perf_counter() - t)
+        return ev(f"INT8 {name} ({res.size_bytes / 1024:.1f} KB)", TfliteUpscaler(res.path))
 
     print(f"{spec.describe()} ({spec.hash}); train {args.train} ({len(images)} images), "
           f"valid {args.valid} ({len(valid)} images)")
@@ -64,25 +61,21 @@ def main() -> int:
     proxy = train(spec, images, TrainConfig.proxy(steps))
     t_proxy = time.perf_counter() - t
     print(f"proxy: {steps} steps in {t_proxy:.0f} s ({steps / t_proxy:.1f} steps/s)")
-    fp32 = ev(f"FP32 after proxy ({steps} steps)", KerasUpscaler(spec, proxy.weights), t_proxy)
+    fp32 = ev(f"FP32 after proxy ({steps} steps)", KerasUpscaler(spec, proxy.weights))
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         ptq = int8(proxy.weights, "PTQ", tmp)
         # control: the proxy's stage again (same seed, same batches: the same weights) followed by the same
         # fine-tuning budget in float, then PTQ
-        t = time.perf_counter()
         longer = train(spec, images, TrainConfig(steps=steps + args.qat_steps, stages=(
             Stage(name="l1", share=steps / (steps + args.qat_steps), lr=1e-3, lr_end=1e-5, warmup=0.02),
             Stage(name="float-ft", share=args.qat_steps / (steps + args.qat_steps), lr=args.qat_lr,
                   lr_end=args.qat_lr / 100))))
-        fp32_ctl = ev(f"FP32 control (+{args.qat_steps} float steps)", KerasUpscaler(spec, longer.weights),
-                      time.perf_counter() - t)
+        fp32_ctl = ev(f"FP32 control (+{args.qat_steps} float steps)", KerasUpscaler(spec, longer.weights))
         ctl = int8(longer.weights, "PTQ of the control", tmp)
-        t = time.perf_counter()
         qat = train(spec, images, TrainConfig(steps=args.qat_steps, stages=(
             Stage(name="qat", lr=args.qat_lr, lr_end=args.qat_lr / 100, qat=True),)), init=proxy.weights)
-        fp32_qat = ev(f"FP32 weights after QAT (+{args.qat_steps} steps)", KerasUpscaler(spec, qat.weights),
-                      time.perf_counter() - t)
+        fp32_qat = ev(f"FP32 weights after QAT (+{args.qat_steps} steps)", KerasUpscaler(spec, qat.weights))
         q = int8(qat.weights, "after QAT", tmp)
 
     print("\nsummary (CSet5, RGB PSNR as the challenge; Y in brackets)")

@@ -192,11 +192,10 @@ def export(
 
 
 # ------------------------------------------------------------------------------------------------------- train
-def _load_data(data: Optional[str], split: str, skip_bad: bool, cache: Optional[Path], scale: int = 3):
-    from nas.data import ImageCache, load_images
+def _load_data(data: Optional[str], split: str, skip_bad: bool, cache=None, scale: int = 3):
+    from nas.data import load_images
 
-    return load_images(data or "embedded", split, scale=scale, on_error="skip" if skip_bad else "raise",
-                       cache=ImageCache(cache) if cache else None)
+    return load_images(data or "embedded", split, scale=scale, on_error="skip" if skip_bad else "raise", cache=cache)
 
 
 DATA_HELP = ("Training images: a DIV2K folder (DIV2K_train_HR, optional DIV2K_train_LR_bicubic/X3), any folder of "
@@ -229,7 +228,7 @@ def train_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Train a network (proxy or full schedule), export it to INT8 and evaluate FP32 and INT8 beside bicubic."""
-    from nas.data import default_valid_source, describe_source
+    from nas.data import ImageCache, default_valid_source, describe_source
     from nas.space import load_spec
     from nas.train import load_train_config, train_and_export
 
@@ -238,9 +237,10 @@ def train_cmd(
                             patch_size=patch_size, seed=seed, threads=threads, eval_every=eval_every,
                             checkpoint_every=checkpoint_every, ema=ema)
     hw = _parse_hw(input_size)
-    images = _load_data(data, "train", skip_bad, cache, spec.scale)
+    decoded = ImageCache(cache)  # one cache for both splits (a folder may serve as both)
+    images = _load_data(data, "train", skip_bad, decoded, spec.scale)
     vsrc = val if val is not None else default_valid_source(data)
-    valid = _load_data(vsrc, "valid", skip_bad, cache, spec.scale)
+    valid = _load_data(vsrc, "valid", skip_bad, decoded, spec.scale)
     con = _console() if not as_json else None
     if con:
         con.print(f"training {spec.describe()} ({spec.hash}) for {cfg.steps} steps "
@@ -284,17 +284,26 @@ def _train_progress(con, total: int):
         yield callback, phase
 
 
-def _print_job(d: dict, con) -> None:
+def _metrics_table(title: str, rows: list[tuple[str, dict]], seconds: bool = False):
+    """PSNR/SSIM (RGB and Y) of evaluation results (``EvalResult.to_dict()`` or its summary), one row each."""
     from rich.table import Table
 
-    t = Table(title=f"{d['hash']} after {d['train']['steps']} steps ({d['train']['seconds']:.0f} s training)")
-    for c in ("model", "PSNR RGB", "PSNR Y", "SSIM RGB", "SSIM Y"):
+    t = Table(title=title)
+    cols = ("model", "PSNR RGB", "PSNR Y", "SSIM RGB", "SSIM Y") + (("s",) if seconds else ())
+    for c in cols:
         t.add_column(c, justify="right" if c != "model" else "left")
-    for key, label in (("bicubic", "bicubic"), ("fp32", "FP32"), ("int8", "INT8 (LiteRT)")):
-        r = d[key]
-        if r:
-            t.add_row(label, f"{r['psnr_rgb']:.2f}", f"{r['psnr_y']:.2f}", f"{r['ssim_rgb']:.4f}", f"{r['ssim_y']:.4f}")
-    con.print(t)
+    f = (lambda v, d: "-" if v is None else f"{v:.{d}f}")
+    for label, r in rows:
+        t.add_row(label, f(r["psnr_rgb"], 2), f(r["psnr_y"], 2), f(r["ssim_rgb"], 4), f(r["ssim_y"], 4),
+                  *((f"{r['seconds']:.1f}",) if seconds else ()))
+    return t
+
+
+def _print_job(d: dict, con) -> None:
+    rows = [(label, d[key]) for key, label in (("bicubic", "bicubic"), ("fp32", "FP32"), ("int8", "INT8 (LiteRT)"))
+            if d[key]]
+    con.print(_metrics_table(f"{d['hash']} after {d['train']['steps']} steps ({d['train']['seconds']:.0f} s training)",
+                             rows))
     if d["int8"]:
         con.print(f"INT8 vs FP32: {-d['int8_drop_db']:+.3f} dB; INT8 vs bicubic: {d['int8_gain_over_bicubic_db']:+.2f} dB"
                   f"; {d['tflite']} ({d['tflite_bytes'] / 1024:.1f} KB, check "
@@ -323,7 +332,7 @@ def evaluate_cmd(
 
     if (model is None) == (baseline is None):
         raise NasError("give a MODEL (.tflite or a `nas train` folder) or --baseline bicubic, not both or neither")
-    images = _load_data(data, "valid", skip_bad, None)
+    images = _load_data(data, "valid", skip_bad)
     upscalers = []
     if baseline is not None:
         if baseline != "bicubic":
@@ -345,24 +354,15 @@ def evaluate_cmd(
     results = {}
     con = _console() if not as_json else None
     for key, up in upscalers:
-        if con:
-            with con.status(f"evaluating {up.name} on {len(images)} images...", spinner="dots"):
-                results[key] = evaluate(up, images, border=border, with_ssim=ssim).to_dict()
-        else:
+        with con.status(f"evaluating {up.name} on {len(images)} images...", spinner="dots") if con \
+                else contextlib.nullcontext():
             results[key] = evaluate(up, images, border=border, with_ssim=ssim).to_dict()
     if as_json:
         _print_json(results if len(results) > 1 else next(iter(results.values())))
         return
-    from rich.table import Table
-
-    t = Table(title=f"{images.source} ({len(images)} images, border {next(iter(results.values()))['border']})")
-    for c in ("model", "PSNR RGB", "PSNR Y", "SSIM RGB", "SSIM Y", "s"):
-        t.add_column(c, justify="right" if c != "model" else "left")
-    f = (lambda v, d: "-" if v is None else f"{v:.{d}f}")
-    for key, r in results.items():
-        t.add_row(r["model"], f(r["psnr_rgb"], 2), f(r["psnr_y"], 2), f(r["ssim_rgb"], 4), f(r["ssim_y"], 4),
-                  f"{r['seconds']:.1f}")
-    con.print(t)
+    border_used = next(iter(results.values()))["border"]
+    con.print(_metrics_table(f"{images.source} ({len(images)} images, border {border_used})",
+                             [(r["model"], r) for r in results.values()], seconds=True))
 
 
 # ------------------------------------------------------------------------------------------------------ score
@@ -397,7 +397,7 @@ def _print_report(report, con) -> None:
     con.print(t)
     ops = ", ".join(f"{k} x{v}" for k, v in sorted(report.op_counts.items()))
     con.print(f"ops: {ops}")
-    con.print(f"engines: " + ", ".join(f"{k} {v}" for k, v in sorted(report.engines.items())))
+    con.print("engines: " + ", ".join(f"{k} {v}" for k, v in sorted(report.engines.items())))
     con.print(("[green]" if report.passed else "[red]") + report.summary() + "[/]")
 
 

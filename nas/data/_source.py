@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from nas._files import atomic_write
 from nas._logging import get_logger
 from nas.data._images import EMBEDDED_NAMES, embedded_images, list_images, read_image
 from nas.data._resize import imresize, modcrop
@@ -60,10 +60,6 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    @property
-    def lr_pixels(self) -> int:
-        return int(sum(p.lr.shape[0] * p.lr.shape[1] for p in self.pairs))
-
 
 class ImageCache:
     """Decoded image pairs by key: in memory, and on disk under ``directory`` when one is given."""
@@ -100,10 +96,16 @@ class ImageCache:
     def _write(self, key: str, pair: ImagePair) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for suffix, arr in ((".hr.npy", pair.hr), (".lr.npy", pair.lr)):
-            tmp = self.directory / f".{key}{suffix}.{os.getpid()}"
-            with open(tmp, "wb") as fh:
+            with atomic_write(self.directory / f"{key}{suffix}") as fh:
                 np.save(fh, arr, allow_pickle=False)
-            os.replace(tmp, self.directory / f"{key}{suffix}")
+
+
+def _is_embedded(source: str | Path | None) -> bool:
+    return source is None or str(source) == "embedded"
+
+
+def _embedded_names(split: Split) -> list[str]:
+    return [n for n in EMBEDDED_NAMES if (n in EMBEDDED_VALID) == (split == "valid")]
 
 
 def _div2k_dirs(root: Path, split: Split, scale: int) -> tuple[Path, Path | None] | None:
@@ -127,9 +129,8 @@ def _div2k_dirs(root: Path, split: Split, scale: int) -> tuple[Path, Path | None
 
 def describe_source(source: str | Path | None, split: Split = "train", scale: int = 3) -> str:
     """One line saying what a source resolves to (for logs and the CLI)."""
-    if source is None or str(source) == "embedded":
-        names = [n for n in EMBEDDED_NAMES if (n in EMBEDDED_VALID) == (split == "valid")]
-        return f"embedded photographs ({split}: {', '.join(names)})"
+    if _is_embedded(source):
+        return f"embedded photographs ({split}: {', '.join(_embedded_names(split))})"
     root = Path(source)
     dirs = _div2k_dirs(root, split, scale) if root.is_dir() else None
     if dirs:
@@ -140,7 +141,7 @@ def describe_source(source: str | Path | None, split: Split = "train", scale: in
 def default_valid_source(source: str | Path | None) -> str | Path | None:
     """Where validation images come from when none are named: DIV2K's valid split for a DIV2K root, the embedded
     default's held-out photographs for the embedded default and for a plain folder (never the training images)."""
-    if source is None or str(source) == "embedded":
+    if _is_embedded(source):
         return "embedded"
     root = Path(source)
     if (root / "DIV2K_valid_HR").is_dir():
@@ -213,8 +214,8 @@ def load_images(
         raise DataError(f"on_error must be 'raise' or 'skip', got '{on_error}'")
     if scale < 1:
         raise DataError(f"scale must be at least 1, got {scale}")
-    if source is None or str(source) == "embedded":
-        names = [n for n in EMBEDDED_NAMES if (n in EMBEDDED_VALID) == (split == "valid")][:limit]
+    if _is_embedded(source):
+        names = _embedded_names(split)[:limit]
 
         def make(name: str) -> ImagePair:
             (_, img), = embedded_images((name,))

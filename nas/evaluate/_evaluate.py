@@ -19,7 +19,7 @@ from nas.errors import NasError
 from nas.evaluate._metrics import psnr, ssim, to_uint8
 from nas.space import ArchSpec
 
-__all__ = ["Upscaler", "Bicubic", "KerasUpscaler", "TfliteUpscaler", "ImageScore", "EvalResult", "evaluate"]
+__all__ = ["Upscaler", "Bicubic", "ModelUpscaler", "KerasUpscaler", "TfliteUpscaler", "ImageScore", "EvalResult", "evaluate"]
 
 
 class Upscaler(abc.ABC):
@@ -47,19 +47,27 @@ class Bicubic(Upscaler):
         return imresize(lr, float(self.scale))
 
 
-class KerasUpscaler(Upscaler):
-    """The FP32 deploy form of ``spec`` with ``weights`` (by layer name), at any image size."""
+class ModelUpscaler(Upscaler):
+    """Any Keras model of this project (pixels in, pixels out; any form), at any image size."""
+
+    def __init__(self, model, scale: int = 3, name: str | None = None):
+        self.model, self.scale = model, int(scale)
+        self.name = name or model.name
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        return self.model(np.asarray(lr, np.float32)[None], training=False).numpy()[0]
+
+
+class KerasUpscaler(ModelUpscaler):
+    """The FP32 deploy form of ``spec`` with ``weights`` (by layer name)."""
 
     def __init__(self, spec: ArchSpec, weights: Mapping[str, list[np.ndarray]], name: str | None = None):
         from nas.model import build_model, set_weights
 
-        self.spec, self.scale = spec, spec.scale
-        self.name = name or f"{spec.hash} fp32"
-        self.model = build_model(spec, "deploy", seed=None)
-        set_weights(self.model, weights)
-
-    def upscale(self, lr: np.ndarray) -> np.ndarray:
-        return self.model(np.asarray(lr, np.float32)[None], training=False).numpy()[0]
+        model = build_model(spec, "deploy", seed=None)
+        set_weights(model, weights)
+        super().__init__(model, spec.scale, name or f"{spec.hash} fp32")
+        self.spec = spec
 
 
 class TfliteUpscaler(Upscaler):
@@ -87,9 +95,8 @@ class TfliteUpscaler(Upscaler):
     def upscale(self, lr: np.ndarray) -> np.ndarray:
         h, w = lr.shape[:2]
         shape = (1, h, w, 3)
-        if self._shape != shape:
-            if tuple(self._in["shape"]) != shape or self._shape is not None:
-                self.interp.resize_tensor_input(self._in["index"], list(shape), strict=False)
+        if self._shape != shape:  # (re)size the input to this image; resizing to the model's own shape is a no-op
+            self.interp.resize_tensor_input(self._in["index"], list(shape), strict=False)
             self.interp.allocate_tensors()
             self._shape = shape
         dtype = self._in["dtype"]

@@ -42,6 +42,11 @@ def nearest_kernel(scale: int) -> np.ndarray:
 RESIDUAL_GAIN = 0.1
 
 
+def _has_anchor_conv(spec: ArchSpec) -> bool:
+    """Whether the deploy form has an ``anchor`` conv (with weights) besides the conv slots."""
+    return spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD)
+
+
 def _residual_end(spec: ArchSpec) -> set[int]:
     """Slots initialised small (x ``RESIDUAL_GAIN``) so that a fresh network's output starts close to its anchor
     (or to zero) rather than as large noise, which the first steps would answer by switching every ReLU off: the
@@ -172,7 +177,7 @@ def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
             c = np.arange(slot.cout)
             k[slot.kernel // 2, slot.kernel // 2, slot.cin - CARRY_CHANNELS + c % IN_CHANNELS, c] += 1.0
         out[slot.name] = [k.astype(np.float32), (b * PIXEL_MAX).astype(np.float32)]
-    if spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD):
+    if _has_anchor_conv(spec):
         arrays = [np.asarray(a) for a in train_model.get_layer("anchor").get_weights()]
         if len(arrays) == 2:  # a learnt anchor's bias, like every bias, is in [0, 1] units in the training form
             arrays[1] = (arrays[1] * PIXEL_MAX).astype(np.float32)
@@ -212,7 +217,7 @@ def qat_model(deploy_weights_: Mapping[str, list[np.ndarray]], spec: ArchSpec,
 
 def conv_weights(model: keras.Model, spec: ArchSpec) -> Weights:
     """The deploy-form weights of a deploy- or qat-form model (its convs by name; quantizer state left out)."""
-    names = [slot.name for slot in spec.convs()] + (["anchor"] if spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD) else [])
+    names = [slot.name for slot in spec.convs()] + (["anchor"] if _has_anchor_conv(spec) else [])
     return {n: [np.asarray(w) for w in model.get_layer(n).get_weights()] for n in names}
 
 

@@ -7,6 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
+from nas._files import atomic_write
+
 from nas.errors import NasError
 
 __all__ = ["Weights", "save_weights", "load_weights"]
@@ -18,7 +20,7 @@ def save_weights(weights: Mapping[str, list[np.ndarray]], path: str | Path) -> P
     """Write weights as an ``.npz`` of ``"<layer>/<index>"`` arrays (no pickling)."""
     path = Path(path)
     flat = {f"{name}/{i}": np.asarray(a) for name, arrays in weights.items() for i, a in enumerate(arrays)}
-    with open(path, "wb") as fh:
+    with atomic_write(path) as fh:
         np.savez(fh, **flat)
     return path
 

@@ -8,19 +8,18 @@ file appears only when complete, and a job started again on the same folder resu
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from pathlib import Path
 from typing import Callable
 
+from nas._files import write_json
 from nas._logging import get_logger
 from nas.data import ImageSet
 from nas.space import DEFAULT_INPUT_HW, ArchSpec
 from nas.train._config import TrainConfig
 from nas.train._trainer import TrainEvent, TrainResult, train
 
-__all__ = ["JobReport", "train_and_export", "write_json"]
+__all__ = ["JobReport", "train_and_export"]
 
 log = get_logger("train")
 
@@ -57,13 +56,6 @@ def _summary(ev: dict | None) -> dict | None:
     if ev is None:
         return None
     return {k: ev[k] for k in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y", "n_images", "data")}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def train_and_export(

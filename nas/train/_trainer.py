@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from nas._files import write_json
 from nas._logging import get_logger
 from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
@@ -113,11 +113,8 @@ class _Checkpoints:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         prefix = ckpt.write(str(self.folder / f"stage{stage}-{done:07d}"))
-        state = {"spec": self.spec.hash, "config": self.config.hash, "stage": stage, "done": done, "step": step,
-                 "path": Path(prefix).name, "seconds": seconds}
-        tmp = self.folder / f".{PROGRESS}.tmp"
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, self.folder / PROGRESS)
+        write_json(self.folder / PROGRESS, {"spec": self.spec.hash, "config": self.config.hash, "stage": stage,
+                                            "done": done, "step": step, "path": Path(prefix).name, "seconds": seconds})
         for f in self.folder.glob("stage*-*"):  # older checkpoints
             if not f.name.startswith(Path(prefix).name + "."):
                 f.unlink(missing_ok=True)
@@ -126,13 +123,9 @@ class _Checkpoints:
 
 def validation_psnr(model, images: ImageSet) -> float:
     """Mean RGB PSNR (border = scale) of a Keras model on whole validation images."""
-    from nas.evaluate import psnr
+    from nas.evaluate import ModelUpscaler, evaluate
 
-    vals = []
-    for pair in images.pairs:
-        sr = model(np.asarray(pair.lr, np.float32)[None], training=False).numpy()[0]
-        vals.append(psnr(sr, pair.hr, border=images.scale))
-    return float(np.mean(vals))
+    return evaluate(ModelUpscaler(model, images.scale), images, with_ssim=False).psnr_rgb
 
 
 def train(
@@ -160,6 +153,8 @@ def train(
     from nas.model import build_model, conv_weights, deploy_weights, qat_model
 
     config = config or TrainConfig.proxy()
+    if init is not None and not config.stages[0].qat:
+        raise TrainError("starting weights (deploy form) can only start a config whose first stage is QAT")
     if images.scale != spec.scale:
         raise TrainError(f"images were prepared for x{images.scale}, the spec is x{spec.scale}")
     set_threads(config.threads)
@@ -176,8 +171,6 @@ def train(
     if state:
         log.info("resuming %s at step %d of %d (stage %s)", spec.hash, resumed_from, config.steps,
                  config.stages[first].label)
-    if init is not None and not config.stages[0].qat:
-        raise TrainError("starting weights (deploy form) can only start a config whose first stage is QAT")
     qat_form = config.stages[first].qat
     if init is not None and not state:
         model = qat_model(init, spec)
@@ -192,7 +185,8 @@ def train(
         if stage.qat and not qat_form:
             model = qat_model(deploy_weights(model, spec), spec)
             qat_form = True
-        opt = keras.optimizers.Adam(_schedule(stage, n))
+        schedule = _schedule(stage, n)
+        opt = keras.optimizers.Adam(schedule)
         tv = model.trainable_variables
         opt.build(tv)
         shadows = [tf.Variable(v, trainable=False) for v in tv] if config.ema else []
@@ -221,21 +215,23 @@ def train(
                 if valid is not None and config.eval_every and (g % config.eval_every == 0 or g == config.steps):
                     val = val_psnr = validation_psnr(model, valid)
                 if callback is not None:
-                    lr_now = float(opt.learning_rate(opt.iterations)) if callable(opt.learning_rate) else float(opt.learning_rate)
-                    callback(TrainEvent(g, config.steps, stage.label, loss_value, lr_now, val))
+                    callback(TrainEvent(g, config.steps, stage.label, loss_value, float(schedule(opt.iterations)), val))
                 if config.checkpoint_every and g % config.checkpoint_every == 0 and done < n:
                     ckpts.save(ckpt, i, done, g, seconds_before + time.perf_counter() - t0)
+            # the stage's end: its weights become the EMA's, and the checkpoint says the stage is done (a stage
+            # restored as done has had both already)
             if config.ema:
                 for s, v in zip(shadows, tv):
                     v.assign(s)
             ckpts.save(ckpt, i, done, int(offsets[i]) + done, seconds_before + time.perf_counter() - t0)
     weights = conv_weights(model, spec) if qat_form else deploy_weights(model, spec)
-    seconds = seconds_before + time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
     ran = config.steps - resumed_from
     if ran:
-        log.info("trained %s: %d steps in %.1f s (%.1f steps/s), loss %.4f", spec.hash, ran,
-                 time.perf_counter() - t0, ran / max(time.perf_counter() - t0, 1e-9), loss_value)
-    return TrainResult(spec, config, weights, config.steps, seconds, loss_value, resumed_from, tuple(history), val_psnr)
+        log.info("trained %s: %d steps in %.1f s (%.1f steps/s), loss %.4f", spec.hash, ran, elapsed,
+                 ran / max(elapsed, 1e-9), loss_value)
+    return TrainResult(spec, config, weights, config.steps, seconds_before + elapsed, loss_value, resumed_from,
+                       tuple(history), val_psnr)
 
 
 def _step_fn(model, opt, shadows, loss: str, ema: float | None):

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from nas.errors import LatencyError
