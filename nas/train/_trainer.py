@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -115,8 +116,12 @@ class _Checkpoints:
         prefix = ckpt.write(str(self.folder / f"stage{stage}-{done:07d}"))
         write_json(self.folder / PROGRESS, {"spec": self.spec.hash, "config": self.config.hash, "stage": stage,
                                             "done": done, "step": step, "path": Path(prefix).name, "seconds": seconds})
-        for f in self.folder.glob("stage*-*"):  # older checkpoints
-            if not f.name.startswith(Path(prefix).name + "."):
+        for f in self.folder.glob("stage*-*"):  # older checkpoints, and what a write cut short left behind
+            if f.name.startswith(Path(prefix).name + "."):
+                continue
+            if f.is_dir():  # TensorFlow writes shards into "<prefix>_temp/" before merging them
+                shutil.rmtree(f, ignore_errors=True)
+            else:
                 f.unlink(missing_ok=True)
         log.debug("checkpoint at step %d: %s", step, prefix)
 

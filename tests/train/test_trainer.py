@@ -73,6 +73,20 @@ def test_resume_after_interruption_continues_where_the_checkpoint_is(photos, tmp
     assert train(SMALL, photos, cfg, out_dir=tmp_path).resumed_from == 30
 
 
+def test_a_checkpoint_write_cut_short_does_not_break_the_next_one(photos, tmp_path):
+    """A process killed inside TensorFlow's checkpoint write leaves a ``<prefix>_temp`` folder of shards behind;
+    the resumed run saves and cleans up past it."""
+    cfg = TrainConfig.proxy(10, batch_size=2, patch_size=16, checkpoint_every=5)
+    train(SMALL, photos, cfg.model_copy(update={"steps": 5}), out_dir=tmp_path)
+    leftover = tmp_path / "checkpoints" / "stage0-0000007_temp"
+    leftover.mkdir()
+    (leftover / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
+    train(SMALL, photos, cfg, out_dir=tmp_path, resume=False)
+    names = {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    assert not leftover.exists() and "progress.json" in names
+    assert {n.split(".")[0] for n in names if n.startswith("stage")} == {"stage0-0000010"}
+
+
 def test_a_checkpoint_of_another_run_is_refused(photos, tmp_path):
     cfg = TrainConfig.proxy(4, batch_size=2, patch_size=16)
     train(SMALL, photos, cfg, out_dir=tmp_path)
