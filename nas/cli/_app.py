@@ -26,6 +26,15 @@ zoo_app = typer.Typer(help="The reference zoo of the MAI 2022 challenge's networ
 app.add_typer(space_app, name="space")
 app.add_typer(zoo_app, name="zoo")
 
+
+def _register_latency() -> None:
+    from nas.cli._latency import latency_app
+
+    app.add_typer(latency_app, name="latency")
+
+
+_register_latency()
+
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 

@@ -1,5 +1,59 @@
-"""Latency: boards that measure INT8 models (host CPU via LiteRT, measurement files) and, next, the predictor."""
+"""Latency: boards that measure INT8 models, and models that predict a spec's latency without building it.
 
+Boards (:class:`Board`): the host CPU through LiteRT, an Android device over adb (``benchmark_model``), and
+measurements imported from a file. Models (:class:`LatencyModel`): per-op features fitted to whole-model
+measurements (:func:`fit_model`), saved as versioned JSON in ``latency_models/`` and loaded with
+:func:`load_latency_model` (``"vs680"`` is the default, fitted to the MAI 2022 challenge's published runtimes).
+"""
+
+from nas.latency._adb import DELEGATES, AdbBoard, parse_benchmark_output
 from nas.latency._board import Board, FileBoard, LiteRTCPUBoard, Measurement
+from nas.latency._calibrate import CalibrationEvent, calibrate, measure_specs, select_specs, specs_of
+from nas.latency._features import FEATURES, op_rows, peak_floor_ms
+from nas.latency._model import (
+    FORMAT_VERSION,
+    Accuracy,
+    LatencyModel,
+    LatencyPrediction,
+    MacsModel,
+    OpFeatureModel,
+    OpLatency,
+    ParamsModel,
+    Sample,
+    cross_validate,
+    fit_model,
+    load_latency_model,
+)
+from nas.latency._published import ops_from_layers, published_samples
 
-__all__ = ["Board", "LiteRTCPUBoard", "FileBoard", "Measurement"]
+__all__ = [
+    "Board",
+    "LiteRTCPUBoard",
+    "AdbBoard",
+    "FileBoard",
+    "Measurement",
+    "DELEGATES",
+    "parse_benchmark_output",
+    "LatencyModel",
+    "OpFeatureModel",
+    "MacsModel",
+    "ParamsModel",
+    "LatencyPrediction",
+    "OpLatency",
+    "Sample",
+    "Accuracy",
+    "FEATURES",
+    "FORMAT_VERSION",
+    "op_rows",
+    "peak_floor_ms",
+    "fit_model",
+    "cross_validate",
+    "load_latency_model",
+    "ops_from_layers",
+    "published_samples",
+    "select_specs",
+    "measure_specs",
+    "specs_of",
+    "calibrate",
+    "CalibrationEvent",
+]

@@ -242,6 +242,30 @@ class SearchSpace(_Strict):
             tail=tuple(tail),
         )
 
+    def deployed_variants(self) -> list[ArchSpec]:
+        """One spec per distinct deployed graph (block types fuse away, so each uses the first block choice).
+
+        This is what latency depends on: the candidates a latency calibration chooses from.
+        """
+        import itertools
+
+        from nas.space._graph import deploy_ops
+
+        block = self.blocks.choices[0].value
+        seen: set[tuple] = set()
+        out = []
+        for width, depth, skip, where, kind, tail in itertools.product(
+                self.width.values(), self.depth.values(), self.skip.choices, self.clip_where.choices,
+                self.clip_kind.choices, self.tail.choices):
+            blocks = [block if k == 3 else "conv" for k in [3] * (2 + depth) + list(tail)]
+            spec = self._make(width, depth, blocks, self.expansion.choices[0], skip.value, where.value, kind.value,
+                              tuple(tail))
+            key = tuple((o.type, o.out_shape, o.in_channels, o.kernel) for o in deploy_ops(spec, 8, 8))
+            if key not in seen:
+                seen.add(key)
+                out.append(spec)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

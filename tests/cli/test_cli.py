@@ -98,3 +98,22 @@ def test_train_then_evaluate_the_output_folder_and_its_int8_model(tmp_path):
     assert one["psnr_rgb"] == report["int8"]["psnr_rgb"] and one["ssim_rgb"] is None
     human = nas("evaluate", "--baseline", "bicubic")
     assert human.returncode == 0 and "bicubic x3" in human.stdout
+
+
+def test_latency_predict_and_report_on_the_vs680_default(tmp_path):
+    pred = json.loads(nas("latency", "predict", "vs680", "zoo:abpn", "--json").stdout)
+    assert pred["board"] == "vs680-npu" and pred["input_hw"] == [360, 640] and pred["in_range"]
+    assert pred["mean_ms"] == pytest.approx(sum(o["ms"] for o in pred["per_op"]))
+    assert [o["name"] for o in pred["per_op"]][:2] == ["head", "body_01"] and pred["stddev_ms"] > 0
+    human = nas("latency", "predict", "vs680", "zoo:abpn")
+    assert human.returncode == 0 and "anchor_add" in human.stdout and "1 sigma" in human.stdout
+    spec = tmp_path / "wide.json"
+    spec.write_text('{"width": 64, "depth": 8, "block": "conv"}')
+    wide = nas("latency", "predict", "vs680", str(spec))
+    assert wide.returncode == 0 and "outside the fitted range: conv_gmac" in wide.stdout
+    report = json.loads(nas("latency", "report", "vs680", "--json").stdout)
+    assert report["version"] == 1 and report["meta"]["n"] == 13 and report["meta"]["published"]
+    text = nas("latency", "report", "vs680").stdout
+    assert "leave-one-out accuracy over 13 measurements" in text and "abpn-baseline" in text
+    bad = nas("latency", "predict", "nosuch.json", "zoo:abpn")
+    assert bad.returncode == 1 and "latency model not found: nosuch.json" in bad.stderr

@@ -1,0 +1,473 @@
+"""Latency models: predict an ArchSpec's latency on a board from its deployed graph, without building a model.
+
+:class:`LatencyModel` is the one extension point. A model is linear in per-op feature rows (see
+:mod:`nas.latency._features`): ``latency = overhead + sum over ops of row(op) . coef``, so every prediction has a
+per-op breakdown that sums to its total. Subclasses choose the rows:
+
+* :class:`OpFeatureModel` (``kind="ops"``): padded MACs, bytes moved per op type, op count; each op's cost is
+  bounded from below by the board's peak throughput and memory bandwidth where those are known;
+* :class:`MacsModel` and :class:`ParamsModel`: the usual proxies (MACs only, parameters only), kept as baselines.
+
+Fitting is non-negative least squares on relative errors with a small ridge penalty, its strength chosen by
+leave-one-out inside the training set. The uncertainty is the leave-one-out relative error, widened for a graph
+whose features lie outside the range the model was fitted on. A model is saved as a versioned JSON file.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from nas._files import write_json
+from nas.errors import LatencyError
+from nas.latency._features import FEATURES, op_rows, peak_floor_ms
+from nas.space import ArchSpec, Op, deploy_ops
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "OpLatency",
+    "LatencyPrediction",
+    "Sample",
+    "Accuracy",
+    "LatencyModel",
+    "OpFeatureModel",
+    "MacsModel",
+    "ParamsModel",
+    "fit_model",
+    "cross_validate",
+    "load_latency_model",
+]
+
+FORMAT = "npu-nas/latency-model"
+FORMAT_VERSION = 1
+OVERHEAD = "(overhead)"  # the per-inference constant's row in a breakdown
+_LAMBDAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+
+
+# ------------------------------------------------------------------------------------------------- value objects
+@dataclasses.dataclass(frozen=True)
+class OpLatency:
+    """One op's share of a prediction; ``floor_ms`` is the least it can take on the board (0 if unknown)."""
+
+    name: str
+    type: str
+    ms: float
+    floor_ms: float = 0.0
+
+    @property
+    def at_floor(self) -> bool:
+        return self.floor_ms > 0 and self.ms <= self.floor_ms * (1 + 1e-9)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyPrediction:
+    """A predicted latency: ``mean_ms`` with ``stddev_ms`` and the per-op breakdown that sums to ``mean_ms``.
+
+    ``in_range`` is False when the graph's features lie outside the range the model was fitted on (``outside``
+    names them); the stddev is then widened.
+    """
+
+    mean_ms: float
+    stddev_ms: float
+    per_op: tuple[OpLatency, ...] = ()
+    in_range: bool = True
+    outside: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("mean_ms", "stddev_ms"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise LatencyError(f"prediction: {name} must be a finite non-negative number, got {v!r}")
+        if self.per_op and not math.isclose(sum(o.ms for o in self.per_op), self.mean_ms, rel_tol=1e-6, abs_tol=1e-9):
+            raise LatencyError("prediction: the per-op breakdown does not sum to the total")
+
+    def pessimistic(self, k: float = 1.0) -> float:
+        """The mean plus ``k`` standard deviations: what a search should optimise to stay off the model's blind spots."""
+        return self.mean_ms + k * self.stddev_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean_ms": self.mean_ms, "stddev_ms": self.stddev_ms, "in_range": self.in_range,
+                "outside": list(self.outside),
+                "per_op": [{"name": o.name, "type": o.type, "ms": o.ms, "floor_ms": o.floor_ms} for o in self.per_op]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One whole-model measurement to fit on: the deployed graph's ops and its measured latency."""
+
+    name: str
+    ops: tuple[Op, ...]
+    ms: float
+
+    def __post_init__(self) -> None:
+        if not self.ops:
+            raise LatencyError(f"sample {self.name}: no ops")
+        if not isinstance(self.ms, (int, float)) or not math.isfinite(self.ms) or self.ms <= 0:
+            raise LatencyError(f"sample {self.name}: latency must be a positive number, got {self.ms!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Accuracy:
+    """Cross-validated accuracy: every sample predicted by a model fitted without it (``folds`` = n: leave-one-out)."""
+
+    n: int
+    folds: int
+    mape: float
+    spearman: float
+    within_10: float  # share of predictions within +-10% of the measurement
+    max_ape: float
+    predicted: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, measured: Sequence[float], predicted: Sequence[float], folds: int) -> "Accuracy":
+        from scipy.stats import spearmanr
+
+        y, p = np.asarray(measured, float), np.asarray(predicted, float)
+        ape = np.abs(p - y) / y
+        rho = float(spearmanr(y, p).statistic) if len(y) > 2 and np.ptp(p) > 0 else float("nan")
+        return cls(len(y), folds, float(ape.mean()), rho, float((ape <= 0.10).mean()), float(ape.max()),
+                   tuple(float(v) for v in p))
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
+        d = {"n": self.n, "folds": self.folds, "mape": self.mape, "spearman": self.spearman,
+             "within_10": self.within_10, "max_ape": self.max_ape}
+        if with_predictions:
+            d["predicted"] = list(self.predicted)
+        return d
+
+
+# ------------------------------------------------------------------------------------------------------ models
+class LatencyModel(abc.ABC):
+    """Predicts a deployed graph's latency on one board at one input size.
+
+    Contract for subclasses: set :attr:`kind` and :attr:`features` and implement :meth:`rows` (one feature row per
+    op, in ``features`` order). Fitting, prediction, the uncertainty and the JSON format are shared.
+    """
+
+    kind: ClassVar[str]
+    features: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *, board: str, input_hw: tuple[int, int], coef: Mapping[str, float], overhead_ms: float = 0.0,
+                 alignment: int = 1, peak_tops: float | None = None, bandwidth_gbs: float | None = None,
+                 sigma_rel: float = 0.1, feature_range: Mapping[str, Sequence[float]] | None = None,
+                 meta: Mapping[str, Any] | None = None):
+        if not board:
+            raise LatencyError("a latency model needs the board it was calibrated on")
+        h, w = (int(v) for v in input_hw)
+        if h < 1 or w < 1:
+            raise LatencyError(f"input size {h}x{w} must be positive")
+        unknown = sorted(set(coef) - set(self.features))
+        if unknown:
+            raise LatencyError(f"{self.kind} latency model: unknown feature(s) {', '.join(unknown)}")
+        values = [float(coef.get(f, 0.0)) for f in self.features] + [float(overhead_ms), float(sigma_rel)]
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise LatencyError(f"{self.kind} latency model: coefficients, overhead and sigma must be finite and >= 0")
+        if alignment < 1:
+            raise LatencyError(f"channel alignment must be positive, got {alignment}")
+        self.board, self.input_hw = board, (h, w)
+        self.coef = {f: float(coef.get(f, 0.0)) for f in self.features}
+        self._coef = [self.coef[f] for f in self.features]  # plain floats: numpy scalars are slow one op at a time
+        self.overhead_ms, self.alignment, self.sigma_rel = float(overhead_ms), int(alignment), float(sigma_rel)
+        self.peak_tops, self.bandwidth_gbs = peak_tops, bandwidth_gbs
+        rng = dict(feature_range or {})
+        self.feature_range = {f: (float(rng[f][0]), float(rng[f][1])) for f in self.features if f in rng}
+        self.meta = dict(meta or {})
+
+    # -- the extension point
+    @abc.abstractmethod
+    def rows(self, ops: Sequence[Op]) -> list[list[float]]:
+        """One row of :attr:`features` per op."""
+
+    def floor_ms(self, op: Op) -> float:
+        return 0.0
+
+    # -- prediction
+    def predict(self, spec: ArchSpec, input_hw: tuple[int, int] | None = None) -> LatencyPrediction:
+        """Predict ``spec``'s latency at the model's input size (another size is refused: calibrate for it)."""
+        if input_hw is not None and tuple(int(v) for v in input_hw) != self.input_hw:
+            raise LatencyError(
+                f"this latency model was calibrated at {self.input_hw[0]}x{self.input_hw[1]} input on {self.board}; "
+                f"predicting at {input_hw[0]}x{input_hw[1]} needs a model calibrated at that size")
+        return self.predict_ops(deploy_ops(spec, *self.input_hw))
+
+    def predict_ops(self, ops: Sequence[Op]) -> LatencyPrediction:
+        rows = self.rows(ops)
+        per_op, total = [], self.overhead_ms
+        for op, row in zip(ops, rows):
+            ms = sum(r * c for r, c in zip(row, self._coef))
+            floor = self.floor_ms(op)
+            ms = max(ms, floor)
+            per_op.append(OpLatency(op.name, op.type, ms, floor))
+            total += ms
+        if self.overhead_ms:
+            per_op.append(OpLatency(OVERHEAD, "overhead", self.overhead_ms))
+        outside, widen = self._extrapolation(rows)
+        return LatencyPrediction(float(total), float(total * self.sigma_rel * widen), tuple(per_op), not outside,
+                                 outside)
+
+    def _extrapolation(self, rows: list[list[float]]) -> tuple[tuple[str, ...], float]:
+        """Features outside the fitted range and the factor that widens the stddev (1 + log-distance outside)."""
+        if not self.feature_range:
+            return (), 1.0
+        sums = [sum(col) for col in zip(*rows)]
+        outside, widen = [], 1.0
+        for f, x in zip(self.features, sums):
+            if f not in self.feature_range:
+                continue
+            lo, hi = self.feature_range[f]
+            eps = 1e-3 * max(hi, 1e-9)
+            if x > hi * (1 + 1e-6) + 1e-12:
+                outside.append(f)
+                widen += 1.0 if hi <= 0 else math.log((x + eps) / (hi + eps))
+            elif x < lo * (1 - 1e-6) - 1e-12:
+                outside.append(f)
+                widen += math.log((lo + eps) / (x + eps))
+        return tuple(outside), widen
+
+    # -- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "board": self.board,
+            "input_hw": list(self.input_hw), "alignment": self.alignment, "peak_tops": self.peak_tops,
+            "bandwidth_gbs": self.bandwidth_gbs, "coef_ms": dict(self.coef), "overhead_ms": self.overhead_ms,
+            "sigma_rel": self.sigma_rel, "feature_range": {f: list(v) for f, v in self.feature_range.items()},
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".json":
+            raise LatencyError(f"a latency model is saved as .json, not {path.name}")
+        write_json(path, self.to_dict())
+        return path
+
+    @property
+    def accuracy(self) -> Accuracy | None:
+        acc = self.meta.get("accuracy")
+        return None if not acc else Accuracy(**{k: acc[k] for k in ("n", "folds", "mape", "spearman", "within_10",
+                                                                    "max_ape")})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(board={self.board!r}, input_hw={self.input_hw}, n={self.meta.get('n')})"
+
+
+class OpFeatureModel(LatencyModel):
+    """Per-op features (padded MACs, bytes by op type, op count), each op bounded below by the board's physics."""
+
+    kind = "ops"
+    features = FEATURES
+
+    def rows(self, ops: Sequence[Op]) -> list[list[float]]:
+        return op_rows(ops, self.alignment)
+
+    def floor_ms(self, op: Op) -> float:
+        return peak_floor_ms(op, self.peak_tops, self.bandwidth_gbs)
+
+
+class MacsModel(LatencyModel):
+    """Baseline: latency linear in MACs (what a FLOPs proxy assumes)."""
+
+    kind = "macs"
+    features = ("gmac",)
+
+    def rows(self, ops: Sequence[Op]) -> list[list[float]]:
+        return [[op.macs / 1e9] for op in ops]
+
+
+class ParamsModel(LatencyModel):
+    """Baseline: latency linear in the number of parameters."""
+
+    kind = "params"
+    features = ("kparams",)
+
+    def rows(self, ops: Sequence[Op]) -> list[list[float]]:
+        return [[(op.params + op.frozen_params) / 1e3] for op in ops]
+
+
+_KINDS: dict[str, type[LatencyModel]] = {m.kind: m for m in (OpFeatureModel, MacsModel, ParamsModel)}
+
+
+# ----------------------------------------------------------------------------------------------------- fitting
+def _design(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int) -> np.ndarray:
+    probe = cls(board="fit", input_hw=(1, 1), coef={}, alignment=alignment)
+    X = np.array([[sum(c) for c in zip(*probe.rows(s.ops))] for s in samples], float)
+    return np.hstack([X, np.ones((len(samples), 1))])  # last column: the per-inference overhead
+
+
+def _solve(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    """Non-negative coefficients minimising the squared relative error plus ``lam`` x the scaled ridge penalty."""
+    from scipy.optimize import nnls
+
+    scale = np.abs(X).max(axis=0)
+    scale[scale == 0] = 1.0
+    A = (X / scale) / y[:, None]
+    b = np.ones(len(y))
+    if lam > 0:
+        A = np.vstack([A, math.sqrt(lam) * np.eye(X.shape[1])])
+        b = np.concatenate([b, np.zeros(X.shape[1])])
+    phi, _ = nnls(A, b, maxiter=50 * X.shape[1])
+    return phi / scale
+
+
+def _loo(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    pred = np.empty(len(y))
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        pred[i] = X[i] @ _solve(X[keep], y[keep], lam)
+    return pred
+
+
+def _fit_arrays(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Coefficients, the chosen ridge strength and the leave-one-out relative RMS error at that strength."""
+    best = None
+    for lam in _LAMBDAS:
+        pred = _loo(X, y, lam)
+        mape = float(np.mean(np.abs(pred - y) / y))
+        if best is None or mape < best[0] - 1e-12:
+            best = (mape, lam, pred)
+    _, lam, pred = best
+    sigma = float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
+    return _solve(X, y, lam), lam, sigma
+
+
+def _check_samples(samples: Sequence[Sample], minimum: int) -> None:
+    if len(samples) < minimum:
+        raise LatencyError(f"fitting a latency model needs at least {minimum} measurements, got {len(samples)}")
+    names = [s.name for s in samples]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise LatencyError(f"duplicate measurement name(s): {', '.join(dup[:5])}")
+
+
+ALIGNMENTS = (1, 4, 8, 16, 32)
+
+
+def _fit_auto(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int | None
+              ) -> tuple[np.ndarray, float, float, int, np.ndarray]:
+    """Fit with a given channel alignment, or choose it (by leave-one-out error on ``samples`` alone) when None."""
+    y = np.array([s.ms for s in samples])
+    best = None
+    for a in ([alignment] if alignment else (ALIGNMENTS if cls.kind == "ops" else (1,))):
+        X = _design(cls, samples, a)
+        theta, lam, sigma = _fit_arrays(X, y)
+        if best is None or sigma < best[2] - 1e-12:
+            best = (theta, lam, sigma, a, X)
+    return best
+
+
+def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input_hw: tuple[int, int],
+              alignment: int | None = 1, peak_tops: float | None = None, bandwidth_gbs: float | None = None,
+              folds: int | None = None, baselines: bool = True, source: str = "", seed: int = 0) -> LatencyModel:
+    """Fit a ``kind`` model to whole-model measurements and record its cross-validated accuracy in ``meta``.
+
+    ``alignment``: the board's channel alignment, or None to choose it from the measurements (by leave-one-out
+    error, inside every cross-validation fold as well). ``folds``: k of the k-fold cross-validation (default:
+    leave-one-out up to 20 samples, else 5). With ``baselines`` the MACs-only and parameters-only fits are
+    cross-validated on the same folds beside it.
+    """
+    if kind not in _KINDS:
+        raise LatencyError(f"unknown latency model kind '{kind}' (known: {', '.join(_KINDS)})")
+    _check_samples(samples, 4)
+    cls = _KINDS[kind]
+    requested = alignment if kind == "ops" else 1
+    theta, lam, sigma, alignment, X = _fit_auto(cls, samples, requested)
+    y = np.array([s.ms for s in samples])
+    k = folds or (len(samples) if len(samples) <= 20 else 5)
+    acc = cross_validate(samples, kind=kind, alignment=requested, folds=k, seed=seed)
+    hi = X[:, :-1].max(axis=0)
+    lo = X[:, :-1].min(axis=0)
+    meta: dict[str, Any] = {
+        "created": datetime.date.today().isoformat(), "source": source, "n": len(samples), "ridge": lam,
+        "alignment_chosen": requested is None,
+        "accuracy": acc.to_dict(),
+        "samples": [{"name": s.name, "ms": s.ms, "cv_predicted_ms": p} for s, p in zip(samples, acc.predicted)],
+    }
+    if baselines:
+        meta["baselines"] = {b: cross_validate(samples, kind=b, folds=k, seed=seed).to_dict()
+                             for b in _KINDS if b != kind}
+    # the model's own uncertainty: the cross-validated error where it is larger than the in-sample choice's
+    sigma = max(sigma, math.sqrt(np.mean(((np.array(acc.predicted) - y) / y) ** 2)))
+    return cls(board=board, input_hw=input_hw, coef=dict(zip(cls.features, theta[:-1])), overhead_ms=theta[-1],
+               alignment=alignment, peak_tops=peak_tops, bandwidth_gbs=bandwidth_gbs, sigma_rel=sigma,
+               feature_range={f: (lo[i], hi[i]) for i, f in enumerate(cls.features)}, meta=meta)
+
+
+def cross_validate(samples: Sequence[Sample], *, kind: str = "ops", alignment: int | None = 1,
+                   folds: int | None = None, seed: int = 0) -> Accuracy:
+    """k-fold (``folds`` = n: leave-one-out) accuracy of fitting a ``kind`` model; the ridge strength (and the
+    alignment when None) are chosen inside each fold from its training part only."""
+    if kind not in _KINDS:
+        raise LatencyError(f"unknown latency model kind '{kind}' (known: {', '.join(_KINDS)})")
+    _check_samples(samples, 5)
+    n = len(samples)
+    k = min(folds or n, n)
+    if k < 2:
+        raise LatencyError(f"cross-validation needs at least 2 folds, got {k}")
+    cls = _KINDS[kind]
+    y = np.array([s.ms for s in samples])
+    order = np.random.default_rng(seed).permutation(n) if k < n else np.arange(n)
+    fold = np.empty(n, int)
+    fold[order] = np.arange(n) % k
+    pred = np.empty(n)
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        train = [samples[i] for i in np.flatnonzero(fold != f)]
+        theta, _, _, a, _ = _fit_auto(cls, train, alignment if kind == "ops" else 1)
+        pred[test] = _design(cls, [samples[i] for i in test], a) @ theta
+    return Accuracy.of(y, pred, k)
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+def _model_from_dict(data: Any, where: str) -> LatencyModel:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LatencyError(f"{where} is not a latency model file (expected \"format\": \"{FORMAT}\")")
+    version = data.get("version")
+    if version != FORMAT_VERSION:
+        raise LatencyError(f"{where} is a version {version!r} latency model; this nas reads version {FORMAT_VERSION} "
+                           f"(recalibrate it with `nas latency calibrate`)")
+    kind = data.get("kind")
+    if kind not in _KINDS:
+        raise LatencyError(f"{where}: unknown kind {kind!r} (known: {', '.join(_KINDS)})")
+    try:
+        hw = data["input_hw"]
+        if not (isinstance(hw, list) and len(hw) == 2):
+            raise LatencyError(f"{where}: input_hw must be [height, width], got {hw!r}")
+        return _KINDS[kind](board=data["board"], input_hw=tuple(hw), coef=data["coef_ms"],
+                            overhead_ms=data.get("overhead_ms", 0.0), alignment=data.get("alignment", 1),
+                            peak_tops=data.get("peak_tops"), bandwidth_gbs=data.get("bandwidth_gbs"),
+                            sigma_rel=data.get("sigma_rel", 0.1), feature_range=data.get("feature_range"),
+                            meta=data.get("meta"))
+    except KeyError as exc:
+        raise LatencyError(f"{where}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise LatencyError(f"{where}: malformed field ({exc})") from None
+    except LatencyError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise LatencyError(f"{where}: {exc}") from None
+
+
+def _builtin_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "latency_models"
+
+
+def load_latency_model(name_or_path: str | Path) -> LatencyModel:
+    """Load a latency model from a JSON file, or by name from ``latency_models/`` (``"vs680"``)."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix != ".json" and len(path.parts) == 1:
+        path = _builtin_dir() / f"{path.name}.json"
+    if not path.exists():
+        raise LatencyError(f"latency model not found: {name_or_path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LatencyError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return _model_from_dict(data, str(path))
