@@ -246,6 +246,7 @@ class LatencyModel(abc.ABC):
         path = Path(path)
         if path.suffix != ".json":
             raise LatencyError(f"a latency model is saved as .json, not {path.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, self.to_dict())
         return path
 

@@ -116,7 +116,7 @@ def test_uncertainty_widens_outside_the_fitted_range():
 def test_model_json_round_trip_and_bad_files(tmp_path):
     samples = [Sample(s.hash, deploy_ops(s, *HW), _truth(s)) for s in {s.hash: s for s in _specs(12, 4)}.values()]
     model = fit_model(samples, board="truth", input_hw=HW, alignment=8, baselines=False, source="test")
-    path = model.save(tmp_path / "m.json")
+    path = model.save(tmp_path / "new" / "m.json")  # folders are created
     again = load_latency_model(path)
     spec = load_spec("zoo:abpn")
     assert again.predict(spec) == model.predict(spec)
