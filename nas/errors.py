@@ -18,6 +18,7 @@ __all__ = [
     "TrainError",
     "DivergedError",
     "LatencyError",
+    "SearchError",
 ]
 
 
@@ -62,3 +63,8 @@ class DivergedError(TrainError):
 
 class LatencyError(NasError):
     """A latency measurement, measurements file or latency model is missing, malformed or does not apply."""
+
+
+class SearchError(NasError):
+    """A search config, study or tracking store is malformed, unreachable or does not match: the search stops
+    (a trial's own failure never raises this; it becomes a failed trial with its reason)."""

@@ -242,6 +242,54 @@ class SearchSpace(_Strict):
             tail=tuple(tail),
         )
 
+    def params_of(self, spec: ArchSpec) -> dict[str, Any]:
+        """The parameters :meth:`suggest` would have to draw to produce ``spec`` (which must be in the space)."""
+        why = self.contains(spec)
+        if why:
+            raise SpaceError(f"{spec.describe()} is not in space '{self.name}': {'; '.join(why)}")
+        params: dict[str, Any] = {
+            "depth": spec.depth, "tail": "-".join(map(str, spec.tail)) or "none", "width": spec.width,
+            "expansion": spec.expansion, "skip": spec.skip.value, "clip_where": spec.clip_where.value,
+            "clip_kind": spec.clip_kind.value,
+        }
+        ks = [slot.kernel for slot in spec.convs()]
+        if self.blocks.per_layer:
+            params.update({f"block_{i}": b.value for i, (b, k) in enumerate(zip(spec.blocks, ks)) if k == 3})
+        else:
+            params["block"] = next(b.value for b, k in zip(spec.blocks, ks) if k == 3)
+        return params
+
+    def project(self, spec: ArchSpec) -> ArchSpec:
+        """The spec of the space nearest to ``spec``: width and depth rounded to the nearest allowed value, choices
+        the space lacks replaced by its first choice (``spec`` itself when it is inside)."""
+        if not self.contains(spec):
+            return spec
+
+        def nearest(v: int, values: list[int]) -> int:
+            return min(values, key=lambda x: (abs(x - v), x))
+
+        depth = nearest(spec.depth, self.depth.values())
+        tail = spec.tail if spec.tail in self.tail.choices else min(
+            self.tail.choices, key=lambda t: (abs(len(t) - len(spec.tail)), t != tuple(k for k in spec.tail)))
+        allowed = [b.value for b in self.blocks.choices]
+        ks = [slot.kernel for slot in spec.convs()]
+        first = next((b.value for b, k in zip(spec.blocks, ks) if k == 3 and b.value in allowed), allowed[0])
+        blocks = self._blocks_for(depth, tuple(tail), lambda name, options: first)
+
+        def keep(field: str, value):
+            choices = [c.value for c in getattr(self, field).choices]
+            return value.value if value.value in choices else choices[0]
+
+        skip = keep("skip", spec.skip)
+        widths = self.width.values()
+        if skip == Skip.CARRY.value:
+            widths = [w for w in widths if w > CARRY_CHANNELS] or widths
+        return self._make(
+            width=nearest(spec.width, widths), depth=depth, blocks=blocks,
+            expansion=spec.expansion if spec.expansion in self.expansion.choices else self.expansion.choices[0],
+            skip=skip, clip_where=keep("clip_where", spec.clip_where), clip_kind=keep("clip_kind", spec.clip_kind),
+            tail=tuple(tail))
+
     def deployed_variants(self) -> list[ArchSpec]:
         """One spec per distinct deployed graph (block types fuse away, so each uses the first block choice).
 

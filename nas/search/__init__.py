@@ -1,0 +1,45 @@
+"""The search: Optuna studies whose trials train, export, check and evaluate specs, on Ray, tracked in MLflow.
+
+:func:`run_search` runs or resumes a study described by a :class:`SearchConfig` (a YAML file or the default);
+:func:`study_front` reads its Pareto front back; :func:`retrain` trains a chosen trial's spec fully (with QAT),
+exports and registers it. Trials run through an :class:`Executor`: in-process for one worker, Ray otherwise.
+"""
+
+from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyConfig, PrunerConfig,
+                                 ResourcesConfig, SamplerConfig, SearchConfig, default_search_config,
+                                 load_search_config)
+from nas.search._executor import Executor, InProcessExecutor, RayExecutor
+from nas.search._pareto import FrontPoint, pareto_front, write_front
+from nas.search._retrain import RetrainResult, retrain
+from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
+from nas.search._trial import TrialJob, TrialOutcome, run_trial
+
+__all__ = [
+    "SearchConfig",
+    "DataConfig",
+    "ProxyConfig",
+    "ExportConfig",
+    "LatencyConfig",
+    "SamplerConfig",
+    "PrunerConfig",
+    "ResourcesConfig",
+    "load_search_config",
+    "default_search_config",
+    "run_search",
+    "SearchEvent",
+    "SearchSummary",
+    "StudyInfo",
+    "open_study",
+    "study_front",
+    "FrontPoint",
+    "pareto_front",
+    "write_front",
+    "Executor",
+    "InProcessExecutor",
+    "RayExecutor",
+    "TrialJob",
+    "TrialOutcome",
+    "run_trial",
+    "retrain",
+    "RetrainResult",
+]

@@ -1,0 +1,272 @@
+"""The search configuration: one validated object that says what a study searches, how and where it writes.
+
+A config is a YAML file (``nas search CONFIG.yaml``) or the built-in default (``nas search`` alone, see
+:func:`default_search_config`): every field has a sensible default, unknown fields are refused, and each problem is
+reported as one :class:`~nas.errors.SearchError` line naming the file, the field and the value.
+
+Addresses (Optuna storage URL, MLflow tracking URI, Ray address) live here and are passed explicitly to the
+libraries that use them; nothing is set process-wide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.errors import SearchError
+
+__all__ = [
+    "SearchConfig",
+    "DataConfig",
+    "ProxyConfig",
+    "ExportConfig",
+    "LatencyConfig",
+    "SamplerConfig",
+    "PrunerConfig",
+    "ResourcesConfig",
+    "load_search_config",
+    "default_search_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Training and validation images: ``embedded`` (scikit-image's photographs), a DIV2K root or any folder."""
+
+    train: str = "embedded"
+    valid: str | None = Field(None, description="default: DIV2K's valid split, or the held-out embedded photographs")
+    limit: int | None = Field(None, ge=1, description="use the first N training images")
+    valid_limit: int | None = Field(None, ge=1, description="use the first N validation images")
+    cache: str | None = Field(None, description="folder for decoded images shared by the trials")
+
+
+class ProxyConfig(_Strict):
+    """The short proxy training of every trial (one L1 stage, Adam with cosine decay)."""
+
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(16, ge=1)
+    patch_size: int = Field(48, ge=8)
+    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    eval_every: int | None = Field(None, ge=1, description="steps between intermediate validation PSNR reports "
+                                                           "(default: a quarter of the steps)")
+
+    @property
+    def report_every(self) -> int:
+        return self.eval_every or max(1, self.steps // 4)
+
+
+class ExportConfig(_Strict):
+    """The INT8 model every trial exports: its fixed input size and the NPU profile it is checked against."""
+
+    input_size: tuple[int, int] | None = Field(None, description="default: the latency model's input size")
+    target: str = "vs680"
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _hw(cls, v):
+        if isinstance(v, str):
+            m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", v)
+            if not m:
+                raise ValueError(f"'{v}' is not HEIGHTxWIDTH (e.g. 360x640)")
+            return int(m.group(1)), int(m.group(2))
+        return v
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None and (v[0] < 8 or v[1] < 8):
+            raise ValueError(f"input size {v[0]}x{v[1]} is smaller than 8x8")
+        return v
+
+
+class LatencyConfig(_Strict):
+    """How a trial's latency is predicted and how the search treats the model's uncertainty.
+
+    The objective uses the pessimistic latency ``mean + k * stddev`` (the stddev grows for specs outside the range
+    the model was fitted on, so the search cannot profit from the model's blind spots); every such trial is
+    flagged (``outside_range``). ``outside_range: constrain`` also makes it infeasible for the sampler.
+    ``budget_ms`` is a constraint on the pessimistic latency.
+    """
+
+    model: str = "vs680"
+    k: float = Field(1.0, ge=0.0, le=10.0)
+    budget_ms: float | None = Field(None, gt=0.0)
+    outside_range: Literal["flag", "constrain"] = "flag"
+
+
+class SamplerConfig(_Strict):
+    name: Literal["tpe", "nsga2", "random"] = "tpe"
+    n_startup_trials: int = Field(8, ge=0, description="random trials before TPE models the results")
+    population_size: int = Field(16, ge=2, description="NSGA-II population")
+
+
+class PrunerConfig(_Strict):
+    """Stop hopeless trials early, on their intermediate log2 score.
+
+    ``median``: a trial whose intermediate value is below the median of earlier trials at the same step stops
+    (for the scalar objective Optuna's :class:`~optuna.pruners.MedianPruner`; for the Pareto objective the median of
+    the earlier trials that are predicted at most as slow, so a slow trial is stopped only when faster ones
+    already did better).
+    """
+
+    name: Literal["median", "none"] = "median"
+    n_startup_trials: int = Field(4, ge=0)
+    n_warmup_steps: int = Field(0, ge=0)
+
+
+class ResourcesConfig(_Strict):
+    """What one trial gets: Ray resources and TensorFlow threads (Ray sets ``OMP_NUM_THREADS=1`` in workers)."""
+
+    cpus: float = Field(1.0, gt=0.0)
+    gpus: float = Field(0.0, ge=0.0)
+    threads: int | None = Field(None, ge=1, description="TensorFlow intra-op threads (default: the trial's cpus)")
+
+    @property
+    def tf_threads(self) -> int:
+        return self.threads or max(1, int(self.cpus))
+
+
+class SearchConfig(_Strict):
+    """Everything a study needs; see the field descriptions and ``search_spaces/`` / ``latency_models/``."""
+
+    name: str = Field("default", description="the study's name: its folder is <out>/<name>")
+    space: str = "mai2022"
+    objective: Literal["pareto", "score"] = Field(
+        "pareto", description="pareto: INT8 PSNR up and latency down; score: the log2 challenge score up")
+    n_trials: int = Field(8, ge=1, description="finished trials the study should hold")
+    workers: int = Field(1, ge=1, description="trials in parallel (1: in this process unless ray_address is set)")
+    seed: int = Field(0, ge=0)
+    warm_start: tuple[str, ...] = Field(("abpn",), description="zoo networks (projected into the space) tried first")
+    data: DataConfig = DataConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    export: ExportConfig = ExportConfig()
+    latency: LatencyConfig = LatencyConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    out: str = Field("runs", description="folder of the study folders")
+    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite:///<out>/<name>/optuna.db)")
+    tracking: str | None = Field(None, description="MLflow tracking URI (default: sqlite:///<out>/mlflow.db)")
+    ray_address: str | None = Field(None, description="a running Ray cluster (e.g. 127.0.0.1:6379); default: a "
+                                                      "local Ray started for the study when workers > 1")
+    trial_retries: int = Field(1, ge=0, description="times a trial whose worker process died is run again")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(f"'{v}' must be letters, digits, '_', '-' or '.' (and start with a letter or digit)")
+        return v
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError(f"'{v}' is not a database URL (e.g. sqlite:///runs/x/optuna.db, "
+                             "postgresql://user@host/db)")
+        return v
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _warm(cls, v):
+        return () if v is None else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchConfig":
+        if self.proxy.eval_every is not None and self.proxy.eval_every > self.proxy.steps:
+            raise ValueError(f"proxy.eval_every {self.proxy.eval_every} is more than proxy.steps {self.proxy.steps}")
+        return self
+
+    # ----------------------------------------------------------------------------------------------- derived
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.name
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.study_dir / 'optuna.db').as_posix()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking or f"sqlite:///{(Path(self.out) / 'mlflow.db').as_posix()}"
+
+    @property
+    def identity_hash(self) -> str:
+        """Digest of the fields a resumed study must keep (what the trials' values depend on)."""
+        keep = self.model_dump(mode="json", include={"space", "objective", "data", "proxy", "export", "latency",
+                                                     "seed"})
+        keep["data"].pop("cache", None)
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+    def with_overrides(self, **changes) -> "SearchConfig":
+        """A copy with top-level fields replaced (``None`` values ignored), validated again."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return _validate(data, "search config")
+
+
+def _format(exc: ValidationError, where: str) -> str:
+    out = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            out.append(f"unknown field '{loc}'")
+            continue
+        if err["type"] == "missing":
+            out.append(f"missing field '{loc}'")
+            continue
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        out.append(f"field '{loc}': {err['msg'].removeprefix('Value error, ')}{shown}")
+    more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return f"{where}: " + "; ".join(out) + more
+
+
+def _validate(data: dict, where: str) -> SearchConfig:
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SearchError(_format(exc, where)) from None
+
+
+def default_search_config() -> SearchConfig:
+    """The built-in study: 8 trials of a 300-step proxy on the embedded photographs, VS680 latency, Pareto
+    objective, one worker (a few minutes on a laptop CPU)."""
+    return SearchConfig()
+
+
+def load_search_config(path: str | Path | None = None, **overrides) -> SearchConfig:
+    """A config from a YAML file (or the default) with top-level ``overrides`` (``None`` ignored) on top."""
+    import yaml
+
+    data: dict = {}
+    where = "search config"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.exists():
+            raise SearchError(f"search config not found: {p}")
+        if p.is_dir():
+            raise SearchError(f"{p} is a folder, not a search config file")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            raise SearchError(f"{p}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        except UnicodeDecodeError:
+            raise SearchError(f"{p}: not a text file") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SearchError(f"{p}: a search config must be a YAML mapping, got {type(data).__name__}")
+    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return _validate(data, where)

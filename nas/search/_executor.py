@@ -1,0 +1,231 @@
+"""Where trials run: in the driver's own process, or as Ray tasks on a local Ray or a cluster.
+
+An :class:`Executor` is the one extension point between the study (which asks Optuna for specs and writes every
+result) and the workers (which only compute). Its contract:
+
+* :meth:`Executor.submit` hands over a :class:`~nas.search._trial.TrialJob` and returns at once (the in-process
+  executor runs it in the next :meth:`~Executor.poll`);
+* :meth:`Executor.poll` waits at most ``timeout`` seconds and returns the :class:`TrialOutcome` of every job that
+  finished; while jobs run, each intermediate validation value is passed to ``on_report(number, step, psnr)`` *in
+  the driver's thread*, and a True answer stops that trial at its next step (it comes back pruned);
+* a job whose worker process died is run again up to ``retries`` times, then comes back failed with the reason:
+  a job is never lost;
+* :meth:`Executor.close` gives back what the executor started (a local Ray, never a cluster it joined).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import os
+import time
+from typing import Callable
+
+from nas._logging import get_logger
+from nas.errors import SearchError
+from nas.search._trial import TrialJob, TrialOutcome, run_trial
+
+__all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport"]
+
+log = get_logger("search")
+
+OnReport = Callable[[int, int, float], bool]
+
+
+class Executor(abc.ABC):
+    """Runs trial jobs (see the module docstring for the contract)."""
+
+    #: how many jobs may run at once
+    capacity: int = 1
+
+    def __init__(self, on_report: OnReport | None = None):
+        self.on_report = on_report or (lambda number, step, value: False)
+
+    @abc.abstractmethod
+    def submit(self, job: TrialJob) -> None:
+        """Start ``job`` (or queue it); never blocks for long."""
+
+    @abc.abstractmethod
+    def running(self) -> list[int]:
+        """Numbers of the trials submitted and not yet returned by :meth:`poll`."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float) -> list[TrialOutcome]:
+        """Outcomes of the jobs that finished (waiting at most ``timeout`` seconds for one)."""
+
+    def close(self) -> None:
+        """Release what this executor started."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """One trial at a time, in the driver's process (the default for one worker: no Ray start-up)."""
+
+    capacity = 1
+
+    def __init__(self, on_report: OnReport | None = None):
+        super().__init__(on_report)
+        self._queue: list[TrialJob] = []
+
+    def submit(self, job: TrialJob) -> None:
+        self._queue.append(job)
+
+    def running(self) -> list[int]:
+        return [j.number for j in self._queue]
+
+    def poll(self, timeout: float) -> list[TrialOutcome]:
+        if not self._queue:
+            time.sleep(min(timeout, 0.05))
+            return []
+        job = self._queue.pop(0)
+        return [run_trial(job, self.on_report)]
+
+    def describe(self) -> str:
+        return "in-process (1 worker)"
+
+
+class _Mailbox:
+    """An async Ray actor between the workers and the driver: a worker posts its validation value and waits (up to
+    a timeout) for the driver's decision; the driver drains the posts and decides."""
+
+    def __init__(self) -> None:
+        self._posts: list[tuple[int, int, float]] = []
+        self._answers: dict[tuple[int, int], bool] = {}
+        self._events: dict[tuple[int, int], asyncio.Event] = {}
+
+    async def post(self, number: int, step: int, value: float, timeout: float) -> bool:
+        key = (number, step)
+        self._posts.append((number, step, value))
+        event = self._events.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            self._events.pop(key, None)
+            return False
+        return self._answers.pop(key, False)
+
+    async def drain(self) -> list[tuple[int, int, float]]:
+        out, self._posts = self._posts, []
+        return out
+
+    async def decide(self, number: int, step: int, stop: bool) -> None:
+        key = (number, step)
+        self._answers[key] = bool(stop)
+        event = self._events.pop(key, None)
+        if event is not None:
+            event.set()
+        else:
+            self._answers.pop(key, None)
+
+
+def _ray_trial(job: TrialJob, mailbox) -> TrialOutcome:
+    """The Ray task: run one trial, asking the driver (through the mailbox) whether to stop at each report."""
+    import ray
+
+    # Ray sets OMP_NUM_THREADS=1 in workers; TensorFlow's threads come from the job's config instead.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def report(number: int, step: int, value: float) -> bool:
+        return bool(ray.get(mailbox.post.remote(number, step, value, 120.0)))
+
+    return run_trial(job, report)
+
+
+class RayExecutor(Executor):
+    """Trials as Ray tasks, each with its own CPUs/GPUs, on a local Ray (started here) or a cluster (``address``).
+
+    The address is passed to :func:`ray.init` explicitly (``RAY_ADDRESS`` is neither read nor set here).
+    """
+
+    def __init__(self, *, workers: int, cpus: float = 1.0, gpus: float = 0.0, address: str | None = None,
+                 retries: int = 1, on_report: OnReport | None = None):
+        super().__init__(on_report)
+        import ray
+
+        self.capacity = int(workers)
+        self.address = address
+        self._started = False
+        if ray.is_initialized():
+            log.info("using the Ray this process already joined")
+        else:
+            kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                      runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+            try:
+                if address:
+                    ray.init(address=address, **kw)
+                else:
+                    need = max(1, int(round(workers * cpus)))
+                    ray.init(address="local", num_cpus=need, num_gpus=int(gpus * workers) if gpus else 0,
+                             dashboard_host="127.0.0.1", **kw)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise SearchError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+            self._started = True
+        have = ray.cluster_resources()
+        if have.get("CPU", 0) < cpus:
+            raise SearchError(f"a trial asks for {cpus:g} CPUs but the Ray cluster has {have.get('CPU', 0):g}")
+        if gpus and have.get("GPU", 0) < gpus:
+            raise SearchError(f"a trial asks for {gpus:g} GPUs but the Ray cluster has {have.get('GPU', 0):g}")
+        self._nodes = len([n for n in ray.nodes() if n.get("Alive")])
+        self._mailbox = ray.remote(num_cpus=0)(_Mailbox).remote()
+        self._task = ray.remote(_ray_trial).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
+                                                    retry_exceptions=False)
+        self._futures: dict = {}  # ObjectRef -> job
+
+    def describe(self) -> str:
+        where = f"Ray cluster {self.address}" if self.address else "local Ray"
+        return f"{where} ({self._nodes} node{'s' if self._nodes != 1 else ''}, {self.capacity} workers)"
+
+    def submit(self, job: TrialJob) -> None:
+        self._futures[self._task.remote(job, self._mailbox)] = job
+
+    def running(self) -> list[int]:
+        return [j.number for j in self._futures.values()]
+
+    def _answer_reports(self) -> None:
+        import ray
+
+        for number, step, value in ray.get(self._mailbox.drain.remote()):
+            try:
+                stop = bool(self.on_report(number, step, value))
+            except Exception:  # the pruner must never take the driver down
+                log.exception("deciding on trial %d's report failed", number)
+                stop = False
+            self._mailbox.decide.remote(number, step, stop)
+
+    def poll(self, timeout: float) -> list[TrialOutcome]:
+        import ray
+
+        deadline = time.monotonic() + timeout
+        out: list[TrialOutcome] = []
+        while True:
+            self._answer_reports()
+            if not self._futures:
+                time.sleep(min(0.05, timeout))
+                return out
+            ready, _ = ray.wait(list(self._futures), num_returns=len(self._futures), timeout=0.2)
+            for ref in ready:
+                job = self._futures.pop(ref)
+                try:
+                    out.append(ray.get(ref))
+                except Exception as exc:  # the worker died after its retries, or the task could not run
+                    kind = type(exc).__name__
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    out.append(TrialOutcome(job.number, "failed", f"worker lost ({kind}): {first}"))
+            if out or time.monotonic() >= deadline:
+                return out
+
+    def close(self) -> None:
+        import ray
+
+        if self._started and ray.is_initialized():
+            ray.shutdown()
+            self._started = False

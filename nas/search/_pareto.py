@@ -1,0 +1,161 @@
+"""The Pareto front of a study (INT8 PSNR up, predicted latency down) as a table, a CSV, an HTML plot and a PNG.
+
+The latency on the front is the pessimistic one the search optimised (mean + k sigma); the plot shows the mean with
+its uncertainty as error bars, every trial behind the front, the warm-start zoo trials, and the reference zoo's
+published INT8 PSNR (DIV2K, full training) at the latency the same model predicts for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["FrontPoint", "pareto_front", "write_front", "zoo_points"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontPoint:
+    """One completed trial as the front sees it."""
+
+    number: int
+    spec: str  # ArchSpec.describe()
+    hash: str
+    psnr: float  # INT8 PSNR (RGB, dB) on the study's validation images
+    latency_ms: float  # predicted mean
+    latency_sigma_ms: float
+    latency_objective_ms: float  # mean + k sigma: what the search minimised
+    log2_score: float
+    outside_range: bool = False
+    warm_start: str = ""
+    feasible: bool = True
+    on_front: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
+    """All points, with ``on_front`` set for the feasible ones no other feasible point dominates (higher or equal
+    PSNR and lower or equal latency, one of them strictly), sorted by latency."""
+    feas = [p for p in points if p.feasible and math.isfinite(p.psnr)]
+    out = []
+    for p in points:
+        dominated = not p.feasible or any(
+            q.psnr >= p.psnr and q.latency_objective_ms <= p.latency_objective_ms
+            and (q.psnr > p.psnr or q.latency_objective_ms < p.latency_objective_ms) for q in feas)
+        out.append(dataclasses.replace(p, on_front=not dominated))
+    return sorted(out, key=lambda p: (p.latency_objective_ms, -p.psnr))
+
+
+def zoo_points(latency_model) -> list[dict]:
+    """The reference zoo: published INT8 PSNR (Table 1) at the latency ``latency_model`` predicts."""
+    from nas.space import zoo_entries
+
+    out = []
+    for e in zoo_entries():
+        if e.table1 is None or e.table1.psnr is None:
+            continue
+        pred = latency_model.predict(e.spec)
+        out.append({"name": e.name, "psnr": e.table1.psnr, "latency_ms": pred.mean_ms,
+                    "published_npu_ms": e.table1.npu_ms})
+    return out
+
+
+def write_front(points: Sequence[FrontPoint], folder: str | Path, *, title: str, zoo: Sequence[dict] = (),
+                k: float = 1.0) -> dict[str, Path]:
+    """Write ``pareto.csv``, ``pareto.html`` (interactive) and ``pareto.png`` into ``folder``; return their paths."""
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pts = pareto_front(points)
+    df = pd.DataFrame([p.to_dict() for p in pts])
+    csv = folder / "pareto.csv"
+    (df[df["on_front"]] if len(df) else df).to_csv(csv, index=False)
+    all_csv = folder / "trials.csv"
+    df.to_csv(all_csv, index=False)
+    html = folder / "pareto.html"
+    _html(pts, zoo, html, title, k)
+    png = folder / "pareto.png"
+    _png(pts, zoo, png, title, k)
+    return {"csv": csv, "trials": all_csv, "html": html, "png": png}
+
+
+def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str, k: float) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+
+    def scatter(sel, name, **kw):
+        if not sel:
+            return
+        fig.add_trace(go.Scatter(
+            x=[p.latency_ms for p in sel], y=[p.psnr for p in sel], name=name,
+            error_x=dict(type="data", array=[k * p.latency_sigma_ms for p in sel], visible=True, thickness=1),
+            text=[f"trial {p.number}: {p.spec}<br>log2 score {p.log2_score:.2f}"
+                  + (" (outside the latency model's range)" if p.outside_range else "") for p in sel],
+            hovertemplate="%{text}<br>%{x:.2f} ms, %{y:.3f} dB<extra></extra>", **kw))
+
+    behind = [p for p in pts if not p.on_front]
+    front = [p for p in pts if p.on_front]
+    scatter(behind, "trials", mode="markers", marker=dict(color="#9aa0a6", size=8))
+    scatter(front, "Pareto front", mode="lines+markers", marker=dict(color="#d62728", size=10),
+            line=dict(shape="hv"))
+    warm = [p for p in pts if p.warm_start]
+    if warm:
+        fig.add_trace(go.Scatter(x=[p.latency_ms for p in warm], y=[p.psnr for p in warm], mode="markers+text",
+                                 name="zoo (same proxy)", text=[p.warm_start for p in warm],
+                                 textposition="top center",
+                                 marker=dict(symbol="diamond-open", size=14, color="#1f77b4", line=dict(width=2))))
+    if zoo:
+        fig.add_trace(go.Scatter(x=[z["latency_ms"] for z in zoo], y=[z["psnr"] for z in zoo],
+                                 mode="markers+text", name="zoo (published PSNR, DIV2K, full training)",
+                                 text=[z["name"] for z in zoo], textposition="bottom center",
+                                 marker=dict(symbol="circle-open", size=9, color="#2ca02c")))
+    fig.update_layout(title=title, xaxis_title="predicted latency (ms; error bars: k sigma)",
+                      yaxis_title="INT8 PSNR (dB, RGB)", template="plotly_white")
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+
+
+def _png(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str, k: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    behind = [p for p in pts if not p.on_front]
+    front = [p for p in pts if p.on_front]
+    if behind:
+        ax.errorbar([p.latency_ms for p in behind], [p.psnr for p in behind],
+                    xerr=[k * p.latency_sigma_ms for p in behind], fmt="o", color="#9aa0a6", ms=5, lw=0.8,
+                    label="trials")
+    if front:
+        ax.errorbar([p.latency_ms for p in front], [p.psnr for p in front],
+                    xerr=[k * p.latency_sigma_ms for p in front], fmt="o", color="#d62728", ms=7, lw=0.8,
+                    label="Pareto front")
+        ax.step([p.latency_ms for p in front], [p.psnr for p in front], where="post", color="#d62728", lw=1.2)
+        for p in front:
+            ax.annotate(f"#{p.number}", (p.latency_ms, p.psnr), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+    for p in pts:
+        if p.warm_start:
+            ax.plot(p.latency_ms, p.psnr, marker="D", mfc="none", mec="#1f77b4", ms=11, mew=1.5)
+            ax.annotate(p.warm_start, (p.latency_ms, p.psnr), textcoords="offset points", xytext=(6, -10),
+                        fontsize=7, color="#1f77b4")
+    if zoo:
+        ax.scatter([z["latency_ms"] for z in zoo], [z["psnr"] for z in zoo], facecolors="none",
+                   edgecolors="#2ca02c", s=40, label="zoo: published PSNR (DIV2K, full training)")
+        for z in zoo:
+            ax.annotate(z["name"], (z["latency_ms"], z["psnr"]), textcoords="offset points", xytext=(4, -9),
+                        fontsize=6, color="#2ca02c")
+    ax.set_xlabel("predicted latency (ms; error bars: k sigma)")
+    ax.set_ylabel("INT8 PSNR (dB, RGB)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

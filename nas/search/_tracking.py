@@ -1,0 +1,152 @@
+"""MLflow tracking of a study: one parent run per study, one nested run per trial, the Pareto front's artifacts.
+
+Everything goes through an :class:`mlflow.MlflowClient` built with the study's tracking URI: the process-wide
+tracking URI, active runs and environment are never touched. Runs are found again by their tags (``nas.study``,
+``nas.kind``, ``nas.trial``), which is what lets a resumed study continue its parent run and repair the trial
+runs a killed driver left open.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from nas._logging import get_logger
+from nas.errors import SearchError
+
+__all__ = ["Tracker", "check_tracking_uri"]
+
+log = get_logger("search")
+
+STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`SearchError` now (before any training) when an MLflow server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (the user's own server)
+            if resp.status != 200:
+                raise SearchError(f"MLflow server {uri} answered {resp.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SearchError(f"MLflow tracking server {uri} is unreachable ({reason}); start it or pass another "
+                          "--tracking URI") from None
+
+
+class Tracker:
+    """The study's MLflow experiment (``nas-<study>``), created on first use with its artifacts under
+    ``artifact_root`` for a local store."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
+        check_tracking_uri(uri)
+        from mlflow import MlflowClient
+
+        self.uri = uri
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                location = None
+                if artifact_root is not None and not _is_remote(uri):
+                    location = (Path(artifact_root).resolve() / experiment).as_uri()
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            else:
+                if exp.lifecycle_stage == "deleted":
+                    raise SearchError(f"MLflow experiment '{experiment}' is deleted in {uri}: restore it "
+                                      "(mlflow experiments restore) or use another study name")
+                self.experiment_id = exp.experiment_id
+        except SearchError:
+            raise
+        except Exception as exc:  # MlflowException, database errors: the store is unusable
+            raise SearchError(f"MLflow tracking store {uri} is unusable: {str(exc).splitlines()[0]}") from None
+        self.experiment = experiment
+
+    # ------------------------------------------------------------------------------------------------- runs
+    def find(self, **tags: str) -> list:
+        flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return list(self.client.search_runs([self.experiment_id], filter_string=flt, max_results=5000))
+
+    def parent_run(self, study: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
+        """The study's parent run: found again on resume (and set running), created otherwise."""
+        found = self.find(**{"nas.study": study, "nas.kind": "study"})
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=study,
+                                     tags={"nas.study": study, "nas.kind": "study", **tags})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def start_trial(self, parent_id: str, study: str, number: int, params: Mapping[str, Any],
+                    tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags={
+            "mlflow.parentRunId": parent_id, "nas.study": study, "nas.kind": "trial", "nas.trial": str(number),
+            **tags})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if v is not None and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i:i + 500])
+
+    def log_curve(self, run_id: str, name: str, curve: Iterable[tuple[int, float]]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(name, float(v), now, int(s)) for s, v in curve]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str | None = None) -> None:
+        for f in files:
+            self.client.log_artifact(run_id, str(f), artifact_path)
+
+    def log_json(self, run_id: str, data: Mapping[str, Any], name: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / name
+            p.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            self.client.log_artifact(run_id, str(p))
+
+    def end(self, run_id: str, state: str) -> None:
+        self.client.set_terminated(run_id, status=STATUS.get(state, state))
+
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+    def artifact_uri(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.artifact_uri

@@ -1,0 +1,165 @@
+"""One trial, as a worker runs it: train the proxy, export INT8 (checked against the NPU profile), evaluate.
+
+:func:`run_trial` takes a :class:`TrialJob` and always returns a :class:`TrialOutcome`: an architecture that
+diverges, cannot be converted or fails the NPU check becomes a failed outcome with its reason, and a trial stopped by
+the pruner a pruned one. It writes nothing that outlives it: the INT8 model and the weights come back as bytes, so a
+worker on another machine needs no shared file system, and the driver stays the only writer of the study's files,
+Optuna storage and MLflow store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Literal
+
+from nas._logging import get_logger
+from nas.errors import NasError
+from nas.space import ArchSpec
+
+__all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn"]
+
+log = get_logger("search")
+
+State = Literal["complete", "pruned", "failed"]
+ReportFn = Callable[[int, int, float], bool]  # (trial number, step, validation PSNR) -> stop?
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialJob:
+    """What a worker needs to run one trial (picklable; sent to Ray workers as is)."""
+
+    number: int
+    spec: ArchSpec
+    config: "object"  # nas.search.SearchConfig (typed loosely to keep this module free of pydantic imports)
+    input_hw: tuple[int, int]
+    attempt: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialOutcome:
+    """The result of a trial: its state, the reason when it did not complete, metrics, the validation curve and
+    the files it produced (name -> bytes)."""
+
+    number: int
+    state: State
+    reason: str = ""
+    metrics: dict = dataclasses.field(default_factory=dict)
+    curve: tuple[tuple[int, float], ...] = ()
+    seconds: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.state not in ("complete", "pruned", "failed"):
+            raise ValueError(f"unknown trial state {self.state!r}")
+        if self.state != "complete" and not self.reason:
+            raise ValueError(f"a {self.state} trial needs its reason")
+
+    def summary(self) -> dict:
+        """Everything but the files (what ``outcome.json`` holds)."""
+        return {"number": self.number, "state": self.state, "reason": self.reason, "metrics": self.metrics,
+                "curve": [list(c) for c in self.curve], "seconds": self.seconds, "files": sorted(self.files)}
+
+
+class _Pruned(Exception):
+    def __init__(self, step: int, psnr: float):
+        super().__init__(step, psnr)
+        self.step, self.psnr = step, psnr
+
+
+def _images(config):
+    from nas.data import ImageCache, default_valid_source, load_images
+
+    d = config.data
+    cache = ImageCache(d.cache) if d.cache else None
+    train = load_images(d.train, "train", limit=d.limit, cache=cache)
+    valid_src = d.valid if d.valid is not None else default_valid_source(d.train)
+    valid = load_images(valid_src, "valid", limit=d.valid_limit, cache=cache)
+    return train, valid
+
+
+def proxy_train_config(config):
+    """The :class:`~nas.train.TrainConfig` of a study's proxy training."""
+    from nas.train import TrainConfig
+
+    p = config.proxy
+    base = TrainConfig.proxy(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
+                             eval_every=p.report_every, threads=config.resources.tf_threads)
+    stage = base.stages[0].model_copy(update={"lr": p.lr, "lr_end": min(p.lr, 1e-5)})
+    return base.model_copy(update={"stages": (stage,)})
+
+
+def run_trial(job: TrialJob, report: ReportFn | None = None) -> TrialOutcome:
+    """Run ``job``; ``report(number, step, val_psnr)`` is called at each validation step and returns True to stop."""
+    from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
+    from nas.export import export_int8
+    from nas.model import save_weights
+    from nas.train import train
+
+    cfg = job.config
+    seconds: dict[str, float] = {}
+    curve: list[tuple[int, float]] = []
+    t_all = time.perf_counter()
+
+    def on_event(ev) -> None:
+        if ev.val_psnr is None:
+            return
+        curve.append((ev.step, float(ev.val_psnr)))
+        if report is not None and ev.step < ev.total and report(job.number, ev.step, float(ev.val_psnr)):
+            raise _Pruned(ev.step, float(ev.val_psnr))
+
+    try:
+        t0 = time.perf_counter()
+        images, valid = _images(cfg)
+        seconds["data"] = time.perf_counter() - t0
+        tcfg = proxy_train_config(cfg)
+        t0 = time.perf_counter()
+        result = train(job.spec, images, tcfg, valid=valid, callback=on_event)
+        seconds["train"] = time.perf_counter() - t0
+        if report is not None and curve:
+            step, value = curve[-1]  # the final validation: the pruner sees the whole curve
+            report(job.number, step, value)
+        with tempfile.TemporaryDirectory(prefix="nas-trial-") as tmp:
+            t0 = time.perf_counter()
+            model_path = Path(tmp) / "model_int8.tflite"
+            res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
+                              images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
+                              threads=cfg.resources.tf_threads)
+            seconds["export"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fp32 = evaluate(KerasUpscaler(job.spec, result.weights), valid)
+            int8 = evaluate(TfliteUpscaler(model_path, threads=cfg.resources.tf_threads), valid)
+            seconds["evaluate"] = time.perf_counter() - t0
+            save_weights(result.weights, Path(tmp) / "weights.npz")
+            files = {
+                "model_int8.tflite": model_path.read_bytes(),
+                "weights.npz": (Path(tmp) / "weights.npz").read_bytes(),
+                "npu_check.json": json.dumps(res.report.to_dict(), indent=2).encode(),
+            }
+        metrics = {
+            "fp32_psnr": fp32.psnr_rgb, "fp32_ssim": fp32.ssim_rgb, "fp32_psnr_y": fp32.psnr_y,
+            "int8_psnr": int8.psnr_rgb, "int8_ssim": int8.ssim_rgb, "int8_psnr_y": int8.psnr_y,
+            "int8_ssim_y": int8.ssim_y, "int8_drop_db": fp32.psnr_rgb - int8.psnr_rgb,
+            "final_loss": result.final_loss, "train_steps": result.steps, "tflite_bytes": len(files["model_int8.tflite"]),
+            "valid_images": len(valid),
+        }
+        seconds["total"] = time.perf_counter() - t_all
+        return TrialOutcome(job.number, "complete", "", metrics, tuple(curve), seconds, files)
+    except _Pruned as p:
+        seconds["total"] = time.perf_counter() - t_all
+        return TrialOutcome(job.number, "pruned", f"pruned at step {p.step}: validation PSNR {p.psnr:.2f} dB",
+                            {}, tuple(curve), seconds)
+    except NasError as exc:  # infeasible architecture: diverged, conversion failed, NPU check failed
+        seconds["total"] = time.perf_counter() - t_all
+        return TrialOutcome(job.number, "failed", f"{type(exc).__name__}: {exc}", {}, tuple(curve), seconds)
+    except Exception as exc:  # a bug or an environment fault: the trial fails with where it happened
+        seconds["total"] = time.perf_counter() - t_all
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(tb.filename).name}:{tb.lineno}"
+        log.exception("trial %d crashed", job.number)
+        return TrialOutcome(job.number, "failed", f"{type(exc).__name__} at {where}: {exc}", {}, tuple(curve),
+                            seconds)
