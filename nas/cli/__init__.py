@@ -8,6 +8,10 @@ __all__ = ["main", "app"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # the command line is an application: TensorFlow's C++ start-up chatter stays off unless the user asks for it
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from nas.cli._app import app
     from nas.errors import NasError
 

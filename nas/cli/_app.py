@@ -35,6 +35,18 @@ def _register_latency() -> None:
 
 _register_latency()
 
+
+def _register_search() -> None:
+    from nas.cli import _search
+
+    app.command("search")(_search.search)
+    app.command("pareto")(_search.pareto)
+    app.command("retrain")(_search.retrain_cmd)
+    app.command("ui")(_search.ui)
+
+
+_register_search()
+
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 

@@ -127,7 +127,8 @@ class ResourcesConfig(_Strict):
 
     cpus: float = Field(1.0, gt=0.0)
     gpus: float = Field(0.0, ge=0.0)
-    threads: int | None = Field(None, ge=1, description="TensorFlow intra-op threads (default: the trial's cpus)")
+    threads: int | None = Field(None, ge=1, description="TensorFlow intra-op threads (default: the trial's cpus on "
+                                                        "Ray, every core for a trial run in the driver's process)")
 
     @property
     def tf_threads(self) -> int:

@@ -165,9 +165,14 @@ class RayExecutor(Executor):
                     need = max(1, int(round(workers * cpus)))
                     ray.init(address="local", num_cpus=need, num_gpus=int(gpus * workers) if gpus else 0,
                              dashboard_host="127.0.0.1", **kw)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError, ValueError...
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise SearchError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+                if "auth" in type(exc).__name__.lower() or "InvalidAuthToken" in str(exc):
+                    raise SearchError(
+                        f"{where} requires token authentication: run nas search with RAY_AUTH_MODE=token, as the "
+                        "cluster's nodes were started, and its token in ~/.ray/auth_token (or RAY_AUTH_TOKEN)"
+                    ) from None
+                raise SearchError(f"cannot start or join {where}: {str(exc).strip().splitlines()[0]}") from None
             self._started = True
         have = ray.cluster_resources()
         if have.get("CPU", 0) < cpus:

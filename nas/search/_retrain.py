@@ -90,7 +90,7 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     c = info.config
     latency = load_latency_model(c.latency.model)
     input_hw = tuple(c.export.input_size or latency.input_hw)
-    tcfg = TrainConfig.full(steps=steps, seed=c.seed, threads=c.resources.tf_threads,
+    tcfg = TrainConfig.full(steps=steps, seed=c.seed, threads=c.resources.threads,
                             checkpoint_every=min(500, max(1, steps // 10)))
     images, valid = _images(c)
     out_dir = info.folder / f"retrain-{number:04d}"

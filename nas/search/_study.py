@@ -32,7 +32,7 @@ from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
 from nas.search._trial import TrialJob, TrialOutcome
 from nas.space import ArchSpec
 
-__all__ = ["SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front", "trial_points"]
+__all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front", "trial_points"]
 
 log = get_logger("search")
 
@@ -187,7 +187,7 @@ def trial_points(study, k: float) -> list[FrontPoint]:
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         u = t.user_attrs
-        if "int8_psnr" not in u:
+        if "int8_psnr" not in u or "duplicate_of" in u:  # a duplicate is its original's point
             continue
         out.append(FrontPoint(
             number=t.number, spec=u.get("describe", ""), hash=u.get("hash", ""), psnr=float(u["int8_psnr"]),
@@ -432,7 +432,7 @@ class _Driver:
             self._duplicate(trial, same, run_id)
             return
         self.running[trial.number] = trial
-        executor.submit(TrialJob(trial.number, spec, self.config, self.input_hw))
+        executor.submit(TrialJob(trial.number, spec, self.config, self.input_hw, self.job_threads))
         self.event("submit", trial.number, spec.describe())
 
     def _duplicate(self, trial, same, run_id: str) -> None:
@@ -475,24 +475,14 @@ class _Driver:
         return self._dominated_median(trial, step, psnr)
 
     def _dominated_median(self, trial, step: int, psnr: float) -> bool:
-        """The Pareto objective's median rule: stop when the PSNR at ``step`` is below the median of completed
-        trials predicted at most as slow at the same step."""
         from optuna.trial import TrialState
 
         p = self.config.pruner
-        if step < p.n_warmup_steps:
-            return False
-        mine = trial.user_attrs["latency_objective_ms"]
-        values = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if "duplicate_of" in t.user_attrs or t.user_attrs.get("latency_objective_ms", math.inf) > mine:
-                continue
-            at = dict((int(s), v) for s, v in t.user_attrs.get("curve", []))
-            if step in at:
-                values.append(at[step])
-        if len(values) < max(1, p.n_startup_trials):
-            return False
-        return psnr < statistics.median(values)
+        others = [(t.user_attrs.get("latency_objective_ms", math.inf), t.user_attrs.get("curve", []))
+                  for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if "duplicate_of" not in t.user_attrs]
+        return dominated_median(step, psnr, trial.user_attrs["latency_objective_ms"], others, p.n_startup_trials,
+                                p.n_warmup_steps)
 
     def finish(self, outcome: TrialOutcome) -> None:
         from optuna.trial import TrialState
@@ -552,20 +542,20 @@ class _Driver:
         t.log_files(run_id, files)
         state = summary["state"]
         t.set_tags(run_id, {"nas.state": state, "nas.reason": summary.get("reason", ""),
-                            "nas.pareto": "false"})
+                            "nas.pareto": "false", "nas.worker": summary.get("worker", "")})
         t.end(run_id, state)
 
     # ------------------------------------------------------------------------------------------------ run
     def _executor(self):
         c = self.config
+        # a trial in this process may use every core unless told otherwise; a Ray trial uses what it reserved
+        self.job_threads = c.resources.tf_threads
         if self.executor_factory is not None:
             return self.executor_factory(self.on_report)
         if c.workers == 1 and not c.ray_address:
             from nas.search._executor import InProcessExecutor
 
-            from nas.train import set_threads
-
-            set_threads(c.resources.tf_threads)
+            self.job_threads = c.resources.threads
             return InProcessExecutor(self.on_report)
         from nas.search._executor import RayExecutor
 
@@ -618,6 +608,24 @@ class _Driver:
         write_json(c.study_dir / "summary.json", summary.to_dict())
         self.event("end", message=str(c.study_dir))
         return summary
+
+
+def dominated_median(step: int, psnr: float, latency_ms: float, completed, n_startup: int, n_warmup: int) -> bool:
+    """The Pareto objective's pruning rule: stop a trial whose validation PSNR at ``step`` is below the median PSNR,
+    at the same step, of the completed trials predicted at most as slow (``completed``: (latency, curve) pairs,
+    a curve being (step, PSNR) pairs). Needs ``max(1, n_startup)`` such trials; never before ``n_warmup`` steps."""
+    if step < n_warmup:
+        return False
+    values = []
+    for latency, curve in completed:
+        if latency > latency_ms:
+            continue
+        at = {int(s): float(v) for s, v in curve}
+        if step in at:
+            values.append(at[step])
+    if len(values) < max(1, n_startup):
+        return False
+    return psnr < statistics.median(values)
 
 
 def _write_latency_table(path: Path, pred) -> None:

@@ -37,7 +37,7 @@ class TrialJob:
     spec: ArchSpec
     config: "object"  # nas.search.SearchConfig (typed loosely to keep this module free of pydantic imports)
     input_hw: tuple[int, int]
-    attempt: int = 0
+    threads: int | None = None  # TensorFlow intra-op threads (None: TensorFlow's default, all cores)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,7 @@ class TrialOutcome:
     curve: tuple[tuple[int, float], ...] = ()
     seconds: dict = dataclasses.field(default_factory=dict)
     files: dict = dataclasses.field(default_factory=dict)
+    worker: str = ""  # where it ran: host:pid, and the Ray node on Ray
 
     def __post_init__(self) -> None:
         if self.state not in ("complete", "pruned", "failed"):
@@ -62,7 +63,8 @@ class TrialOutcome:
     def summary(self) -> dict:
         """Everything but the files (what ``outcome.json`` holds)."""
         return {"number": self.number, "state": self.state, "reason": self.reason, "metrics": self.metrics,
-                "curve": [list(c) for c in self.curve], "seconds": self.seconds, "files": sorted(self.files)}
+                "curve": [list(c) for c in self.curve], "seconds": self.seconds, "files": sorted(self.files),
+                "worker": self.worker}
 
 
 class _Pruned(Exception):
@@ -82,19 +84,37 @@ def _images(config):
     return train, valid
 
 
-def proxy_train_config(config):
+def proxy_train_config(config, threads: int | None = None):
     """The :class:`~nas.train.TrainConfig` of a study's proxy training."""
     from nas.train import TrainConfig
 
     p = config.proxy
     base = TrainConfig.proxy(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
-                             eval_every=p.report_every, threads=config.resources.tf_threads)
+                             eval_every=p.report_every, threads=threads)
     stage = base.stages[0].model_copy(update={"lr": p.lr, "lr_end": min(p.lr, 1e-5)})
     return base.model_copy(update={"stages": (stage,)})
 
 
+def _where() -> str:
+    import os
+    import socket
+    import sys
+
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            where += f" node {ray.get_runtime_context().get_node_id()}"
+    return where
+
+
 def run_trial(job: TrialJob, report: ReportFn | None = None) -> TrialOutcome:
     """Run ``job``; ``report(number, step, val_psnr)`` is called at each validation step and returns True to stop."""
+    return dataclasses.replace(_run(job, report), worker=_where())
+
+
+def _run(job: TrialJob, report: ReportFn | None) -> TrialOutcome:
     from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
     from nas.export import export_int8
     from nas.model import save_weights
@@ -116,7 +136,7 @@ def run_trial(job: TrialJob, report: ReportFn | None = None) -> TrialOutcome:
         t0 = time.perf_counter()
         images, valid = _images(cfg)
         seconds["data"] = time.perf_counter() - t0
-        tcfg = proxy_train_config(cfg)
+        tcfg = proxy_train_config(cfg, job.threads)
         t0 = time.perf_counter()
         result = train(job.spec, images, tcfg, valid=valid, callback=on_event)
         seconds["train"] = time.perf_counter() - t0
@@ -128,11 +148,11 @@ def run_trial(job: TrialJob, report: ReportFn | None = None) -> TrialOutcome:
             model_path = Path(tmp) / "model_int8.tflite"
             res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
                               images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
-                              threads=cfg.resources.tf_threads)
+                              threads=job.threads or 0)
             seconds["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             fp32 = evaluate(KerasUpscaler(job.spec, result.weights), valid)
-            int8 = evaluate(TfliteUpscaler(model_path, threads=cfg.resources.tf_threads), valid)
+            int8 = evaluate(TfliteUpscaler(model_path, threads=job.threads), valid)
             seconds["evaluate"] = time.perf_counter() - t0
             save_weights(result.weights, Path(tmp) / "weights.npz")
             files = {

@@ -1,0 +1,196 @@
+"""``nas search``, ``nas pareto``, ``nas retrain``, ``nas ui``: the product's main job and what follows it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+OUT_OPT = typer.Option("runs", "--out", help="Folder of the study folders (where a study NAME is looked up).")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _live(con, enabled: bool, target: int):
+    """A live line: trials done/target, running, complete/pruned/failed, best log2 score."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cols = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn())
+    with Progress(*cols, console=con, transient=False) as prog:
+        task = prog.add_task("trials", total=target, info="")
+
+        def callback(ev) -> None:
+            best = "-" if ev.best_log2 is None else f"{ev.best_log2:.2f} (trial {ev.best_trial})"
+            prog.update(task, completed=ev.done, total=ev.target, info=(
+                f"running {ev.running}  complete {ev.complete}  pruned {ev.pruned}  failed {ev.failed}  "
+                f"best log2 score {best}"))
+            if ev.kind == "start":
+                prog.console.print(f"[bold]executor[/]: {ev.message}")
+            elif ev.kind == "finish" and ev.number is not None and ev.message != "complete":
+                prog.console.print(f"trial {ev.number}: {ev.message}")
+
+        yield callback
+
+
+def _front_table(points, title: str):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("trial", "spec", "INT8 PSNR", "latency ms", "+-k sigma", "log2 score", "flags"):
+        t.add_column(col, justify="left" if col in ("spec", "flags") else "right")
+    for p in points:
+        flags = ", ".join(f for f, on in (("outside latency range", p.outside_range), ("infeasible", not p.feasible),
+                                          (p.warm_start, bool(p.warm_start))) if on)
+        t.add_row(str(p.number), p.spec, f"{p.psnr:.3f}", f"{p.latency_ms:.2f}",
+                  f"{p.latency_objective_ms - p.latency_ms:.2f}", f"{p.log2_score:.2f}", flags)
+    return t
+
+
+def search(
+    config: Optional[Path] = typer.Argument(None, help="Search config (YAML). Without it: the built-in default "
+                                                       "(8 trials on the embedded photographs, a few minutes)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Study name (its folder is OUT/NAME)."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials the study should hold."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Trials in parallel (Ray when > 1)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (host:port)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    tracking: Optional[str] = typer.Option(None, "--tracking", help="MLflow tracking URI."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder of the study folders (default runs)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Run (or resume) a search study: sample specs, train proxies, export INT8, predict latency, track in MLflow.
+
+    Running the same command again after an interruption continues the study: completed trials are kept, trials
+    that were running are run again.
+    """
+    from nas.search import load_search_config, run_search
+
+    cfg = load_search_config(config, name=name, n_trials=n_trials, workers=workers, ray_address=ray_address,
+                             storage=storage, tracking=tracking, out=out)
+    con = _console()
+    con.print(f"study [bold]{cfg.name}[/] in {cfg.study_dir}: {cfg.n_trials} trials, objective {cfg.objective}, "
+              f"space {cfg.space}, latency model {cfg.latency.model}, proxy {cfg.proxy.steps} steps")
+    with _live(con, not as_json, cfg.n_trials) as cb:
+        summary = run_search(cfg, callback=cb)
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+        return
+    out_con = _console()
+    out_con.print(_front_table(list(summary.front), f"Pareto front of {cfg.name} ({summary.complete} complete, "
+                                                     f"{summary.pruned} pruned, {summary.failed} failed)"))
+    if summary.best is not None:
+        b = summary.best
+        out_con.print(f"best (log2 score on the pessimistic latency): trial {b.number}, {b.spec}: "
+                      f"{b.psnr:.3f} dB INT8, {b.latency_ms:.2f} ms predicted")
+    for key, path in summary.files.items():
+        out_con.print(f"{key:7s} {path}")
+    out_con.print(f"MLflow: {summary.study.tracking} experiment {summary.study.experiment} "
+                  f"(nas ui {cfg.study_dir}); retrain: nas retrain {cfg.study_dir} --best")
+
+
+def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
+           as_json: bool = JSON_OPT) -> None:
+    """Print a study's Pareto front (INT8 PSNR vs pessimistic predicted latency) and write its plot files."""
+    from nas.search import study_front
+
+    info, points, best, files = study_front(study, out)
+    front = [p for p in points if p.on_front]
+    if as_json:
+        sys.stdout.write(json.dumps({"study": info.name, "front": [p.to_dict() for p in front],
+                                     "trials": len(points), "best": best.to_dict() if best else None,
+                                     "files": {k: str(v) for k, v in files.items()}}, indent=2) + "\n")
+        return
+    con = _console()
+    if not points:
+        con.print(f"study {info.name} has no completed trial yet")
+        return
+    con.print(_front_table(front, f"Pareto front of {info.name} ({len(front)} of {len(points)} completed trials)"))
+    if best is not None:
+        con.print(f"best: trial {best.number} ({best.spec})")
+    for key, path in files.items():
+        con.print(f"{key:7s} {path}")
+
+
+def retrain_cmd(
+    study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."),
+    trial: Optional[int] = typer.Option(None, "--trial", help="The trial number to retrain."),
+    best: bool = typer.Option(False, "--best", help="Retrain the best trial (highest log2 score)."),
+    steps: int = typer.Option(20000, "--steps", min=10, help="Steps of the full schedule (L1 80%, L2 10%, QAT 10%)."),
+    out: str = OUT_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Retrain a trial's spec with the full schedule and QAT, export INT8, check, evaluate, log and register it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nas.search import retrain
+
+    con = _console()
+    cols = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*cols, console=con, disable=as_json) as prog:
+        task = prog.add_task("train", total=steps, info="")
+
+        def on_step(ev) -> None:
+            prog.update(task, completed=ev.step, info=f"{ev.stage} loss {ev.loss:.4f}")
+
+        def on_phase(name: str) -> None:
+            prog.update(task, description=name)
+
+        res = retrain(study, trial=trial, best=best, steps=steps, out=out, callback=on_step, phase=on_phase)
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_dict(), indent=2) + "\n")
+        return
+    d = res.to_dict()
+    con.print(f"trial {res.trial} ({res.spec.describe()}) retrained for {steps} steps in {res.out_dir}")
+    for form in ("bicubic", "fp32", "int8"):
+        ev = d.get(form) or {}
+        if ev:
+            con.print(f"  {form:8s} PSNR {ev['psnr_rgb']:.3f} dB (Y {ev['psnr_y']:.3f}), SSIM {ev['ssim_rgb']:.4f}")
+    con.print(f"  NPU check {'passed' if d['check_passed'] else 'FAILED'}; predicted latency "
+              f"{res.latency_ms:.2f} +- {res.latency_sigma_ms:.2f} ms; log2 score {res.log2_score:.2f}")
+    con.print(f"  INT8 model {d['tflite']}; MLflow run {res.run_id}; registered as {res.model_name} "
+              f"version {res.model_version}")
+
+
+def ui(
+    study: Optional[str] = typer.Argument(None, help="Study folder or name (its tracking store is used)."),
+    tracking: Optional[str] = typer.Option(None, "--tracking", help="MLflow tracking URI (default: the study's, "
+                                                                     "or sqlite:///runs/mlflow.db)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
+    port: int = typer.Option(5000, "--port"),
+    out: str = OUT_OPT,
+) -> None:
+    """Start the MLflow UI on a study's tracking store (bound to 127.0.0.1 unless --host says otherwise)."""
+    import os
+    import subprocess
+
+    from nas.errors import NasError
+
+    uri = tracking
+    if uri is None and study is not None:
+        from nas.search import open_study
+
+        uri = open_study(study, out).tracking
+    uri = uri or f"sqlite:///{(Path(out) / 'mlflow.db').as_posix()}"
+    if uri.startswith(("http://", "https://")):
+        raise NasError(f"{uri} is already a server: open it in a browser")
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise NasError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run nas search first")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port",
+           str(port), "--workers", "1"]
+    _console().print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))

@@ -1,0 +1,56 @@
+"""kill -9 the driver mid-study, run the same command again: nothing completed is lost, the running trial reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+
+def test_killed_driver_resumes_without_losing_a_trial(small_config, tmp_path):
+    cfg = small_config(name="r", n=4)
+    runs = tmp_path / "runs"
+    trials = runs / "r" / "trials"
+    cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (trials / "0002" / "spec.json").exists():  # trials 0 and 1 done, trial 2 started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the study did not reach trial 2"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = {n: (trials / n / "outcome.json").read_bytes() for n in ("0000", "0001")}
+    storage = f"sqlite:///{runs / 'r' / 'optuna.db'}"
+    st = optuna.load_study(study_name="r", storage=storage)
+    assert [t.state for t in st.trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+
+    again = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["complete"] == 4 and summary["failed"] == 0
+
+    st = optuna.load_study(study_name="r", storage=storage)
+    states = [t.state for t in st.trials]
+    assert states.count(TrialState.COMPLETE) == 4 and states[2] == TrialState.FAIL
+    assert st.trials[2].user_attrs["requeued"] is True
+    rerun = [t for t in st.trials if t.user_attrs.get("requeued_from") == 2]
+    assert len(rerun) == 1 and rerun[0].params == st.trials[2].params and rerun[0].state == TrialState.COMPLETE
+    # completed work untouched
+    assert {n: (trials / n / "outcome.json").read_bytes() for n in before} == before
+
+    c = MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("nas-r")
+    by_trial = {int(r.data.tags["nas.trial"]): r for r in c.search_runs([exp.experiment_id], "tags.`nas.kind` = 'trial'")}
+    assert by_trial[2].info.status == "FAILED" and by_trial[2].data.tags["nas.reason"].startswith("interrupted")
+    finished = [r for r in by_trial.values() if r.info.status == "FINISHED"]
+    assert len(finished) == 4 and all("int8_psnr" in r.data.metrics for r in finished)
+    parents = c.search_runs([exp.experiment_id], "tags.`nas.kind` = 'study'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"

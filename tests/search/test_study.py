@@ -1,0 +1,117 @@
+"""A real small study in one process: Optuna storage, MLflow runs and artifacts, the front, re-use, refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from nas.errors import SearchError
+from nas.evaluate import challenge_score
+from nas.latency import load_latency_model
+from nas.search import load_search_config, run_search
+from nas.search._study import _Lock
+from nas.space import ArchSpec
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, request):
+    # one study shared by the tests of this module (each trial trains, converts and evaluates for real)
+    tmp = tmp_path_factory.mktemp("study")
+    cache = tmp_path_factory.mktemp("cache")
+    from tests.search.conftest import SMALL
+
+    f = tmp / "s.yaml"
+    f.write_text(SMALL.format(name="s", n=3, workers=1, cache=cache, out=tmp / "runs"))
+    events = []
+    summary = run_search(load_search_config(f), callback=events.append)
+    return f, summary, events
+
+
+def test_trials_are_trained_exported_checked_and_scored(study):
+    f, summary, events = study
+    assert (summary.complete, summary.pruned, summary.failed) == (3, 0, 0)
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "end" and events[-1].done == 3
+    st = optuna.load_study(study_name="s", storage=summary.study.storage)
+    trials = st.get_trials()
+    assert len(trials) == 3 and trials[0].user_attrs["warm_start"] == "abpn-baseline"
+    vs680 = load_latency_model("vs680")
+    for t in trials:
+        folder = summary.study.trial_dir(t.number)
+        spec = ArchSpec.from_json((folder / "spec.json").read_text())
+        check = json.loads((folder / "npu_check.json").read_text())
+        assert check["passed"] and (folder / "model_int8.tflite").read_bytes()[4:8] == b"TFL3"
+        pred = vs680.predict(spec)
+        u = t.user_attrs
+        assert u["latency_ms"] == pytest.approx(pred.mean_ms)
+        assert u["latency_objective_ms"] == pytest.approx(pred.mean_ms + pred.stddev_ms)  # k = 1
+        assert t.values == pytest.approx([u["int8_psnr"], u["latency_objective_ms"]])
+        assert u["score"] == pytest.approx(challenge_score(u["int8_psnr"], pred.mean_ms))
+        assert u["outside_range"] == (not pred.in_range)
+        assert [s for s, _ in u["curve"]] == [10, 20]
+
+
+def test_mlflow_holds_the_study_its_trials_and_the_front(study):
+    _, summary, _ = study
+    c = MlflowClient(tracking_uri=summary.study.tracking)
+    exp = c.get_experiment_by_name("nas-s")
+    runs = c.search_runs([exp.experiment_id], max_results=100)
+    parent = [r for r in runs if r.data.tags.get("nas.kind") == "study"]
+    trials = [r for r in runs if r.data.tags.get("nas.kind") == "trial"]
+    assert len(parent) == 1 and len(trials) == 3
+    pid = parent[0].info.run_id
+    assert {a.path for a in c.list_artifacts(pid, "pareto")} == {
+        "pareto/pareto.csv", "pareto/pareto.html", "pareto/pareto.png", "pareto/trials.csv"}
+    assert parent[0].data.metrics["trials_complete"] == 3
+    for r in trials:
+        assert r.data.tags["mlflow.parentRunId"] == pid and r.info.status == "FINISHED"
+        assert {"width", "depth", "block", "skip", "clip_where", "clip_kind", "tail"} <= set(r.data.params)
+        assert {"int8_psnr", "int8_ssim", "fp32_psnr", "latency_ms", "score", "log2_score",
+                "train_seconds"} <= set(r.data.metrics)
+        names = {a.path for a in c.list_artifacts(r.info.run_id)}
+        assert {"spec.json", "model_int8.tflite", "npu_check.json", "latency.csv", "outcome.json"} <= names
+    tagged = sorted(int(r.data.tags["nas.trial"]) for r in trials if r.data.tags["nas.pareto"] == "true")
+    assert tagged == sorted(p.number for p in summary.front)
+
+
+def test_a_spec_already_evaluated_is_not_trained_again(study):
+    f, summary, _ = study
+    st = optuna.load_study(study_name="s", storage=summary.study.storage)
+    first = st.trials[1]
+    st.enqueue_trial(first.params)  # e.g. a user's own enqueue: the same spec again
+    more = run_search(load_search_config(f, n_trials=4))
+    st = optuna.load_study(study_name="s", storage=summary.study.storage)
+    dup = st.trials[3]
+    assert dup.user_attrs["duplicate_of"] == 1 and dup.values == first.values
+    assert not (summary.study.trial_dir(3) / "outcome.json").exists()  # nothing trained
+    assert more.complete == 4
+
+
+def test_a_resume_with_another_config_is_refused(study):
+    f, _, _ = study
+    with pytest.raises(SearchError, match="was started with a different proxy"):
+        run_search(load_search_config(f, proxy={"steps": 30, "eval_every": 10}))
+
+
+def test_a_second_driver_on_the_same_study_is_refused(study):
+    _, summary, _ = study
+    with _Lock(summary.study.folder):
+        with pytest.raises(SearchError, match=r"is being run by pid \d+"):
+            with _Lock(summary.study.folder):
+                pass
+
+
+def test_pareto_command_reads_the_front_back(study):
+    _, summary, _ = study
+    proc = subprocess.run([sys.executable, "-m", "nas", "pareto", str(summary.study.folder), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["study"] == "s" and data["trials"] == 3  # the duplicate is its original's point
+    assert sorted(p["number"] for p in data["front"]) == sorted(p.number for p in summary.front)
+
+
