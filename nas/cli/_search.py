@@ -70,6 +70,8 @@ def search(
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
     tracking: Optional[str] = typer.Option(None, "--tracking", help="MLflow tracking URI."),
     out: Optional[str] = typer.Option(None, "--out", help="Folder of the study folders (default runs)."),
+    show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config as YAML and exit "
+                                                                  "(a starting point for your own file)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Run (or resume) a search study: sample specs, train proxies, export INT8, predict latency, track in MLflow.
@@ -81,6 +83,11 @@ def search(
 
     cfg = load_search_config(config, name=name, n_trials=n_trials, workers=workers, ray_address=ray_address,
                              storage=storage, tracking=tracking, out=out)
+    if show_config:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return
     con = _console()
     con.print(f"study [bold]{cfg.name}[/] in {cfg.study_dir}: {cfg.n_trials} trials, objective {cfg.objective}, "
               f"space {cfg.space}, latency model {cfg.latency.model}, proxy {cfg.proxy.steps} steps")

@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from nas._logging import get_logger
 from nas.data import ImageSet, imresize
 from nas.errors import NasError
 from nas.evaluate._metrics import psnr, ssim, to_uint8
@@ -21,6 +22,8 @@ from nas.space import ArchSpec
 
 __all__ = ["Upscaler", "Bicubic", "ModelUpscaler", "KerasUpscaler", "TfliteUpscaler", "ImageScore", "EvalResult", "evaluate"]
 
+
+log = get_logger("evaluate")
 
 class Upscaler(abc.ABC):
     """Maps an LR image (H x W x 3 uint8) to its SR image (sH x sW x 3, uint8 or float pixels).
@@ -74,18 +77,25 @@ class TfliteUpscaler(Upscaler):
     """A TFLite model (INT8 or float) run with LiteRT's interpreter; its input resized to each image."""
 
     def __init__(self, path: str | Path, threads: int | None = None, scale: int = 3):
-        from ai_edge_litert.interpreter import Interpreter
-
         from nas.export import read_tflite
 
         self.path = Path(path)
         read_tflite(self.path)  # a clear error for a file that is not a TFLite model
-        try:
-            self.interp = Interpreter(model_path=str(self.path), num_threads=threads)
-        except (ValueError, RuntimeError) as exc:
-            raise NasError(f"{self.path}: LiteRT cannot load it ({exc})") from None
+        self.threads = threads
         self.scale = int(scale)
         self.name = self.path.name
+        self._open(xnnpack=True)
+
+    def _open(self, xnnpack: bool) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self.interp = Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                      experimental_op_resolver_type=resolver)
+        except (ValueError, RuntimeError) as exc:
+            raise NasError(f"{self.path}: LiteRT cannot load it ({exc})") from None
+        self._xnnpack = xnnpack
         inputs, outputs = self.interp.get_input_details(), self.interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise NasError(f"{self.path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
@@ -97,7 +107,18 @@ class TfliteUpscaler(Upscaler):
         shape = (1, h, w, 3)
         if self._shape != shape:  # (re)size the input to this image; resizing to the model's own shape is a no-op
             self.interp.resize_tensor_input(self._in["index"], list(shape), strict=False)
-            self.interp.allocate_tensors()
+            try:
+                self.interp.allocate_tensors()
+            except RuntimeError as exc:
+                if self._xnnpack is False:
+                    raise NasError(f"{self.path}: LiteRT cannot run it at {w}x{h} ({exc})") from None
+                # XNNPACK refuses some quantization scale ratios that TFLite's own kernels (and NPUs) accept:
+                # evaluate with the built-in kernels instead (slower, same integer arithmetic)
+                log.warning("%s: XNNPACK cannot prepare it (%s); using LiteRT's built-in kernels",
+                            self.path.name, str(exc).strip().splitlines()[0])
+                self._open(xnnpack=False)
+                self.interp.resize_tensor_input(self._in["index"], list(shape), strict=False)
+                self.interp.allocate_tensors()
             self._shape = shape
         dtype = self._in["dtype"]
         scale, zp = self._in["quantization"]

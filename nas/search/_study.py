@@ -392,6 +392,7 @@ class _Driver:
     def ask(self, executor) -> None:
         from optuna.trial import TrialState
 
+        t_ask = time.perf_counter()
         trial = self.study.ask()
         try:
             spec = self.space.suggest(trial)
@@ -432,6 +433,7 @@ class _Driver:
             self._duplicate(trial, same, run_id)
             return
         self.running[trial.number] = trial
+        self._ask_seconds[trial.number] = time.perf_counter() - t_ask
         executor.submit(TrialJob(trial.number, spec, self.config, self.input_hw, self.job_threads))
         self.event("submit", trial.number, spec.describe())
 
@@ -489,6 +491,7 @@ class _Driver:
 
         from nas.evaluate import challenge_score, log2_score
 
+        t_driver = time.perf_counter()
         trial = self.running.pop(outcome.number)
         u = trial.user_attrs
         folder = self.info.trial_dir(outcome.number)
@@ -524,6 +527,11 @@ class _Driver:
             self.study.tell(trial, state=TrialState.FAIL)
         # MLflow
         self._log_trial(u["mlflow_run_id"], self.study._storage.get_trial(trial._trial_id), summary)
+        # the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
+        driver = self._ask_seconds.pop(outcome.number, 0.0) + time.perf_counter() - t_driver
+        self.tracker.log_metrics(u["mlflow_run_id"], {"driver_seconds": driver})
+        summary["seconds"] = {**summary["seconds"], "driver": driver}
+        write_json(folder / "outcome.json", summary)
         self.event("finish", outcome.number, outcome.state if outcome.state == "complete" else outcome.reason)
 
     def _log_trial(self, run_id: str, frozen, summary: dict) -> None:
@@ -650,6 +658,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         d.open()
         d.running = {}
         d.curves = {}
+        d._ask_seconds = {}
         d.recover()
         d.warm_start()
         executor = d._executor()

@@ -88,3 +88,24 @@ def test_scale_mismatch_is_refused():
     images = load_images(None, "valid")
     with pytest.raises(NasError, match="x2"):
         evaluate(Bicubic(2), images)
+
+
+def test_int8_model_that_xnnpack_refuses_is_evaluated_with_builtin_kernels():
+    """A trial's model once failed its evaluation because XNNPACK refused a node; TFLite's own kernels run it."""
+    from pathlib import Path
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from nas.evaluate import TfliteUpscaler
+
+    path = Path(__file__).parent / "data" / "xnnpack_refuses.tflite"
+    lr = np.random.default_rng(0).integers(0, 256, (40, 50, 3)).astype(np.float32)
+    up = TfliteUpscaler(path, threads=1)
+    sr = up.upscale(lr)
+    assert up._xnnpack is False and sr.shape == (120, 150, 3)
+    ref = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    ref.resize_tensor_input(0, [1, 40, 50, 3])
+    ref.allocate_tensors()
+    ref.set_tensor(ref.get_input_details()[0]["index"], lr.astype(np.uint8)[None])
+    ref.invoke()
+    assert np.array_equal(sr, ref.get_tensor(ref.get_output_details()[0]["index"])[0].astype(np.float32))

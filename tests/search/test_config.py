@@ -52,3 +52,15 @@ def test_identity_ignores_what_a_resume_may_change():
     assert a.identity_hash == a.with_overrides(n_trials=50, workers=4, ray_address="127.0.0.1:6379").identity_hash
     assert a.identity_hash != SearchConfig(proxy={"steps": 301}).identity_hash
     assert a.identity_hash != SearchConfig(objective="score").identity_hash
+
+
+def test_show_config_prints_a_file_that_loads_back(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "nas", "search", "--show-config", "--n-trials", "20"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    f = tmp_path / "mine.yaml"
+    f.write_text(proc.stdout)
+    assert load_search_config(f) == default_search_config().with_overrides(n_trials=20)

@@ -115,3 +115,36 @@ def test_pareto_command_reads_the_front_back(study):
     assert sorted(p["number"] for p in data["front"]) == sorted(p.number for p in summary.front)
 
 
+
+
+def test_ui_serves_the_study_store_on_localhost(study):
+    import socket
+    import time
+    import urllib.request
+
+    _, summary, _ = study
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "ui", str(summary.study.folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "the MLflow UI did not come up"
+                time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas-s"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert json.loads(r.read())["experiment"]["name"] == "nas-s"
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -1,0 +1,178 @@
+"""The search at equal budget, the proxy's fidelity and a trial's cost, in one run.
+
+    python bench/search.py [--trials 12] [--steps 300] [--fidelity-specs 10] [--fidelity-steps 100]
+                           [--work runs/bench-search] [--part all|quality|fidelity|cost]
+
+* quality: the TPE search (the product's default sampler, median pruning, objective = log2 challenge score on the
+  pessimistic VS680 latency) against random search with the same trial budget and proxy, and against the reference
+  zoo's networks trained with the same proxy and scored with the same latency model;
+* fidelity: Kendall tau between the log2 scores of specs after the proxy and after a 10x longer training;
+* cost: the wall time of a trial by phase (data, training, INT8 export at 360x640, evaluation, the driver's
+  Optuna/MLflow work); goal: everything but training under 15%.
+
+Studies resume and finished results are cached in ``--work``: a second run only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.evaluate import log2_score  # noqa: E402
+from nas.latency import load_latency_model  # noqa: E402
+from nas.search import SearchConfig, TrialJob, run_search, run_trial  # noqa: E402
+from nas.space import load_space, zoo_entries  # noqa: E402
+
+
+def _config(name: str, work: Path, trials: int, steps: int, sampler: str) -> SearchConfig:
+    return SearchConfig(name=name, out=str(work), objective="score", n_trials=trials, warm_start=(),
+                        proxy={"steps": steps}, sampler={"name": sampler, "n_startup_trials": 4})
+
+
+def _cached(path: Path, key: str, make):
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if key not in data:
+        data[key] = make()
+        path.write_text(json.dumps(data, indent=1))
+    return data[key]
+
+
+def _trial_result(spec, cfg: SearchConfig, number: int) -> dict:
+    out = run_trial(TrialJob(number, spec, cfg, (360, 640), None))
+    return {"state": out.state, "reason": out.reason, "psnr": out.metrics.get("int8_psnr"), "seconds": out.seconds}
+
+
+def quality(work: Path, trials: int, steps: int) -> list:
+    lat = load_latency_model("vs680")
+    rows = []
+    studies = []
+    for label, sampler in (("TPE search", "tpe"), ("random search", "random")):
+        summary = run_search(_config(f"bench-{sampler}", work, trials, steps, sampler))
+        import optuna
+
+        st = optuna.load_study(study_name=f"bench-{sampler}", storage=summary.study.storage)
+        done = [t for t in st.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+        best = max(done, key=lambda t: t.user_attrs["log2_score_objective"])
+        curve, top = [], -np.inf
+        for t in st.trials:
+            if t.state.name == "COMPLETE":
+                top = max(top, t.user_attrs["log2_score_objective"])
+            curve.append(top)
+        rows.append((label, best.user_attrs["log2_score_objective"], best.user_attrs["int8_psnr"],
+                     best.user_attrs["latency_ms"], best.user_attrs["describe"],
+                     f"{len(done)} complete, {sum(t.state.name == 'PRUNED' for t in st.trials)} pruned"))
+        studies.append((label, st, curve))
+    cfg = _config("bench-zoo", work, 1, steps, "random")
+    seen, zoo = set(), []
+    for i, e in enumerate(zoo_entries()):
+        if e.spec.hash in seen:
+            continue
+        seen.add(e.spec.hash)
+        r = _cached(work / "zoo.json", f"{e.name}-{steps}", lambda: _trial_result(e.spec, cfg, i))
+        if r["state"] != "complete":
+            continue
+        pred = lat.predict(e.spec)
+        zoo.append((log2_score(r["psnr"], pred.pessimistic(1.0)), r["psnr"], pred.mean_ms, e.name))
+    zb = max(zoo)
+    rows.append((f"best of {len(zoo)} zoo networks", zb[0], zb[1], zb[2], zb[3], "same proxy"))
+    print(f"\nSearch quality at equal budget: {trials} trials of a {steps}-step proxy each, embedded photographs, "
+          "objective = log2 score on the pessimistic VS680 latency (mean + 1 sigma)")
+    print(f"  {'':<28} {'log2 score':>10} {'INT8 PSNR':>10} {'latency':>9}  spec")
+    for label, score, psnr, ms, spec, note in rows:
+        print(f"  {label:<28} {score:10.3f} {psnr:10.3f} {ms:8.2f}ms  {spec}  ({note})")
+    tpe, rnd, zb_score = rows[0][1], rows[1][1], rows[2][1]
+    print(f"  challenge-score ratio TPE/random {2 ** (tpe - rnd):.2f}x, TPE/best zoo {2 ** (tpe - zb_score):.2f}x, "
+          f"random/best zoo {2 ** (rnd - zb_score):.2f}x")
+    for label, _, curve in studies:
+        print(f"  best-so-far {label:<14} " + " ".join(f"{v:6.2f}" if np.isfinite(v) else "     -" for v in curve))
+    print("  zoo (log2 score, PSNR, ms): " + "; ".join(f"{n} {s:.2f} {p:.2f} {m:.1f}" for s, p, m, n in sorted(zoo)[::-1]))
+    return [st for _, st, _ in studies]
+
+
+def fidelity(work: Path, n: int, steps: int) -> None:
+    from scipy.stats import kendalltau
+
+    lat = load_latency_model("vs680")
+    space = load_space("mai2022")
+    rng = np.random.default_rng(1)
+    specs, seen = [], set()
+    while len(specs) < n:
+        s = space.sample(rng)
+        if s.hash not in seen:
+            seen.add(s.hash)
+            specs.append(s)
+    short = _config("bench-fidelity", work, 1, steps, "random")
+    long = _config("bench-fidelity", work, 1, steps * 10, "random")
+    rows = []
+    for i, spec in enumerate(specs):
+        a = _cached(work / "fidelity.json", f"{spec.hash}-{steps}", lambda: _trial_result(spec, short, i))
+        b = _cached(work / "fidelity.json", f"{spec.hash}-{steps * 10}", lambda: _trial_result(spec, long, i))
+        if a["state"] != "complete" or b["state"] != "complete":
+            print(f"  {spec.describe()}: {a['reason'] or b['reason']}")
+            continue
+        pess = lat.predict(spec).pessimistic(1.0)
+        rows.append((spec.describe(), a["psnr"], b["psnr"], log2_score(a["psnr"], pess), log2_score(b["psnr"], pess),
+                     b["seconds"]))
+    tau_score = kendalltau([r[3] for r in rows], [r[4] for r in rows]).statistic
+    tau_psnr = kendalltau([r[1] for r in rows], [r[2] for r in rows]).statistic
+    print(f"\nProxy fidelity: {len(rows)} specs, {steps}-step proxy vs {steps * 10} steps")
+    print(f"  {'spec':<52} {'PSNR proxy':>10} {'PSNR long':>10} {'log2 proxy':>10} {'log2 long':>10}")
+    for r in rows:
+        print(f"  {r[0]:<52} {r[1]:10.3f} {r[2]:10.3f} {r[3]:10.3f} {r[4]:10.3f}")
+    print(f"  Kendall tau of log2 scores {tau_score:.3f} (goal >= 0.65); of INT8 PSNR alone {tau_psnr:.3f}")
+    _cost_table(f"trials of {steps * 10} steps (no driver)", [r[5] for r in rows], [0.0] * len(rows))
+
+
+def _cost_table(label: str, seconds: list[dict], driver: list[float]) -> None:
+    keys = ("data", "train", "export", "evaluate")
+    tot = {k: sum(s.get(k, 0.0) for s in seconds) for k in keys}
+    tot["driver (Optuna, MLflow, files)"] = sum(driver)
+    total = sum(tot.values())
+    print(f"\nTrial cost, {label}: {len(seconds)} trials, {total:.0f} s")
+    for k, v in tot.items():
+        print(f"  {k:<32} {v:8.1f} s {100 * v / total:6.1f}%")
+    print(f"  everything but training: {100 * (total - tot['train']) / total:.1f}% (goal < 15%)")
+
+
+def cost(work: Path, studies) -> None:
+    secs, driver = [], []
+    for st in studies:
+        for t in st.trials:
+            outcome = work / st.study_name / "trials" / f"{t.number:04d}" / "outcome.json"
+            if t.state.name == "COMPLETE" and outcome.exists() and "duplicate_of" not in t.user_attrs:
+                s = json.loads(outcome.read_text())["seconds"]
+                secs.append(s)
+                driver.append(s.get("driver", 0.0))
+    _cost_table("the search's trials (proxy)", secs, driver)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--fidelity-specs", type=int, default=10)
+    ap.add_argument("--fidelity-steps", type=int, default=100)
+    ap.add_argument("--work", default="runs/bench-search")
+    ap.add_argument("--part", choices=("all", "quality", "fidelity", "cost"), default="all")
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    studies = []
+    if a.part in ("all", "quality", "cost"):
+        studies = quality(work, a.trials, a.steps)
+    if a.part in ("all", "cost"):
+        cost(work, studies)
+    if a.part in ("all", "fidelity"):
+        fidelity(work, a.fidelity_specs, a.fidelity_steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
