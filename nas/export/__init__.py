@@ -20,6 +20,15 @@ __all__ = [
     "TensorInfo",
 ]
 
-from nas.export._convert import ExportResult, calibration_samples, export_int8  # noqa: E402
+from nas.export._convert import (  # noqa: E402
+    Converter,
+    ExportResult,
+    InProcessConverter,
+    PersistentConverter,
+    SubprocessConverter,
+    calibration_samples,
+    export_int8,
+)
 
-__all__ += ["export_int8", "ExportResult", "calibration_samples"]
+__all__ += ["export_int8", "ExportResult", "calibration_samples", "Converter", "SubprocessConverter",
+            "PersistentConverter", "InProcessConverter"]

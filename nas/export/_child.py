@@ -1,7 +1,9 @@
-"""Child process of the INT8 export: ``python -m nas.export._child JOB.json``.
+"""Child process of the INT8 export: ``python -m nas.export._child JOB.json``, or ``--serve`` for many jobs.
 
 The job file names the spec, the weights, the calibration samples, the input size and where to write the model.
 On a converter error the child writes ``{"error": message}`` to the job's ``error`` path and exits with status 3.
+With ``--serve`` it reads one job path per line on stdin and answers each with a line ``@@nas-done <rc>`` on
+stdout (rc 0 or 3), until stdin closes; its parent replaces it after a number of jobs, since the converter leaks.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ def convert(job: dict) -> bytes:
 
     threads = int(job.get("threads") or 0)
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already runs in this process (an in-process conversion): keep its threads
+            pass
     spec = ArchSpec.from_json(job["spec"])
     h, w = job["input_hw"]
     core = build_model(spec, "deploy", input_hw=(h, w), batch_size=1, seed=0)
@@ -45,8 +50,12 @@ def convert(job: dict) -> bytes:
     return bytes(conv.convert())
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[1], encoding="utf-8") as fh:
+DONE = "@@nas-done"
+
+
+def run_job(path: str) -> int:
+    """Convert the job at ``path``: the model goes to its ``out``, an error to its ``error`` file (status 3)."""
+    with open(path, encoding="utf-8") as fh:
         job = json.load(fh)
     try:
         blob = convert(job)
@@ -59,6 +68,23 @@ def main(argv: list[str]) -> int:
     with open(job["out"], "wb") as fh:
         fh.write(blob)
     return 0
+
+
+def serve() -> int:
+    for line in sys.stdin:
+        path = line.strip()
+        if not path:
+            continue
+        rc = run_job(path)
+        sys.stdout.write(f"{DONE} {rc}\n")
+        sys.stdout.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "--serve":
+        return serve()
+    return run_job(argv[1])
 
 
 if __name__ == "__main__":

@@ -4,15 +4,20 @@ The model's input and output are ``uint8`` pixels. The output's quantization is 
 point 0) by a fake-quant node at the end of the graph; the input's by a calibration sample that spans [0, 255]
 smoothly (a ramp), beside real low-resolution photographs made with MATLAB-compatible bicubic downscaling.
 
-``TFLiteConverter.convert()`` leaks memory on every call, so conversion runs in a fresh child process; its
-TensorFlow logging goes to a log file whose tail is quoted when conversion fails.
+``TFLiteConverter.convert()`` leaks memory on every call, so conversion runs in a child process that is replaced
+often: a fresh one per model by default (:class:`SubprocessConverter`), or one kept for a number of models
+(:class:`PersistentConverter`, which saves TensorFlow's start-up on every model of a search), or this very process
+when it is itself replaced often (:class:`InProcessConverter`, for Ray workers recycled after a number of trials).
+TensorFlow's logging goes to a log file whose tail is quoted when conversion fails.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,8 @@ from nas.errors import ExportError
 from nas.export._check import CheckReport, check_model
 from nas.space import DEFAULT_INPUT_HW, ArchSpec
 
-__all__ = ["ExportResult", "export_int8", "calibration_samples"]
+__all__ = ["ExportResult", "export_int8", "calibration_samples", "Converter", "SubprocessConverter",
+           "PersistentConverter", "InProcessConverter"]
 
 log = get_logger("export")
 
@@ -79,6 +85,138 @@ def _tail(path: Path, n: int = 6) -> str:
     return " | ".join(lines[-n:])
 
 
+def _child_env() -> dict:
+    # quiet C++ logging, and no GPU: conversion runs on the CPU, a GPU would only cost start-up time and memory
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+class Converter(abc.ABC):
+    """Runs conversion jobs (files read by :mod:`nas.export._child`).
+
+    :meth:`run` converts the job at ``job_path`` within ``timeout_s`` and returns ``(status, log_path)``: status 0
+    (the model is at the job's ``out``), 3 (a converter error, its message in the job's ``error`` file), another
+    value for a process that died (negative: the signal), or None when it timed out; ``log_path`` holds
+    TensorFlow's output. :meth:`close` stops what the converter started.
+    """
+
+    @abc.abstractmethod
+    def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]: ...
+
+    def close(self) -> None:
+        """Stop the converter's processes (nothing by default)."""
+
+    def __enter__(self) -> "Converter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SubprocessConverter(Converter):
+    """A fresh ``python -m nas.export._child`` per model: nothing leaks, TensorFlow starts every time (~4 s)."""
+
+    def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]:
+        log_path = job_path.with_name("convert.log")
+        with open(log_path, "wb") as logf:
+            try:
+                proc = subprocess.run([sys.executable, "-m", "nas.export._child", str(job_path)], stdout=logf,
+                                      stderr=subprocess.STDOUT, env=_child_env(), timeout=timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                return None, log_path
+        return proc.returncode, log_path
+
+
+class PersistentConverter(Converter):
+    """One child process (``--serve``) converts up to ``max_jobs`` models, then a new one replaces it."""
+
+    def __init__(self, max_jobs: int = 16):
+        if max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        self.max_jobs = int(max_jobs)
+        self._proc: subprocess.Popen | None = None
+        self._jobs = 0
+        self._dir = Path(tempfile.mkdtemp(prefix="nas-converter-"))
+        self.log_path = self._dir / "convert.log"
+        self.started = 0  # child processes started so far
+
+    def _start(self) -> subprocess.Popen:
+        self.close_child()
+        logf = open(self.log_path, "ab")
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "nas.export._child", "--serve"],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logf,
+                                          env=_child_env(), text=True, bufsize=1)
+        finally:
+            logf.close()
+        self._jobs = 0
+        self.started += 1
+        return self._proc
+
+    def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]:
+        import selectors
+
+        from nas.export._child import DONE
+
+        proc = self._proc
+        if proc is None or proc.poll() is not None or self._jobs >= self.max_jobs:
+            proc = self._start()
+        self._jobs += 1
+        try:
+            proc.stdin.write(f"{job_path}\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            rc = proc.wait()
+            self._proc = None
+            return rc, self.log_path
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(timeout=left):
+                    self.close_child(kill=True)
+                    return None, self.log_path
+                line = proc.stdout.readline()
+                if not line:  # the child died
+                    rc = proc.wait()
+                    self._proc = None
+                    return rc, self.log_path
+                if line.startswith(DONE):
+                    return int(line.split()[1]), self.log_path
+
+    def close_child(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        self.close_child()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class InProcessConverter(Converter):
+    """Converts in this process: only for processes that are replaced after a few models (the converter leaks)."""
+
+    def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]:
+        from nas.export._child import run_job
+
+        log_path = job_path.with_name("convert.log")
+        log_path.write_text("(converted in process; TensorFlow's messages went to its stderr)\n")
+        return run_job(str(job_path)), log_path
+
+
 def export_int8(
     spec: ArchSpec,
     out: str | Path,
@@ -92,11 +230,12 @@ def export_int8(
     require_pass: bool = True,
     timeout_s: float = 900.0,
     threads: int = 0,
+    converter: "Converter | None" = None,
 ) -> ExportResult:
     """Convert ``spec`` (deploy-form ``weights`` by layer name, or seeded initial weights) to an INT8 ``.tflite``.
 
     The model is checked against ``target``; with ``require_pass`` a model that fails is not written and
-    :class:`ExportError` lists why. The file appears at ``out`` only when complete (written beside it, then renamed).
+    :class:`ExportError` lists why. ``converter`` runs the conversion (default: a fresh child process). The file appears at ``out`` only when complete (written beside it, then renamed).
     """
     from nas.data import embedded_images
     from nas.model import save_weights
@@ -119,28 +258,22 @@ def export_int8(
         weights_path = None
         if weights is not None:
             weights_path = str(save_weights(weights, tmpd / "weights.npz"))
-        log_path = tmpd / "convert.log"
         err_path = tmpd / "error.json"
         blob_path = tmpd / "model.tflite"
         job = {"spec": spec.to_json(), "weights": weights_path, "calibration": str(calib_path), "input_hw": [h, w],
                "out": str(blob_path), "error": str(err_path), "threads": threads}
         job_path = tmpd / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
-        # The child's own environment: quiet C++ logging, and no GPU (conversion runs on the CPU; a GPU would only
-        # cost start-up time and memory that a training process beside it may need).
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
         log.info("converting %s at %dx%d (%d calibration samples)", spec.describe(), h, w, len(calib))
-        with open(log_path, "wb") as logf:
-            try:
-                proc = subprocess.run([sys.executable, "-m", "nas.export._child", str(job_path)], stdout=logf,
-                                      stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
-            except subprocess.TimeoutExpired:
-                raise ExportError(f"INT8 conversion of {spec.hash} timed out after {timeout_s:.0f} s") from None
-        if proc.returncode != 0:
+        conv = converter if converter is not None else SubprocessConverter()
+        rc, log_path = conv.run(job_path, timeout_s)
+        if rc is None:
+            raise ExportError(f"INT8 conversion of {spec.hash} timed out after {timeout_s:.0f} s")
+        if rc != 0:
             if err_path.exists():
                 msg = json.loads(err_path.read_text(encoding="utf-8"))["error"]
                 raise ExportError(f"INT8 conversion of {spec.hash} failed: {msg}")
-            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            how = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
             raise ExportError(f"the converter process died ({how}) converting {spec.hash}: {_tail(log_path)}")
         blob = blob_path.read_bytes()
         partial = out.with_name(f".{out.name}.partial")

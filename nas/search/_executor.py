@@ -71,9 +71,13 @@ class InProcessExecutor(Executor):
 
     capacity = 1
 
-    def __init__(self, on_report: OnReport | None = None):
+    def __init__(self, on_report: OnReport | None = None, converter_jobs: int = 16):
+        from nas.export import PersistentConverter
+
         super().__init__(on_report)
         self._queue: list[TrialJob] = []
+        # one converter process serves many trials (TensorFlow starts once per `converter_jobs` models)
+        self._converter = PersistentConverter(max_jobs=converter_jobs)
 
     def submit(self, job: TrialJob) -> None:
         self._queue.append(job)
@@ -86,7 +90,10 @@ class InProcessExecutor(Executor):
             time.sleep(min(timeout, 0.05))
             return []
         job = self._queue.pop(0)
-        return [run_trial(job, self.on_report)]
+        return [run_trial(job, self.on_report, self._converter)]
+
+    def close(self) -> None:
+        self._converter.close()
 
     def describe(self) -> str:
         return "in-process (1 worker)"
@@ -127,8 +134,14 @@ class _Mailbox:
 
 
 def _ray_trial(job: TrialJob, mailbox) -> TrialOutcome:
-    """The Ray task: run one trial, asking the driver (through the mailbox) whether to stop at each report."""
+    """The Ray task: run one trial, asking the driver (through the mailbox) whether to stop at each report.
+
+    The INT8 conversion runs in the worker itself (TensorFlow is already loaded there): the converter's leak is
+    bounded because Ray replaces a worker process after :data:`TRIALS_PER_WORKER` trials (``max_calls``).
+    """
     import ray
+
+    from nas.export import InProcessConverter
 
     # Ray sets OMP_NUM_THREADS=1 in workers; TensorFlow's threads come from the job's config instead.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,7 +149,11 @@ def _ray_trial(job: TrialJob, mailbox) -> TrialOutcome:
     def report(number: int, step: int, value: float) -> bool:
         return bool(ray.get(mailbox.post.remote(number, step, value, 120.0)))
 
-    return run_trial(job, report)
+    return run_trial(job, report, InProcessConverter())
+
+
+#: trials a Ray worker process runs before Ray replaces it (bounds the converter's memory leak)
+TRIALS_PER_WORKER = 8
 
 
 class RayExecutor(Executor):
@@ -181,8 +198,8 @@ class RayExecutor(Executor):
             raise SearchError(f"a trial asks for {gpus:g} GPUs but the Ray cluster has {have.get('GPU', 0):g}")
         self._nodes = len([n for n in ray.nodes() if n.get("Alive")])
         self._mailbox = ray.remote(num_cpus=0)(_Mailbox).remote()
-        self._task = ray.remote(_ray_trial).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
-                                                    retry_exceptions=False)
+        self._task = ray.remote(max_calls=TRIALS_PER_WORKER)(_ray_trial).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)
         self._futures: dict = {}  # ObjectRef -> job
 
     def describe(self) -> str:

@@ -109,12 +109,13 @@ def _where() -> str:
     return where
 
 
-def run_trial(job: TrialJob, report: ReportFn | None = None) -> TrialOutcome:
-    """Run ``job``; ``report(number, step, val_psnr)`` is called at each validation step and returns True to stop."""
-    return dataclasses.replace(_run(job, report), worker=_where())
+def run_trial(job: TrialJob, report: ReportFn | None = None, converter=None) -> TrialOutcome:
+    """Run ``job``; ``report(number, step, val_psnr)`` is called at each validation step and returns True to stop.
+    ``converter`` (a :class:`nas.export.Converter`) runs the INT8 conversion (default: a fresh child process)."""
+    return dataclasses.replace(_run(job, report, converter), worker=_where())
 
 
-def _run(job: TrialJob, report: ReportFn | None) -> TrialOutcome:
+def _run(job: TrialJob, report: ReportFn | None, converter) -> TrialOutcome:
     from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
     from nas.export import export_int8
     from nas.model import save_weights
@@ -148,7 +149,7 @@ def _run(job: TrialJob, report: ReportFn | None) -> TrialOutcome:
             model_path = Path(tmp) / "model_int8.tflite"
             res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
                               images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
-                              threads=job.threads or 0)
+                              threads=job.threads or 0, converter=converter)
             seconds["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             fp32 = evaluate(KerasUpscaler(job.spec, result.weights), valid)

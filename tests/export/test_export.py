@@ -139,3 +139,32 @@ def test_weights_file_round_trip_refuses_pickles(tmp_path):
     np.savez(evil, **{"head/0": np.array([object()], dtype=object)})
     with pytest.raises(NasError, match="not a weights file"):
         load_weights(evil)
+
+
+def test_persistent_converter_gives_the_same_bytes_and_is_replaced_after_max_jobs(tmp_path):
+    from nas.export import InProcessConverter, PersistentConverter
+
+    spec = ArchSpec.from_dict({"width": 16, "depth": 1, "blocks": "conv"})
+    fresh = export_int8(spec, tmp_path / "a.tflite", input_hw=(24, 32)).path.read_bytes()
+    with PersistentConverter(max_jobs=2) as conv:
+        served = [export_int8(spec, tmp_path / f"p{i}.tflite", input_hw=(24, 32), converter=conv).path.read_bytes()
+                  for i in range(3)]
+        assert conv.started == 2  # the third model went to a new child
+        with pytest.raises(ExportError, match="timed out after 0 s"):
+            export_int8(spec, tmp_path / "t.tflite", input_hw=(24, 32), converter=conv, timeout_s=0.01)
+        again = export_int8(spec, tmp_path / "q.tflite", input_hw=(24, 32), converter=conv).path.read_bytes()
+        assert conv.started == 3  # the child killed by the timeout was replaced
+    here = export_int8(spec, tmp_path / "h.tflite", input_hw=(24, 32), converter=InProcessConverter()).path.read_bytes()
+    assert served == [fresh] * 3 and again == fresh and here == fresh
+
+
+def test_converter_errors_are_reported_by_every_converter(tmp_path):
+    from nas.export import PersistentConverter
+
+    spec = ArchSpec.from_dict({"width": 16, "depth": 1, "blocks": "conv"})
+    bad = {"head": [np.zeros((3, 3, 3, 8), np.float32), np.zeros(8, np.float32)]}  # wrong shapes for the spec
+    with PersistentConverter() as conv:
+        with pytest.raises(ExportError, match="INT8 conversion of .* failed"):
+            export_int8(spec, tmp_path / "x.tflite", weights=bad, input_hw=(24, 32), converter=conv)
+        ok = export_int8(spec, tmp_path / "y.tflite", input_hw=(24, 32), converter=conv)  # the child lives on
+        assert ok.report.passed and conv.started == 1
