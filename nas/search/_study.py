@@ -43,7 +43,7 @@ INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queue
 
 @dataclasses.dataclass(frozen=True)
 class SearchEvent:
-    """Progress of a study, sent to the callback: ``kind`` is start, submit, report, finish or end."""
+    """Progress of a study, sent to the callback: ``kind`` is start, submit, finish or end."""
 
     kind: str
     done: int
@@ -198,7 +198,8 @@ def trial_points(study, k: float) -> list[FrontPoint]:
     return out
 
 
-def _best(points: list[FrontPoint], objective_k: float) -> FrontPoint | None:
+def _best(points: list[FrontPoint]) -> FrontPoint | None:
+    """The feasible point with the highest log2 score on the latency the search optimised."""
     feas = [p for p in points if p.feasible]
     if not feas:
         return None
@@ -365,7 +366,7 @@ class _Driver:
 
     def event(self, kind: str, number: int | None = None, message: str = "") -> None:
         n = self.counts()
-        best = _best(trial_points(self.study, self.config.latency.k), self.config.latency.k)
+        best = _best(trial_points(self.study, self.config.latency.k))
         from nas.evaluate import log2_score
 
         self.callback(SearchEvent(
@@ -468,7 +469,6 @@ class _Driver:
         if trial is None or not math.isfinite(psnr):
             return False
         value = log2_score(max(psnr, 1e-3), trial.user_attrs["latency_objective_ms"])
-        self.curves.setdefault(number, []).append((step, psnr))
         if self.config.pruner.name == "none":
             return False
         if self.config.objective == "score":
@@ -600,7 +600,7 @@ class _Driver:
                 rid = t.user_attrs.get("mlflow_run_id")
                 if rid and t.number in {p.number for p in points}:
                     self.tracker.set_tags(rid, {"nas.pareto": str(t.number in on).lower()})
-        best = _best(points, c.latency.k)
+        best = _best(points)
         n = self.counts()
         metrics = {"trials_complete": n["complete"], "trials_pruned": n["pruned"], "trials_failed": n["failed"],
                    "front_size": len(front)}
@@ -657,7 +657,6 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     with _Lock(config.study_dir):
         d.open()
         d.running = {}
-        d.curves = {}
         d._ask_seconds = {}
         d.recover()
         d.warm_start()
@@ -687,4 +686,4 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
         lat = load_latency_model(info.config.latency.model)
         files = write_front(points, info.folder / "pareto", title=f"study {info.name}", zoo=zoo_points(lat),
                             k=info.config.latency.k)
-    return info, points, _best(points, info.config.latency.k), files
+    return info, points, _best(points), files

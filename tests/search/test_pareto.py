@@ -38,3 +38,21 @@ def test_dominated_median_rule():
     # warm-up steps and unknown steps never prune
     assert dominated_median(50, 1.0, 40.0, done, 1, 60) is False
     assert dominated_median(75, 1.0, 40.0, done, 1, 0) is False
+
+
+def test_budget_constraint_makes_a_trial_infeasible_and_keeps_it_off_the_front():
+    import optuna
+
+    from nas.search._study import trial_points
+
+    st = optuna.create_study(directions=["maximize", "minimize"])
+    for psnr, lat, budget_excess in ((28.0, 10.0, -5.0), (30.0, 20.0, 5.0)):
+        t = st.ask()
+        for k, v in {"int8_psnr": psnr, "latency_ms": lat, "latency_sigma_ms": 1.0, "latency_objective_ms": lat,
+                     "log2_score": 0.0, "c_budget": budget_excess, "c_range": 0.0}.items():
+            t.set_user_attr(k, v)
+        t.set_constraint("latency_budget", budget_excess)
+        st.tell(t, [psnr, lat])
+    pts = pareto_front(trial_points(st, 1.0))
+    assert [(p.number, p.feasible, p.on_front) for p in pts] == [(0, True, True), (1, False, False)]
+    assert dict(st.trials[1].constraints) == {"latency_budget": 5.0}
