@@ -36,6 +36,15 @@ def _register_latency() -> None:
 _register_latency()
 
 
+def _register_data() -> None:
+    from nas.cli._data import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_register_data()
+
+
 def _register_search() -> None:
     from nas.cli import _search
 
