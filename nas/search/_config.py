@@ -67,7 +67,8 @@ class ExportConfig(_Strict):
     """The INT8 model every trial exports: its fixed input size and the NPU profile it is checked against."""
 
     input_size: tuple[int, int] | None = Field(None, description="default: the latency model's input size")
-    target: str = "vs680"
+    target: str = Field("vs680", description="NPU profile: a packaged name or a profile file")
+    timeout_s: float = Field(900.0, gt=0.0, description="a conversion that takes longer fails its trial")
 
     @field_validator("input_size", mode="before")
     @classmethod
@@ -205,6 +206,7 @@ class SearchConfig(_Strict):
         keep = self.model_dump(mode="json", include={"space", "objective", "data", "proxy", "export", "latency",
                                                      "seed"})
         keep["data"].pop("cache", None)
+        keep["export"].pop("timeout_s", None)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
     def with_overrides(self, **changes) -> "SearchConfig":

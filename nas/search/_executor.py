@@ -71,11 +71,12 @@ class InProcessExecutor(Executor):
 
     capacity = 1
 
-    def __init__(self, on_report: OnReport | None = None, converter_jobs: int = 16):
+    def __init__(self, on_report: OnReport | None = None, converter_jobs: int = 16, images=None):
         from nas.export import PersistentConverter
 
         super().__init__(on_report)
         self._queue: list[TrialJob] = []
+        self._images = images  # (train, valid) decoded once by the driver
         # one converter process serves many trials (TensorFlow starts once per `converter_jobs` models)
         self._converter = PersistentConverter(max_jobs=converter_jobs)
 
@@ -90,7 +91,7 @@ class InProcessExecutor(Executor):
             time.sleep(min(timeout, 0.05))
             return []
         job = self._queue.pop(0)
-        return [run_trial(job, self.on_report, self._converter)]
+        return [run_trial(job, self.on_report, self._converter, self._images)]
 
     def close(self) -> None:
         self._converter.close()

@@ -14,6 +14,7 @@ A second driver on the same study is refused (a lock file held while the driver 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -217,6 +218,21 @@ class _Driver:
         self.executor_factory = executor_factory
         self.t0 = time.perf_counter()
 
+    @contextlib.contextmanager
+    def _tracking(self, what: str):
+        """MLflow failing mid-study stops the study cleanly: nothing finished is lost (it is in the study folder and
+        in Optuna, and the next run logs it), and the message says so."""
+        try:
+            yield
+        except SearchError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise SearchError(
+                f"MLflow tracking store {self.config.tracking_uri} failed while {what} ({type(exc).__name__}: "
+                f"{first}); the study stopped. Finished trials are kept in {self.config.study_dir} and in Optuna "
+                "and are logged to MLflow when the same command runs again") from None
+
     # ----------------------------------------------------------------------------------------- preparing
     def prepare(self) -> None:
         from nas.export import load_target
@@ -284,7 +300,8 @@ class _Driver:
                   "latency_budget_ms": c.latency.budget_ms, "sampler": c.sampler.name, "pruner": c.pruner.name,
                   "seed": c.seed, "data": c.data.train, "input_size": "x".join(map(str, self.input_hw)),
                   "target": c.export.target}
-        self.parent = self.tracker.parent_run(c.name, {"nas.objective": c.objective}, params)
+        with self._tracking("opening the study's parent run"):
+            self.parent = self.tracker.parent_run(c.name, {"nas.objective": c.objective}, params)
         self.info = self._study_info(self.parent)
         _write_study_file(self.info, c.identity_hash)
         (c.study_dir / "config.json").write_text(json.dumps(c.model_dump(mode="json"), indent=2), encoding="utf-8")
@@ -323,18 +340,19 @@ class _Driver:
             self.study.enqueue_trial(t.params, user_attrs=attrs)
             log.warning("trial %d was running when the driver stopped: failed and queued again", t.number)
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        for run in self.tracker.find(**{"nas.study": self.config.name, "nas.kind": "trial"}):
-            if run.info.status != "RUNNING":
-                continue
-            number = int(run.data.tags.get("nas.trial", -1))
-            t = by_number.get(number)
-            outcome = self.info.trial_dir(number) / "outcome.json"
-            if t is not None and t.state != TrialState.FAIL and outcome.exists():
-                self._log_trial(run.info.run_id, t, json.loads(outcome.read_text(encoding="utf-8")))
-                log.warning("trial %d finished but its MLflow run was open: logged it again", number)
-            else:
-                self.tracker.set_tags(run.info.run_id, {"nas.state": "failed", "nas.reason": INTERRUPTED})
-                self.tracker.end(run.info.run_id, "failed")
+        with self._tracking("repairing the runs a stopped driver left open"):
+            for run in self.tracker.find(**{"nas.study": self.config.name, "nas.kind": "trial"}):
+                if run.info.status != "RUNNING":
+                    continue
+                number = int(run.data.tags.get("nas.trial", -1))
+                t = by_number.get(number)
+                outcome = self.info.trial_dir(number) / "outcome.json"
+                if t is not None and not t.user_attrs.get("requeued") and outcome.exists():
+                    self._log_trial(run.info.run_id, t, json.loads(outcome.read_text(encoding="utf-8")))
+                    log.warning("trial %d finished but its MLflow run was open: logged it again", number)
+                else:
+                    self.tracker.set_tags(run.info.run_id, {"nas.state": "failed", "nas.reason": INTERRUPTED})
+                    self.tracker.end(run.info.run_id, "failed")
 
     def warm_start(self) -> None:
         from nas.space import zoo_get
@@ -425,10 +443,11 @@ class _Driver:
         warm = trial.user_attrs.get("warm_start", "")
         tags = {"nas.spec_hash": spec.hash, "nas.outside_range": str(not pred.in_range).lower(),
                 "nas.warm_start": warm, "nas.state": "running"}
-        run_id = self.tracker.start_trial(self.parent, self.config.name, trial.number, _spec_params(spec), tags)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        self.tracker.log_metrics(run_id, {"latency_ms": pred.mean_ms, "latency_sigma_ms": pred.stddev_ms,
-                                          "latency_objective_ms": lat_obj})
+        with self._tracking(f"starting trial {trial.number}'s run"):
+            run_id = self.tracker.start_trial(self.parent, self.config.name, trial.number, _spec_params(spec), tags)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            self.tracker.log_metrics(run_id, {"latency_ms": pred.mean_ms, "latency_sigma_ms": pred.stddev_ms,
+                                              "latency_objective_ms": lat_obj})
         same = self._done_specs().get(spec.hash)
         if same is not None:
             self._duplicate(trial, same, run_id)
@@ -450,9 +469,10 @@ class _Driver:
                 trial.set_user_attr(key, same.user_attrs[key])
         state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(same.state, "failed")
         reason = f"same spec as trial {same.number}: not trained again"
-        self.tracker.set_tags(run_id, {"nas.duplicate_of": same.number, "nas.state": state, "nas.reason": reason})
-        self.tracker.log_metrics(run_id, {k: same.user_attrs[k] for k in keep[:7] if k in same.user_attrs})
-        self.tracker.end(run_id, state)
+        with self._tracking(f"logging trial {trial.number}"):
+            self.tracker.set_tags(run_id, {"nas.duplicate_of": same.number, "nas.state": state, "nas.reason": reason})
+            self.tracker.log_metrics(run_id, {k: same.user_attrs[k] for k in keep[:7] if k in same.user_attrs})
+            self.tracker.end(run_id, state)
         if same.state == TrialState.COMPLETE:
             self.study.tell(trial, same.values)
         elif same.state == TrialState.PRUNED:
@@ -526,10 +546,11 @@ class _Driver:
             trial.set_user_attr("infeasible", not outcome.reason.startswith("worker lost"))
             self.study.tell(trial, state=TrialState.FAIL)
         # MLflow
-        self._log_trial(u["mlflow_run_id"], self.study._storage.get_trial(trial._trial_id), summary)
-        # the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
-        driver = self._ask_seconds.pop(outcome.number, 0.0) + time.perf_counter() - t_driver
-        self.tracker.log_metrics(u["mlflow_run_id"], {"driver_seconds": driver})
+        with self._tracking(f"logging trial {outcome.number}"):
+            self._log_trial(u["mlflow_run_id"], self.study._storage.get_trial(trial._trial_id), summary)
+            # the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
+            driver = self._ask_seconds.pop(outcome.number, 0.0) + time.perf_counter() - t_driver
+            self.tracker.log_metrics(u["mlflow_run_id"], {"driver_seconds": driver})
         summary["seconds"] = {**summary["seconds"], "driver": driver}
         write_json(folder / "outcome.json", summary)
         self.event("finish", outcome.number, outcome.state if outcome.state == "complete" else outcome.reason)
@@ -564,7 +585,7 @@ class _Driver:
             from nas.search._executor import InProcessExecutor
 
             self.job_threads = c.resources.threads
-            return InProcessExecutor(self.on_report)
+            return InProcessExecutor(self.on_report, images=(self.train_images, self.valid_images))
         from nas.search._executor import RayExecutor
 
         return RayExecutor(workers=c.workers, cpus=c.resources.cpus, gpus=c.resources.gpus, address=c.ray_address,
@@ -594,26 +615,29 @@ class _Driver:
             files = write_front(points, c.study_dir / "pareto", title=f"study {c.name}: INT8 PSNR vs predicted "
                                 f"{self.latency.board} latency ({len(points)} trials)",
                                 zoo=zoo_points(self.latency), k=c.latency.k)
-            self.tracker.log_files(self.parent, files.values(), "pareto")
-            on = {p.number for p in front}
-            for t in self.study.get_trials(deepcopy=False):
-                rid = t.user_attrs.get("mlflow_run_id")
-                if rid and t.number in {p.number for p in points}:
-                    self.tracker.set_tags(rid, {"nas.pareto": str(t.number in on).lower()})
         best = _best(points)
         n = self.counts()
-        metrics = {"trials_complete": n["complete"], "trials_pruned": n["pruned"], "trials_failed": n["failed"],
-                   "front_size": len(front)}
-        if best is not None:
-            metrics.update({"best_trial": best.number, "best_int8_psnr": best.psnr,
-                            "best_latency_ms": best.latency_ms, "best_log2_score": best.log2_score,
-                            "best_log2_score_objective": log2_score(best.psnr, best.latency_objective_ms)})
-            self.tracker.set_tags(self.parent, {"nas.best_trial": best.number, "nas.best_spec": best.spec})
-        self.tracker.log_metrics(self.parent, metrics)
-        self.tracker.end(self.parent, "complete")
         summary = SearchSummary(self.info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
                                 executor_name, time.perf_counter() - self.t0)
         write_json(c.study_dir / "summary.json", summary.to_dict())
+        metrics = {"trials_complete": n["complete"], "trials_pruned": n["pruned"], "trials_failed": n["failed"],
+                   "front_size": len(front)}
+        with self._tracking("logging the study's Pareto front"):
+            if files:
+                self.tracker.log_files(self.parent, files.values(), "pareto")
+            on = {p.number for p in front}
+            numbers = {p.number for p in points}
+            for t in self.study.get_trials(deepcopy=False):
+                rid = t.user_attrs.get("mlflow_run_id")
+                if rid and t.number in numbers:
+                    self.tracker.set_tags(rid, {"nas.pareto": str(t.number in on).lower()})
+            if best is not None:
+                metrics.update({"best_trial": best.number, "best_int8_psnr": best.psnr,
+                                "best_latency_ms": best.latency_ms, "best_log2_score": best.log2_score,
+                                "best_log2_score_objective": log2_score(best.psnr, best.latency_objective_ms)})
+                self.tracker.set_tags(self.parent, {"nas.best_trial": best.number, "nas.best_spec": best.spec})
+            self.tracker.log_metrics(self.parent, metrics)
+            self.tracker.end(self.parent, "complete")
         self.event("end", message=str(c.study_dir))
         return summary
 

@@ -8,6 +8,8 @@ runs a killed driver left open.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
 import time
@@ -143,7 +145,13 @@ class Tracker:
             self.client.log_artifact(run_id, str(p))
 
     def end(self, run_id: str, state: str) -> None:
-        self.client.set_terminated(run_id, status=STATUS.get(state, state))
+        # MLflow prints "View run ... at: URL" to stdout for a server store; stdout carries --json output, so the
+        # links go to this library's log instead
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            self.client.set_terminated(run_id, status=STATUS.get(state, state))
+        for line in buf.getvalue().splitlines():
+            log.debug("%s", line)
 
     def status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status

@@ -109,13 +109,14 @@ def _where() -> str:
     return where
 
 
-def run_trial(job: TrialJob, report: ReportFn | None = None, converter=None) -> TrialOutcome:
+def run_trial(job: TrialJob, report: ReportFn | None = None, converter=None, images=None) -> TrialOutcome:
     """Run ``job``; ``report(number, step, val_psnr)`` is called at each validation step and returns True to stop.
-    ``converter`` (a :class:`nas.export.Converter`) runs the INT8 conversion (default: a fresh child process)."""
-    return dataclasses.replace(_run(job, report, converter), worker=_where())
+    ``converter`` (a :class:`nas.export.Converter`) runs the INT8 conversion (default: a fresh child process);
+    ``images`` ((train, valid) :class:`~nas.data.ImageSet` pair) spares loading the config's data again."""
+    return dataclasses.replace(_run(job, report, converter, images), worker=_where())
 
 
-def _run(job: TrialJob, report: ReportFn | None, converter) -> TrialOutcome:
+def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcome:
     from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
     from nas.export import export_int8
     from nas.model import save_weights
@@ -135,7 +136,7 @@ def _run(job: TrialJob, report: ReportFn | None, converter) -> TrialOutcome:
 
     try:
         t0 = time.perf_counter()
-        images, valid = _images(cfg)
+        images, valid = data if data is not None else _images(cfg)
         seconds["data"] = time.perf_counter() - t0
         tcfg = proxy_train_config(cfg, job.threads)
         t0 = time.perf_counter()
@@ -149,7 +150,7 @@ def _run(job: TrialJob, report: ReportFn | None, converter) -> TrialOutcome:
             model_path = Path(tmp) / "model_int8.tflite"
             res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
                               images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
-                              threads=job.threads or 0, converter=converter)
+                              threads=job.threads or 0, converter=converter, timeout_s=cfg.export.timeout_s)
             seconds["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             fp32 = evaluate(KerasUpscaler(job.spec, result.weights), valid)
