@@ -154,6 +154,7 @@ def fit_published_cmd(
 def predict_cmd(
     model: str = typer.Argument(..., help="Latency model: a .json file or a name in latency_models/ (e.g. vs680)."),
     spec: str = typer.Argument(..., help="A spec: SPEC.json or zoo:NAME."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW (default and only size: the model's)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Predict a spec's latency with its per-op breakdown and uncertainty."""
@@ -163,9 +164,11 @@ def predict_cmd(
     from nas.latency import load_latency_model
     from nas.space import load_spec
 
+    from nas.cli._app import _parse_hw
+
     m = load_latency_model(model)
     s = load_spec(spec)
-    p = m.predict(s)
+    p = m.predict(s, _parse_hw(input_size) if input_size else None)
     if as_json:
         _print_json({"spec": s.to_dict(), "hash": s.hash, "board": m.board, "input_hw": list(m.input_hw),
                      **p.to_dict()})

@@ -163,9 +163,10 @@ def _cache_key(path: Path, scale: int, lr_path: Path | None) -> str:
 
 
 def _make_pair(name: str, hr: np.ndarray, scale: int, lr: np.ndarray | None, where: str) -> ImagePair:
-    hr = modcrop(hr, scale)
     if hr.shape[0] < scale or hr.shape[1] < scale:
-        raise DataError(f"{where}: image of {hr.shape[1]}x{hr.shape[0]} pixels is too small for x{scale}")
+        raise DataError(f"{where}: image of {hr.shape[1]}x{hr.shape[0]} pixels is too small for x{scale} (needs at "
+                        f"least {scale}x{scale})")
+    hr = modcrop(hr, scale)
     want = (hr.shape[0] // scale, hr.shape[1] // scale)
     if lr is None:
         lr = imresize(hr, 1.0 / scale)
