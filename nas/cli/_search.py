@@ -91,7 +91,9 @@ def search(
     con = _console()
     con.print(f"study [bold]{cfg.name}[/] in {cfg.study_dir}: {cfg.n_trials} trials, objective {cfg.objective}, "
               f"space {cfg.space}, latency model {cfg.latency.model}, proxy {cfg.proxy.steps} steps")
-    with _live(con, not as_json, cfg.n_trials) as cb:
+    # stdout carries the result (the --json document); what libraries print there while the study runs (Ray's
+    # raylet notices, for one) goes to stderr with the progress
+    with _live(con, not as_json, cfg.n_trials) as cb, contextlib.redirect_stdout(sys.stderr):
         summary = run_search(cfg, callback=cb)
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")

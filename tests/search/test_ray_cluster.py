@@ -113,3 +113,39 @@ def test_pruning_decisions_reach_ray_workers(cluster, monkeypatch):
         ray.shutdown()
     assert out[0].number == 7 and out[0].state == "pruned" and out[0].reason.startswith("pruned at step 10")
     assert asked and asked[0][:2] == (7, 10) and out[0].files == {}
+
+
+def _ray_trial_pids() -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "cmdline").read_bytes().startswith(b"ray::_ray_trial"):
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_killed_ray_worker_costs_only_a_retry(cluster, small_config):
+    """kill -9 the Ray worker process running a trial: Ray runs the trial again, the study completes."""
+    import signal
+    import time
+
+    cfg = small_config(name="wk", n=2, extra="proxy: {steps: 200, eval_every: 100, batch_size: 4, patch_size: 24}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--ray-address", cluster, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 300
+    while not _ray_trial_pids():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(3)  # inside the trial's training
+    victim = _ray_trial_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out)
+    assert summary["complete"] == 2 and summary["failed"] == 0
+    workers = [json.loads((Path(summary["folder"]) / "trials" / f"{n:04d}" / "outcome.json").read_text())["worker"]
+               for n in (0, 1)]
+    assert all(f":{victim} " not in w for w in workers)  # the killed process finished nothing
