@@ -54,3 +54,20 @@ def test_killed_driver_resumes_without_losing_a_trial(small_config, tmp_path):
     assert len(finished) == 4 and all("int8_psnr" in r.data.metrics for r in finished)
     parents = c.search_runs([exp.experiment_id], "tags.`nas.kind` = 'study'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+def test_a_second_driver_on_a_running_study_is_refused(small_config, tmp_path):
+    cfg = small_config(name="two", n=2)
+    cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "runs" / "two" / "trials" / "0000" / "spec.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"is being run by pid {first.pid}" in second.stderr
+    finally:
+        first.kill()
+        first.wait()

@@ -148,3 +148,28 @@ def test_ui_serves_the_study_store_on_localhost(study):
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
+    import os
+    import signal
+    import time
+
+    _, summary, _ = study
+    folder = summary.study.folder
+    progress = folder / "retrain-0000" / "checkpoints" / "progress.json"
+    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "200", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() or json.loads(progress.read_text())["step"] < 40:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    at = json.loads(progress.read_text())["step"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    res = json.loads(again.stdout)
+    report = json.loads((folder / "retrain-0000" / "report.json").read_text())
+    assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
+    assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
