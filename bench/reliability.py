@@ -1,6 +1,6 @@
 """Reliability figures: faults injected and survived, bad inputs refused cleanly, trials lost.
 
-    python bench/reliability.py [--kills 3] [--trials 6] [--work runs/bench-reliability] [--skip-suites]
+    python bench/reliability.py [--kills 4] [--trials 8] [--work runs/bench-reliability] [--skip-suites]
 
 1. Runs the fault and bad-input test suites (real processes: a killed driver, a killed Ray worker, a model that
    fails the NPU check, a conversion that times out, a diverging training, MLflow down at start and lost mid-study,
@@ -85,7 +85,7 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     killed = 0
     for _ in range(kills):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        time.sleep(rng.uniform(6.0, 16.0))
+        time.sleep(rng.uniform(10.0, 30.0))
         if proc.poll() is not None:
             break
         seen.update(_state(study_dir))  # finished before this kill
@@ -114,7 +114,7 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--work", default="runs/bench-reliability")
     ap.add_argument("--skip-suites", action="store_true")
