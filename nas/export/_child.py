@@ -34,7 +34,7 @@ def convert(job: dict) -> bytes:
     if job.get("weights"):
         set_weights(core, load_weights(job["weights"]))
     model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
-    calib = np.load(job["calibration"])
+    calib = np.load(job["calibration"], allow_pickle=False)
 
     def representative():
         for sample in calib:
