@@ -84,9 +84,13 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     seen: dict[int, bytes] = {}
     killed = 0
     for _ in range(kills):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        log = work / f"run{killed}.log"
+        with open(log, "w") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
         time.sleep(rng.uniform(10.0, 30.0))
-        if proc.poll() is not None:
+        if proc.poll() is not None:  # the study ended before this kill
+            if proc.returncode != 0:
+                raise SystemExit(f"a run failed (status {proc.returncode}): {log.read_text()[-2000:]}")
             break
         seen.update(_state(study_dir))  # finished before this kill
         os.kill(proc.pid, signal.SIGKILL)
