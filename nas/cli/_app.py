@@ -445,3 +445,30 @@ def check(file: Path = typer.Argument(..., help="A .tflite model."),
         _print_report(report, _console())
     if not report.passed:
         raise typer.Exit(1)
+
+
+@app.command("doctor")
+def doctor(data: Optional[str] = typer.Option(None, "--data", help="Also check this data folder."),
+           out: str = typer.Option("runs", "--out", help="Where studies will be written."),
+           as_json: bool = JSON_OPT) -> None:
+    """Check the environment: package versions, LiteRT, threads, data, latency models, study folder, Ray auth."""
+    from nas._doctor import run_checks
+
+    checks = run_checks(data, out)
+    bad = [c for c in checks if c.status == "fail"]
+    if as_json:
+        _print_json({"healthy": not bad, "checks": [c.to_dict() for c in checks]})
+    else:
+        from rich.table import Table
+
+        t = Table(title="nas doctor")
+        for col in ("check", "", "found", "what to do"):
+            t.add_column(col)
+        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        for c in checks:
+            t.add_row(c.name, marks[c.status], c.found, c.fix)
+        con = _console()
+        con.print(t)
+        con.print("healthy" if not bad else f"{len(bad)} problem(s) to fix")
+    if bad:
+        raise typer.Exit(1)

@@ -117,3 +117,16 @@ def test_latency_predict_and_report_on_the_vs680_default(tmp_path):
     assert "leave-one-out accuracy over 13 measurements" in text and "abpn-baseline" in text
     bad = nas("latency", "predict", "nosuch.json", "zoo:abpn")
     assert bad.returncode == 1 and "latency model not found: nosuch.json" in bad.stderr
+
+
+def test_doctor_reports_a_healthy_environment_and_names_what_to_fix(tmp_path):
+    ok = nas("doctor", "--json", "--out", str(tmp_path / "runs"))
+    data = json.loads(ok.stdout)
+    assert ok.returncode == 0 and data["healthy"] is True
+    names = {c["name"]: c for c in data["checks"]}
+    assert names["latency model vs680.json"]["status"] == "ok" and names["tensorflow"]["status"] == "ok"
+    bad = nas("doctor", "--json", "--data", str(tmp_path / "nowhere"))
+    data = json.loads(bad.stdout)
+    assert bad.returncode == 1 and data["healthy"] is False
+    (fail,) = [c for c in data["checks"] if c["status"] == "fail"]
+    assert "data folder not found" in fail["found"] and fail["fix"]
