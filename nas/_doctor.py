@@ -103,14 +103,16 @@ def _data(path: str | None) -> Check | None:
     if path is None:
         return None
     from nas.data import describe_source, list_images
+    from nas.data._source import _div2k_dirs
 
     p = Path(path)
     try:
+        dirs = _div2k_dirs(p, "train", 3) if p.is_dir() else None
+        n = len(list_images(dirs[0] if dirs else p))
         src = describe_source(p)
-        n = len(list_images(p)) if p.is_dir() and not (p / "DIV2K_train_HR").exists() else None
     except Exception as exc:
         return Check(f"data {path}", "fail", str(exc).splitlines()[0], "give a DIV2K root or a folder of images")
-    return Check(f"data {path}", "ok", src + (f" ({n} images)" if n is not None else ""))
+    return Check(f"data {path}", "ok", f"{src} ({n} images)")
 
 
 def _latency_models() -> list[Check]:
