@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
+import sys
 import time
 from typing import Callable
 
@@ -30,6 +31,9 @@ __all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport"]
 log = get_logger("search")
 
 OnReport = Callable[[int, int, float], bool]
+
+# Ray reads it at import: "0" on Linux makes Ray treat this machine as the whole cluster and bind to loopback
+_LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class Executor(abc.ABC):
@@ -166,7 +170,24 @@ class RayExecutor(Executor):
     def __init__(self, *, workers: int, cpus: float = 1.0, gpus: float = 0.0, address: str | None = None,
                  retries: int = 1, on_report: OnReport | None = None):
         super().__init__(on_report)
-        import ray
+        # A local Ray of our own listens on 127.0.0.1 only: Ray binds its servers to the machine's address unless it
+        # runs in "single machine" mode, which this variable (read once, when Ray is imported) selects. A cluster
+        # (``address``) is the user's to configure.
+        bound_locally = not address and "ray" not in sys.modules
+        saved = os.environ.get(_LOOPBACK_VAR)
+        if bound_locally:
+            os.environ[_LOOPBACK_VAR] = "0"
+        try:
+            import ray
+        finally:
+            if bound_locally:
+                if saved is None:
+                    os.environ.pop(_LOOPBACK_VAR, None)
+                else:
+                    os.environ[_LOOPBACK_VAR] = saved
+        if not address and not bound_locally:
+            log.warning("Ray was imported before the search started it: the local Ray listens on this machine's "
+                        "address (protected by its token), not only on 127.0.0.1")
 
         self.capacity = int(workers)
         self.address = address
