@@ -52,6 +52,7 @@ def _register_search() -> None:
     app.command("pareto")(_search.pareto)
     app.command("retrain")(_search.retrain_cmd)
     app.command("ui")(_search.ui)
+    app.command("dashboard")(_search.dashboard)
 
 
 _register_search()

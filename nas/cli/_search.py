@@ -203,3 +203,22 @@ def ui(
            str(port), "--workers", "1"]
     _console().print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
     raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))
+
+
+def dashboard(
+    study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8080, "--port"),
+    out: str = OUT_OPT,
+) -> None:
+    """Open the study's Optuna storage in optuna-dashboard (history, importances, Pareto front of the trials)."""
+    import os
+    import subprocess
+
+    from nas.search import open_study
+
+    info = open_study(study, out)
+    code = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; sys.exit(main())"
+    cmd = [sys.executable, "-c", code, info.storage, "--host", host, "--port", str(port), "--quiet"]
+    _console().print(f"optuna-dashboard on http://{host}:{port} (storage {info.storage}); Ctrl-C stops it")
+    raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))

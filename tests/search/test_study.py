@@ -173,3 +173,41 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     report = json.loads((folder / "retrain-0000" / "report.json").read_text())
     assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
     assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
+
+
+def test_the_study_opens_in_optuna_dashboard(study):
+    import socket
+    import time
+    import urllib.request
+
+    _, summary, _ = study
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "dashboard", str(summary.study.folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "optuna-dashboard did not come up"
+                time.sleep(0.5)
+        (s,) = [s for s in studies if s["study_name"] == "s"]
+        assert s["directions"] == ["maximize", "minimize"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}?after=0", timeout=10) as r:
+            trials = json.loads(r.read())["trials"]
+        st = optuna.load_study(study_name="s", storage=summary.study.storage)
+        assert [t["number"] for t in trials] == [t.number for t in st.trials]
+        assert {t["state"] for t in trials} <= {"Complete", "Pruned", "Fail"}
+        assert {p["name"] for p in trials[0]["params"]} >= {"width", "depth", "skip"}
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
