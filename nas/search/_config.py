@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas._yaml import read_yaml_mapping
 from nas.errors import SearchError
 
 __all__ = [
@@ -203,10 +204,7 @@ class SearchConfig(_Strict):
     @property
     def identity_hash(self) -> str:
         """Digest of the fields a resumed study must keep (what the trials' values depend on)."""
-        keep = self.model_dump(mode="json", include={"space", "objective", "data", "proxy", "export", "latency",
-                                                     "seed"})
-        keep["data"].pop("cache", None)
-        keep["export"].pop("timeout_s", None)
+        keep = identity_view(self.model_dump(mode="json"))
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
     def with_overrides(self, **changes) -> "SearchConfig":
@@ -214,6 +212,19 @@ class SearchConfig(_Strict):
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return _validate(data, "search config")
+
+
+#: the top-level fields a resumed study must keep (minus the keys :func:`identity_view` drops)
+IDENTITY_FIELDS = ("space", "objective", "data", "proxy", "export", "latency", "seed")
+
+
+def identity_view(dump: dict) -> dict:
+    """The part of a config dump (``model_dump(mode="json")``) that decides the trials' values: the identity
+    fields without the image cache folder and the conversion timeout."""
+    keep = {k: dump.get(k) for k in IDENTITY_FIELDS}
+    keep["data"] = {k: v for k, v in (keep["data"] or {}).items() if k != "cache"}
+    keep["export"] = {k: v for k, v in (keep["export"] or {}).items() if k != "timeout_s"}
+    return keep
 
 
 def _format(exc: ValidationError, where: str) -> str:
@@ -248,8 +259,6 @@ def default_search_config() -> SearchConfig:
 
 def load_search_config(path: str | Path | None = None, **overrides) -> SearchConfig:
     """A config from a YAML file (or the default) with top-level ``overrides`` (``None`` ignored) on top."""
-    import yaml
-
     data: dict = {}
     where = "search config"
     if path is not None:
@@ -257,19 +266,6 @@ def load_search_config(path: str | Path | None = None, **overrides) -> SearchCon
         where = str(p)
         if not p.exists():
             raise SearchError(f"search config not found: {p}")
-        if p.is_dir():
-            raise SearchError(f"{p} is a folder, not a search config file")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            raise SearchError(f"{p}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-        except UnicodeDecodeError:
-            raise SearchError(f"{p}: not a text file") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise SearchError(f"{p}: a search config must be a YAML mapping, got {type(data).__name__}")
+        data = read_yaml_mapping(p, "search config", SearchError, empty_ok=True)
     data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return _validate(data, where)

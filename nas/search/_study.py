@@ -28,7 +28,7 @@ from typing import Any, Callable
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import NasError, SearchError
-from nas.search._config import SearchConfig
+from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
 from nas.search._trial import TrialJob, TrialOutcome
 from nas.space import ArchSpec
@@ -181,7 +181,7 @@ def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
         raise SearchError(f"{path}: not a readable study file ({str(exc).splitlines()[0]})") from None
 
 
-def trial_points(study, k: float) -> list[FrontPoint]:
+def trial_points(study) -> list[FrontPoint]:
     """The completed trials of an Optuna study as front points."""
     from optuna.trial import TrialState
 
@@ -217,6 +217,8 @@ class _Driver:
         self.callback = callback or (lambda ev: None)
         self.executor_factory = executor_factory
         self.t0 = time.perf_counter()
+        self.running: dict[int, Any] = {}  # trial number -> the optuna Trial running it
+        self._ask_seconds: dict[int, float] = {}  # the driver's time asking for each running trial
 
     @contextlib.contextmanager
     def _tracking(self, what: str):
@@ -266,10 +268,9 @@ class _Driver:
         except ValueError:
             raise SearchError(f"{path} is unreadable; move it away to start the study over") from None
         if old.get("identity") != self.config.identity_hash:
-            before = old.get("config", {})
-            now = self.config.model_dump(mode="json")
-            diff = [k for k in ("space", "objective", "data", "proxy", "export", "latency", "seed")
-                    if before.get(k) != now.get(k)]
+            before = identity_view(old.get("config", {}))
+            now = identity_view(self.config.model_dump(mode="json"))
+            diff = [k for k in IDENTITY_FIELDS if before[k] != now[k]]
             raise SearchError(
                 f"study '{self.config.name}' in {self.config.study_dir} was started with a different "
                 f"{', '.join(diff) or 'config'}: resume it with its own config, or give this one another name")
@@ -384,7 +385,7 @@ class _Driver:
 
     def event(self, kind: str, number: int | None = None, message: str = "") -> None:
         n = self.counts()
-        best = _best(trial_points(self.study, self.config.latency.k))
+        best = _best(trial_points(self.study))
         from nas.evaluate import log2_score
 
         self.callback(SearchEvent(
@@ -608,7 +609,7 @@ class _Driver:
         from nas.evaluate import log2_score
 
         c = self.config
-        points = pareto_front(trial_points(self.study, c.latency.k))
+        points = pareto_front(trial_points(self.study))
         front = [p for p in points if p.on_front]
         files = {}
         if points:
@@ -680,8 +681,6 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     config.study_dir.mkdir(parents=True, exist_ok=True)
     with _Lock(config.study_dir):
         d.open()
-        d.running = {}
-        d._ask_seconds = {}
         d.recover()
         d.warm_start()
         executor = d._executor()
@@ -704,7 +703,7 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
         st = optuna.load_study(study_name=info.name, storage=_optuna_storage(info.storage))
     except KeyError:
         raise SearchError(f"Optuna storage {info.storage} has no study '{info.name}'") from None
-    points = pareto_front(trial_points(st, info.config.latency.k))
+    points = pareto_front(trial_points(st))
     files = {}
     if write and points:
         lat = load_latency_model(info.config.latency.model)

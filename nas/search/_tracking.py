@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -138,12 +136,6 @@ class Tracker:
         for f in files:
             self.client.log_artifact(run_id, str(f), artifact_path)
 
-    def log_json(self, run_id: str, data: Mapping[str, Any], name: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            p = Path(tmp) / name
-            p.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            self.client.log_artifact(run_id, str(p))
-
     def end(self, run_id: str, state: str) -> None:
         # MLflow prints "View run ... at: URL" to stdout for a server store; stdout carries --json output, so the
         # links go to this library's log instead
@@ -152,9 +144,6 @@ class Tracker:
             self.client.set_terminated(run_id, status=STATUS.get(state, state))
         for line in buf.getvalue().splitlines():
             log.debug("%s", line)
-
-    def status(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.status
 
     def artifact_uri(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.artifact_uri

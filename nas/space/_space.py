@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas._yaml import read_yaml_mapping
 from nas.errors import SpaceError, SpecError
 from nas.space._spec import CARRY_CHANNELS, ArchSpec, Block, ClipKind, ClipWhere, Skip
 
@@ -367,18 +367,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
                 break
     if not path.exists():
         raise SpaceError(f"space file not found: {name_or_path}")
-    if path.is_dir():
-        raise SpaceError(f"{path} is a folder, not a space file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise SpaceError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise SpaceError(f"{path}: not a text file") from None
-    if not isinstance(data, dict):
-        raise SpaceError(f"{path}: a space file must be a YAML mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "space file", SpaceError)
     try:
         return SearchSpace.model_validate(data)
     except ValidationError as exc:

@@ -53,6 +53,6 @@ def test_budget_constraint_makes_a_trial_infeasible_and_keeps_it_off_the_front()
             t.set_user_attr(k, v)
         t.set_constraint("latency_budget", budget_excess)
         st.tell(t, [psnr, lat])
-    pts = pareto_front(trial_points(st, 1.0))
+    pts = pareto_front(trial_points(st))
     assert [(p.number, p.feasible, p.on_front) for p in pts] == [(0, True, True), (1, False, False)]
     assert dict(st.trials[1].constraints) == {"latency_budget": 5.0}

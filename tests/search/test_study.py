@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import optuna
 import pytest
@@ -115,46 +121,42 @@ def test_pareto_command_reads_the_front_back(study):
     assert sorted(p["number"] for p in data["front"]) == sorted(p.number for p in summary.front)
 
 
-
-
-def test_ui_serves_the_study_store_on_localhost(study):
-    import socket
-    import time
-    import urllib.request
-
-    _, summary, _ = study
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", "ui", str(summary.study.folder), "--port", str(port)],
+@contextlib.contextmanager
+def _server(command: str, folder, probe: str, what: str):
+    """Run ``nas COMMAND FOLDER --port P`` and yield (port, the JSON or status of its first answer at ``probe``);
+    the server is stopped on leaving."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", command, str(folder), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert r.status == 200
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as r:
+                    first = r.status, r.read()
                 break
             except OSError:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "the MLflow UI did not come up"
+                assert time.monotonic() < deadline, f"{what} did not come up"
                 time.sleep(0.5)
-        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas-s"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            assert json.loads(r.read())["experiment"]["name"] == "nas-s"
+        yield port, first
     finally:
-        import os
-        import signal
-
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
-def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
-    import os
-    import signal
-    import time
+def test_ui_serves_the_study_store_on_localhost(study):
+    _, summary, _ = study
+    with _server("ui", summary.study.folder, "/health", "the MLflow UI") as (port, (status, _)):
+        assert status == 200
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas-s"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert json.loads(r.read())["experiment"]["name"] == "nas-s"
 
+
+def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     _, summary, _ = study
     folder = summary.study.folder
     progress = folder / "retrain-0000" / "checkpoints" / "progress.json"
@@ -176,28 +178,9 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
 
 
 def test_the_study_opens_in_optuna_dashboard(study):
-    import socket
-    import time
-    import urllib.request
-
     _, summary, _ = study
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", "dashboard", str(summary.study.folder), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    studies = json.loads(r.read())["study_summaries"]
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "optuna-dashboard did not come up"
-                time.sleep(0.5)
-        (s,) = [s for s in studies if s["study_name"] == "s"]
+    with _server("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard") as (port, (_, body)):
+        (s,) = [s for s in json.loads(body)["study_summaries"] if s["study_name"] == "s"]
         assert s["directions"] == ["maximize", "minimize"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}?after=0", timeout=10) as r:
             trials = json.loads(r.read())["trials"]
@@ -205,9 +188,3 @@ def test_the_study_opens_in_optuna_dashboard(study):
         assert [t["number"] for t in trials] == [t.number for t in st.trials]
         assert {t["state"] for t in trials} <= {"Complete", "Pruned", "Fail"}
         assert {p["name"] for p in trials[0]["params"]} >= {"width", "depth", "skip"}
-    finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
