@@ -189,11 +189,12 @@ def ui(
 
     from nas.errors import NasError
 
-    uri = tracking
-    if uri is None and study is not None:
+    uri, info = tracking, None
+    if study is not None:
         from nas.search import open_study
 
-        uri = open_study(study, out).tracking
+        info = open_study(study, out)
+        uri = uri or info.tracking
     uri = uri or f"sqlite:///{(Path(out) / 'mlflow.db').as_posix()}"
     if uri.startswith(("http://", "https://")):
         raise NasError(f"{uri} is already a server: open it in a browser")
@@ -201,7 +202,12 @@ def ui(
         raise NasError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run nas search first")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port",
            str(port), "--workers", "1"]
-    _console().print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    link = f"http://{host}:{port}"
+    if info is not None:
+        from nas.search import ui_link
+
+        link = ui_link(uri, info.experiment, link)
+    _console().print(f"MLflow UI on {link} (store {uri}); Ctrl-C stops it", soft_wrap=True)
     raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))
 
 

@@ -12,6 +12,7 @@ from nas.search._executor import Executor, InProcessExecutor, RayExecutor
 from nas.search._pareto import FrontPoint, pareto_front, write_front
 from nas.search._retrain import RetrainResult, retrain
 from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
+from nas.search._tracking import ui_link
 from nas.search._trial import TrialJob, TrialOutcome, run_trial
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "run_trial",
     "retrain",
     "RetrainResult",
+    "ui_link",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from nas._logging import get_logger
 from nas.errors import SearchError
 
-__all__ = ["Tracker", "check_tracking_uri"]
+__all__ = ["Tracker", "check_tracking_uri", "ui_link"]
 
 log = get_logger("search")
 
@@ -46,6 +46,22 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
                           "--tracking URI") from None
 
 
+def ui_link(tracking_uri: str, experiment: str, base_url: str) -> str:
+    """The address of the experiment's runs table in the MLflow UI served at ``base_url`` (model-training view);
+    the UI's front page where the experiment is not in the store."""
+    from mlflow import MlflowClient
+
+    exp = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+    if exp is None:
+        return base_url
+    return f"{base_url.rstrip('/')}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+
+
+# MLflow 3's UI opens an experiment without this tag in its GenAI (traces) view; ours is model training, where
+# the runs table with their metrics is what users come to see
+_KIND_TAG, _KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 class Tracker:
     """The study's MLflow experiment (``nas-<study>``), created on first use with its artifacts under
     ``artifact_root`` for a local store."""
@@ -64,12 +80,15 @@ class Tracker:
                 location = None
                 if artifact_root is not None and not _is_remote(uri):
                     location = (Path(artifact_root).resolve() / experiment).as_uri()
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location, tags={_KIND_TAG: _KIND})
             else:
                 if exp.lifecycle_stage == "deleted":
                     raise SearchError(f"MLflow experiment '{experiment}' is deleted in {uri}: restore it "
                                       "(mlflow experiments restore) or use another study name")
                 self.experiment_id = exp.experiment_id
+                if _KIND_TAG not in exp.tags:  # a store written before the tag was set
+                    self.client.set_experiment_tag(self.experiment_id, _KIND_TAG, _KIND)
         except SearchError:
             raise
         except Exception as exc:  # MlflowException, database errors: the store is unusable

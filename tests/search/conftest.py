@@ -1,8 +1,16 @@
-"""Small real studies: 20-step proxies, INT8 models at 48x64, one validation photograph."""
+"""Small real studies: 20-step proxies, INT8 models at 48x64, one validation photograph; servers on a study."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,3 +42,43 @@ def small_config(tmp_path, image_cache):
         return f
 
     return make
+
+
+@pytest.fixture(scope="package")
+def study(tmp_path_factory, image_cache):
+    """One finished 3-trial study (config file, summary, events) shared by the search tests: each trial trains,
+    converts and evaluates for real. Tests may add trials to it, never remove any."""
+    from nas.search import load_search_config, run_search
+
+    tmp = tmp_path_factory.mktemp("study")
+    f = tmp / "s.yaml"
+    f.write_text(SMALL.format(name="s", n=3, workers=1, cache=image_cache, out=tmp / "runs"))
+    events = []
+    summary = run_search(load_search_config(f), callback=events.append)
+    return f, summary, events
+
+
+@contextlib.contextmanager
+def serve(command: str, folder, probe: str, what: str):
+    """Run ``nas COMMAND FOLDER --port P`` and yield (port, (status, body) of its first answer at ``probe``);
+    the server is stopped on leaving."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", command, str(folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as r:
+                    first = r.status, r.read()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, f"{what} did not come up"
+                time.sleep(0.5)
+        yield port, first
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

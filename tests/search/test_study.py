@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,20 +20,7 @@ from nas.latency import load_latency_model
 from nas.search import load_search_config, run_search
 from nas.search._study import _Lock
 from nas.space import ArchSpec
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory, request):
-    # one study shared by the tests of this module (each trial trains, converts and evaluates for real)
-    tmp = tmp_path_factory.mktemp("study")
-    cache = tmp_path_factory.mktemp("cache")
-    from tests.search.conftest import SMALL
-
-    f = tmp / "s.yaml"
-    f.write_text(SMALL.format(name="s", n=3, workers=1, cache=cache, out=tmp / "runs"))
-    events = []
-    summary = run_search(load_search_config(f), callback=events.append)
-    return f, summary, events
+from tests.search.conftest import serve
 
 
 def test_trials_are_trained_exported_checked_and_scored(study):
@@ -121,35 +106,9 @@ def test_pareto_command_reads_the_front_back(study):
     assert sorted(p["number"] for p in data["front"]) == sorted(p.number for p in summary.front)
 
 
-@contextlib.contextmanager
-def _server(command: str, folder, probe: str, what: str):
-    """Run ``nas COMMAND FOLDER --port P`` and yield (port, the JSON or status of its first answer at ``probe``);
-    the server is stopped on leaving."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", command, str(folder), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as r:
-                    first = r.status, r.read()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, f"{what} did not come up"
-                time.sleep(0.5)
-        yield port, first
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
 def test_ui_serves_the_study_store_on_localhost(study):
     _, summary, _ = study
-    with _server("ui", summary.study.folder, "/health", "the MLflow UI") as (port, (status, _)):
+    with serve("ui", summary.study.folder, "/health", "the MLflow UI") as (port, (status, _)):
         assert status == 200
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas-s"
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -179,7 +138,7 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
 
 def test_the_study_opens_in_optuna_dashboard(study):
     _, summary, _ = study
-    with _server("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard") as (port, (_, body)):
+    with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard") as (port, (_, body)):
         (s,) = [s for s in json.loads(body)["study_summaries"] if s["study_name"] == "s"]
         assert s["directions"] == ["maximize", "minimize"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}?after=0", timeout=10) as r:
