@@ -1,8 +1,9 @@
 """The Pareto front of a study (INT8 PSNR up, predicted latency down) as a table, a CSV, an HTML plot and a PNG.
 
-The latency on the front is the pessimistic one the search optimised (mean + k sigma); the plot shows the mean with
-its uncertainty as error bars, every trial behind the front, the warm-start zoo trials, and the reference zoo's
-published INT8 PSNR (DIV2K, full training) at the latency the same model predicts for it.
+The latency on the front is the pessimistic one the search optimised (mean + k sigma), and the plots put every point
+there, with a bar reaching back to the predicted mean: the front's step line then joins its own markers. They show
+every trial behind the front, the warm-start zoo trials, and the reference zoo's published INT8 PSNR (DIV2K, full
+training) at the pessimistic latency the same model predicts for it.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
     return sorted(out, key=lambda p: (p.latency_objective_ms, -p.psnr))
 
 
-def zoo_points(latency_model) -> list[dict]:
-    """The reference zoo: published INT8 PSNR (Table 1) at the latency ``latency_model`` predicts."""
+def zoo_points(latency_model, k: float = 1.0) -> list[dict]:
+    """The reference zoo: published INT8 PSNR (Table 1) at the latency ``latency_model`` predicts (mean, and mean +
+    ``k`` sigma as the search sees it)."""
     from nas.space import zoo_entries
 
     out = []
@@ -59,7 +61,7 @@ def zoo_points(latency_model) -> list[dict]:
             continue
         pred = latency_model.predict(e.spec)
         out.append({"name": e.name, "psnr": e.table1.psnr, "latency_ms": pred.mean_ms,
-                    "published_npu_ms": e.table1.npu_ms})
+                    "latency_objective_ms": pred.mean_ms + k * pred.stddev_ms, "published_npu_ms": e.table1.npu_ms})
     return out
 
 
@@ -92,11 +94,12 @@ def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str
         if not sel:
             return
         fig.add_trace(go.Scatter(
-            x=[p.latency_ms for p in sel], y=[p.psnr for p in sel], name=name,
-            error_x=dict(type="data", array=[k * p.latency_sigma_ms for p in sel], visible=True, thickness=1),
-            text=[f"trial {p.number}: {p.spec}<br>log2 score {p.log2_score:.2f}"
+            x=[p.latency_objective_ms for p in sel], y=[p.psnr for p in sel], name=name,
+            error_x=dict(type="data", symmetric=False, array=[0.0] * len(sel),
+                         arrayminus=[p.latency_objective_ms - p.latency_ms for p in sel], visible=True, thickness=1),
+            text=[f"trial {p.number}: {p.spec}<br>mean {p.latency_ms:.2f} ms, log2 score {p.log2_score:.2f}"
                   + (" (outside the latency model's range)" if p.outside_range else "") for p in sel],
-            hovertemplate="%{text}<br>%{x:.2f} ms, %{y:.3f} dB<extra></extra>", **kw))
+            hovertemplate="%{text}<br>%{x:.2f} ms pessimistic, %{y:.3f} dB<extra></extra>", **kw))
 
     behind = [p for p in pts if not p.on_front]
     front = [p for p in pts if p.on_front]
@@ -105,29 +108,39 @@ def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str
             line=dict(shape="hv"))
     warm = [p for p in pts if p.warm_start]
     if warm:
-        fig.add_trace(go.Scatter(x=[p.latency_ms for p in warm], y=[p.psnr for p in warm], mode="markers+text",
+        fig.add_trace(go.Scatter(x=[p.latency_objective_ms for p in warm], y=[p.psnr for p in warm],
+                                 mode="markers+text",
                                  name="zoo (same proxy)", text=[p.warm_start for p in warm],
                                  textposition="top center",
                                  marker=dict(symbol="diamond-open", size=14, color="#1f77b4", line=dict(width=2))))
     if zoo:  # every name on hover; written out only for the zoo's own front, where they do not pile up
         shown = _zoo_labelled(zoo)
-        fig.add_trace(go.Scatter(x=[z["latency_ms"] for z in zoo], y=[z["psnr"] for z in zoo],
+        fig.add_trace(go.Scatter(x=[z["latency_objective_ms"] for z in zoo], y=[z["psnr"] for z in zoo],
                                  mode="markers+text", name="zoo (published PSNR, DIV2K, full training)",
                                  text=[z["name"] if z["name"] in shown else "" for z in zoo],
                                  hovertext=[f"{z['name']}: {z['psnr']:.2f} dB published" for z in zoo],
                                  hoverinfo="text+x", textposition="bottom center",
                                  marker=dict(symbol="circle-open", size=9, color="#2ca02c")))
-    fig.update_layout(title=title, xaxis_title="predicted latency (ms; error bars: k sigma)",
+    fig.update_layout(title=title, xaxis_title=_XLABEL.format(k=k),
                       yaxis_title="INT8 PSNR (dB, RGB)", template="plotly_white")
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+
+
+_XLABEL = "predicted latency, mean + {k:g} sigma (ms; bars reach back to the mean)"
+
+
+def _back_to_mean(pts: Sequence[FrontPoint]) -> list[list[float]]:
+    """Matplotlib's asymmetric x error: from each point (mean + k sigma) back to its mean, nothing to the right."""
+    return [[p.latency_objective_ms - p.latency_ms for p in pts], [0.0] * len(pts)]
 
 
 def _zoo_labelled(zoo: Sequence[dict]) -> set[str]:
     """The zoo networks no other zoo network beats on both published PSNR and predicted latency: the ones worth
     naming on a plot (thirteen names at two latencies overlap into an unreadable smear)."""
     return {z["name"] for z in zoo
-            if not any(o["psnr"] >= z["psnr"] and o["latency_ms"] <= z["latency_ms"]
-                       and (o["psnr"], o["latency_ms"]) != (z["psnr"], z["latency_ms"]) for o in zoo)}
+            if not any(o["psnr"] >= z["psnr"] and o["latency_objective_ms"] <= z["latency_objective_ms"]
+                       and (o["psnr"], o["latency_objective_ms"]) != (z["psnr"], z["latency_objective_ms"])
+                       for o in zoo)}
 
 
 def _png(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str, k: float) -> None:
@@ -140,30 +153,31 @@ def _png(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str,
     behind = [p for p in pts if not p.on_front]
     front = [p for p in pts if p.on_front]
     if behind:
-        ax.errorbar([p.latency_ms for p in behind], [p.psnr for p in behind],
-                    xerr=[k * p.latency_sigma_ms for p in behind], fmt="o", color="#9aa0a6", ms=5, lw=0.8,
+        ax.errorbar([p.latency_objective_ms for p in behind], [p.psnr for p in behind],
+                    xerr=_back_to_mean(behind), fmt="o", color="#9aa0a6", ms=5, lw=0.8,
                     label="trials")
     if front:
-        ax.errorbar([p.latency_ms for p in front], [p.psnr for p in front],
-                    xerr=[k * p.latency_sigma_ms for p in front], fmt="o", color="#d62728", ms=7, lw=0.8,
+        ax.errorbar([p.latency_objective_ms for p in front], [p.psnr for p in front],
+                    xerr=_back_to_mean(front), fmt="o", color="#d62728", ms=7, lw=0.8,
                     label="Pareto front")
-        ax.step([p.latency_ms for p in front], [p.psnr for p in front], where="post", color="#d62728", lw=1.2)
+        ax.step([p.latency_objective_ms for p in front], [p.psnr for p in front], where="post", color="#d62728",
+                lw=1.2)
         for p in front:
-            ax.annotate(f"#{p.number}", (p.latency_ms, p.psnr), textcoords="offset points", xytext=(4, 4),
+            ax.annotate(f"#{p.number}", (p.latency_objective_ms, p.psnr), textcoords="offset points", xytext=(4, 4),
                         fontsize=7)
     for p in pts:
         if p.warm_start:
-            ax.plot(p.latency_ms, p.psnr, marker="D", mfc="none", mec="#1f77b4", ms=11, mew=1.5)
-            ax.annotate(p.warm_start, (p.latency_ms, p.psnr), textcoords="offset points", xytext=(6, -10),
+            ax.plot(p.latency_objective_ms, p.psnr, marker="D", mfc="none", mec="#1f77b4", ms=11, mew=1.5)
+            ax.annotate(p.warm_start, (p.latency_objective_ms, p.psnr), textcoords="offset points", xytext=(6, -10),
                         fontsize=7, color="#1f77b4")
     if zoo:
-        ax.scatter([z["latency_ms"] for z in zoo], [z["psnr"] for z in zoo], facecolors="none",
+        ax.scatter([z["latency_objective_ms"] for z in zoo], [z["psnr"] for z in zoo], facecolors="none",
                    edgecolors="#2ca02c", s=40, label="zoo: published PSNR (DIV2K, full training)")
-        shown = sorted((z for z in zoo if z["name"] in _zoo_labelled(zoo)), key=lambda z: z["latency_ms"])
+        shown = sorted((z for z in zoo if z["name"] in _zoo_labelled(zoo)), key=lambda z: z["latency_objective_ms"])
         for i, z in enumerate(shown):  # below and above in turn: neighbours' names do not run into each other
-            ax.annotate(z["name"], (z["latency_ms"], z["psnr"]), textcoords="offset points",
+            ax.annotate(z["name"], (z["latency_objective_ms"], z["psnr"]), textcoords="offset points",
                         xytext=(4, -10 if i % 2 == 0 else 5), fontsize=7, color="#2ca02c")
-    ax.set_xlabel("predicted latency (ms; error bars: k sigma)")
+    ax.set_xlabel(_XLABEL.format(k=k))
     ax.set_ylabel("INT8 PSNR (dB, RGB)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

@@ -1,8 +1,9 @@
 """After the search: train a chosen trial's spec through the full schedule (L1, L2, QAT), export, check, evaluate,
 log it as an MLflow run linked to its trial and register the INT8 model in the MLflow model registry.
 
-The training runs in ``<study>/retrain-NNNN/`` with checkpoints: an interrupted retraining started again resumes
-from its last checkpoint.
+The training runs in ``<study>/retrain-NNNN-<steps>steps/`` with checkpoints: an interrupted retraining started again
+resumes from its last checkpoint, and a retraining of the same trial for another number of steps (a short first
+look, then the full schedule) gets its own folder instead of replacing a finished model.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     tcfg = TrainConfig.full(steps=steps, seed=c.seed, threads=c.resources.threads,
                             checkpoint_every=min(500, max(1, steps // 10)))
     images, valid = _images(c)
-    out_dir = info.folder / f"retrain-{number:04d}"
+    out_dir = info.folder / f"retrain-{number:04d}-{steps}steps"
     tracker = Tracker(info.tracking, info.experiment)
     log.info("retraining trial %d (%s) for %d steps in %s", number, spec.describe(), steps, out_dir)
     job = train_and_export(spec, images, valid, tcfg, out_dir, input_hw=input_hw, target=c.export.target,

@@ -199,6 +199,10 @@ def trial_points(study) -> list[FrontPoint]:
     return out
 
 
+def _front_title(name: str, latency, points: list[FrontPoint]) -> str:
+    return f"study {name}: INT8 PSNR vs predicted {latency.board} latency ({len(points)} trials)"
+
+
 def _best(points: list[FrontPoint]) -> FrontPoint | None:
     """The feasible point with the highest log2 score on the latency the search optimised."""
     feas = [p for p in points if p.feasible]
@@ -613,9 +617,8 @@ class _Driver:
         front = [p for p in points if p.on_front]
         files = {}
         if points:
-            files = write_front(points, c.study_dir / "pareto", title=f"study {c.name}: INT8 PSNR vs predicted "
-                                f"{self.latency.board} latency ({len(points)} trials)",
-                                zoo=zoo_points(self.latency), k=c.latency.k)
+            files = write_front(points, c.study_dir / "pareto", title=_front_title(c.name, self.latency, points),
+                                zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k)
         best = _best(points)
         n = self.counts()
         summary = SearchSummary(self.info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
@@ -707,6 +710,7 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
     files = {}
     if write and points:
         lat = load_latency_model(info.config.latency.model)
-        files = write_front(points, info.folder / "pareto", title=f"study {info.name}", zoo=zoo_points(lat),
-                            k=info.config.latency.k)
+        k = info.config.latency.k
+        files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
+                            zoo=zoo_points(lat, k), k=k)
     return info, points, _best(points), files

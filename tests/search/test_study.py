@@ -118,7 +118,7 @@ def test_ui_serves_the_study_store_on_localhost(study):
 def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     _, summary, _ = study
     folder = summary.study.folder
-    progress = folder / "retrain-0000" / "checkpoints" / "progress.json"
+    progress = folder / "retrain-0000-200steps" / "checkpoints" / "progress.json"
     cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "200", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -131,9 +131,17 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     res = json.loads(again.stdout)
-    report = json.loads((folder / "retrain-0000" / "report.json").read_text())
+    report = json.loads((folder / "retrain-0000-200steps" / "report.json").read_text())
     assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
     assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
+
+    # the same trial for another number of steps: its own folder, the finished model above is kept
+    model = (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes()
+    other = subprocess.run(cmd[:-2] + ["20", "--json"], capture_output=True, text=True, timeout=600)
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert json.loads(other.stdout)["model_version"] == "2"
+    assert (folder / "retrain-0000-20steps" / "model_int8.tflite").exists()
+    assert (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes() == model
 
 
 def test_the_study_opens_in_optuna_dashboard(study):
