@@ -20,7 +20,7 @@ def test_front_keeps_exactly_the_non_dominated_feasible_points():
 
 def test_front_files(tmp_path):
     files = write_front(pareto_front([_p(0, 28.0, 10), _p(1, 29.0, 20), _p(2, 27.0, 30)]), tmp_path, title="t",
-                        zoo=[{"name": "abpn", "psnr": 30.0, "latency_ms": 43.0}])
+                        zoo=[{"name": "abpn", "psnr": 30.0, "latency_ms": 43.0, "latency_objective_ms": 49.0}])
     csv = files["csv"].read_text().splitlines()
     assert csv[0].startswith("number,spec,hash,psnr") and len(csv) == 3  # header + the 2 points on the front
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
