@@ -107,8 +107,15 @@ def search(
                       f"{b.psnr:.3f} dB INT8, {b.latency_ms:.2f} ms predicted")
     for key, path in summary.files.items():
         out_con.print(f"{key:7s} {path}")
-    out_con.print(f"MLflow: {summary.study.tracking} experiment {summary.study.experiment} "
-                  f"(nas ui {cfg.study_dir}); retrain: nas retrain {cfg.study_dir} --best")
+    tracking = summary.study.tracking
+    if tracking.startswith(("http://", "https://")):  # a server already: its UI is right there
+        from nas.search import ui_link
+
+        where = ui_link(tracking, summary.study.experiment, tracking)
+    else:
+        where = f"{tracking} experiment {summary.study.experiment} (nas ui {cfg.study_dir})"
+    out_con.print(f"MLflow: {where}", soft_wrap=True)
+    out_con.print(f"retrain: nas retrain {cfg.study_dir} --best")
 
 
 def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
