@@ -15,9 +15,17 @@ OUT_OPT = typer.Option("runs", "--out", help="Folder of the study folders (where
 
 
 def _console():
+    """Progress and status: standard error, so that results can be piped."""
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _out():
+    """Results (fronts, summaries): standard output, as every other command prints them."""
+    from rich.console import Console
+
+    return Console()
 
 
 @contextlib.contextmanager
@@ -98,7 +106,7 @@ def search(
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
         return
-    out_con = _console()
+    out_con = _out()
     out_con.print(_front_table(list(summary.front), f"Pareto front of {cfg.name} ({summary.complete} complete, "
                                                      f"{summary.pruned} pruned, {summary.failed} failed)"))
     if summary.best is not None:
@@ -130,7 +138,7 @@ def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or na
                                      "trials": len(points), "best": best.to_dict() if best else None,
                                      "files": {k: str(v) for k, v in files.items()}}, indent=2) + "\n")
         return
-    con = _console()
+    con = _out()
     if not points:
         con.print(f"study {info.name} has no completed trial yet")
         return
@@ -171,6 +179,7 @@ def retrain_cmd(
         sys.stdout.write(json.dumps(res.to_dict(), indent=2) + "\n")
         return
     d = res.to_dict()
+    con = _out()
     con.print(f"trial {res.trial} ({res.spec.describe()}) retrained for {steps} steps in {res.out_dir}")
     for form in ("bicubic", "fp32", "int8"):
         ev = d.get(form) or {}

@@ -104,6 +104,9 @@ def test_pareto_command_reads_the_front_back(study):
     data = json.loads(proc.stdout)
     assert data["study"] == "s" and data["trials"] == 3  # the duplicate is its original's point
     assert sorted(p["number"] for p in data["front"]) == sorted(p.number for p in summary.front)
+    table = subprocess.run([sys.executable, "-m", "nas", "pareto", str(summary.study.folder)],
+                           capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "Pareto front of s" in table.stdout  # results on stdout: they can be piped
 
 
 def test_ui_serves_the_study_store_on_localhost(study):
