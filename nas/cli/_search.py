@@ -28,6 +28,11 @@ def _out():
     return Console()
 
 
+def _is_server(uri: str) -> bool:
+    """An MLflow tracking URI that is a running server (it has its own UI) rather than a store on disk."""
+    return uri.startswith(("http://", "https://"))
+
+
 @contextlib.contextmanager
 def _live(con, enabled: bool, target: int):
     """A live line: trials done/target, running, complete/pruned/failed, best log2 score."""
@@ -116,7 +121,7 @@ def search(
     for key, path in summary.files.items():
         out_con.print(f"{key:7s} {path}")
     tracking = summary.study.tracking
-    if tracking.startswith(("http://", "https://")):  # a server already: its UI is right there
+    if _is_server(tracking):  # its UI is right there
         from nas.search import ui_link
 
         where = ui_link(tracking, summary.study.experiment, tracking)
@@ -212,7 +217,7 @@ def ui(
         info = open_study(study, out)
         uri = uri or info.tracking
     uri = uri or f"sqlite:///{(Path(out) / 'mlflow.db').as_posix()}"
-    if uri.startswith(("http://", "https://")):
+    if _is_server(uri):
         raise NasError(f"{uri} is already a server: open it in a browser")
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise NasError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run nas search first")

@@ -173,7 +173,8 @@ def _png(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str,
     if zoo:
         ax.scatter([z["latency_objective_ms"] for z in zoo], [z["psnr"] for z in zoo], facecolors="none",
                    edgecolors="#2ca02c", s=40, label="zoo: published PSNR (DIV2K, full training)")
-        shown = sorted((z for z in zoo if z["name"] in _zoo_labelled(zoo)), key=lambda z: z["latency_objective_ms"])
+        named = _zoo_labelled(zoo)
+        shown = sorted((z for z in zoo if z["name"] in named), key=lambda z: z["latency_objective_ms"])
         for i, z in enumerate(shown):  # below and above in turn: neighbours' names do not run into each other
             ax.annotate(z["name"], (z["latency_objective_ms"], z["psnr"]), textcoords="offset points",
                         xytext=(4, -10 if i % 2 == 0 else 5), fontsize=7, color="#2ca02c")
