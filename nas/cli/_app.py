@@ -45,6 +45,15 @@ def _register_data() -> None:
 _register_data()
 
 
+def _register_proxy() -> None:
+    from nas.cli._proxy import proxy_app
+
+    app.add_typer(proxy_app, name="proxy")
+
+
+_register_proxy()
+
+
 def _register_search() -> None:
     from nas.cli import _search
 

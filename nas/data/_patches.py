@@ -17,8 +17,11 @@ __all__ = ["PatchSampler", "make_dataset"]
 class PatchSampler:
     """Random aligned LR/HR patch pairs from an :class:`ImageSet`.
 
-    ``patch`` is the LR patch side (the HR patch is ``patch * scale``). Images are drawn with probability
-    proportional to their number of patch positions, so every LR pixel is about equally likely to be seen.
+    ``patch`` is the LR patch side (the HR patch is ``patch * scale``). Every image is drawn equally often (then a
+    patch position uniformly within it), as EDSR and BasicSR sample: with images of very different sizes, drawing
+    by area lets the largest dominate (in the embedded set, ``retina``'s black background took 56% of the patches
+    when drawn by area, and the anchor alone is already exact on 46% of its pixels). DIV2K's images are of similar
+    sizes, where the two rules hardly differ.
     """
 
     def __init__(self, images: ImageSet, patch: int = 48, batch: int = 16, seed: int = 0, augment: bool = True):
@@ -38,9 +41,7 @@ class PatchSampler:
         self.batch_size = int(batch)
         self.seed = int(seed)
         self.augment = bool(augment)
-        positions = np.array([(p.lr.shape[0] - patch + 1) * (p.lr.shape[1] - patch + 1) for p in images.pairs],
-                             np.float64)
-        self._p = positions / positions.sum()
+        self._p = np.full(len(images.pairs), 1.0 / len(images.pairs))
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Batch number ``step``: (LR ``B x p x p x 3``, HR ``B x ps x ps x 3``), float32 pixels in [0, 255]."""

@@ -19,6 +19,7 @@ def convert(job: dict) -> bytes:
     import tf_keras as keras
 
     from nas.model import PixelRange, build_model, load_weights, set_weights
+    from nas.model._balance import balance_folded_anchor, folded_feature_channels
     from nas.space import ArchSpec
 
     threads = int(job.get("threads") or 0)
@@ -31,10 +32,19 @@ def convert(job: dict) -> bytes:
     spec = ArchSpec.from_json(job["spec"])
     h, w = job["input_hw"]
     core = build_model(spec, "deploy", input_hw=(h, w), batch_size=1, seed=0)
-    if job.get("weights"):
-        set_weights(core, load_weights(job["weights"]))
-    model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
     calib = np.load(job["calibration"], allow_pickle=False)
+    if job.get("weights"):
+        weights = load_weights(job["weights"])
+        set_weights(core, weights)
+        # exact in float; keeps a folded anchor's residual through per-channel int8 weights
+        if job.get("balance", True) and folded_feature_channels(spec):
+            probe = keras.Model(core.input, core.get_layer(spec.convs()[spec.depth].name).output)
+            feats = np.concatenate([probe(s[None], training=False).numpy() for s in calib])
+            balanced, beta = balance_folded_anchor(spec, weights, feats, calib)
+            if beta != 1.0:
+                set_weights(core, balanced)
+                print(f"folded anchor: features into tail_1 scaled by {beta:g} for INT8", file=sys.stderr)
+    model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
 
     def representative():
         for sample in calib:

@@ -231,11 +231,15 @@ def export_int8(
     timeout_s: float = 900.0,
     threads: int = 0,
     converter: "Converter | None" = None,
+    balance: bool = True,
 ) -> ExportResult:
     """Convert ``spec`` (deploy-form ``weights`` by layer name, or seeded initial weights) to an INT8 ``.tflite``.
 
     The model is checked against ``target``; with ``require_pass`` a model that fails is not written and
-    :class:`ExportError` lists why. ``converter`` runs the conversion (default: a fresh child process). The file appears at ``out`` only when complete (written beside it, then renamed).
+    :class:`ExportError` lists why. ``converter`` runs the conversion (default: a fresh child process). The file
+    appears at ``out`` only when complete (written beside it, then renamed). ``balance`` rescales the features
+    entering a folded anchor's ``tail_1`` so that INT8 keeps the residual (exact in float; see
+    :mod:`nas.model._balance`); ``False`` converts the weights as given.
     """
     from nas.data import embedded_images
     from nas.model import save_weights
@@ -261,7 +265,7 @@ def export_int8(
         err_path = tmpd / "error.json"
         blob_path = tmpd / "model.tflite"
         job = {"spec": spec.to_json(), "weights": weights_path, "calibration": str(calib_path), "input_hw": [h, w],
-               "out": str(blob_path), "error": str(err_path), "threads": threads}
+               "out": str(blob_path), "error": str(err_path), "threads": threads, "balance": bool(balance)}
         job_path = tmpd / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         log.info("converting %s at %dx%d (%d calibration samples)", spec.describe(), h, w, len(calib))

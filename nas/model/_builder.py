@@ -19,12 +19,14 @@ import tf_keras as keras
 
 from nas.errors import NasError
 from nas.model._layers import ActQuant, Clip, DepthToSpace, PixelRange, QConv2D, block_layer, fan_in_init
+from nas.model._version import TRAIN_FORM_VERSION
 from nas.model._weights import Weights
 from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
 from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
 
 __all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "model_weights", "count_params", "nearest_kernel",
-           "qat_model", "conv_weights"]
+           "qat_model", "conv_weights",
+           "residual_end", "slot_starts", "RESIDUAL_MULTIPLIER", "TRAIN_FORM_VERSION"]
 
 Form = Literal["train", "deploy", "qat"]
 
@@ -39,25 +41,51 @@ def nearest_kernel(scale: int) -> np.ndarray:
     return k
 
 
-RESIDUAL_GAIN = 0.1
-
+RESIDUAL_MULTIPLIER = 0.1
+"""Fixed forward multiplier on the residual end's output in the training form (folded into the fused conv): one
+Adam step moves the residual by a tenth of what it would move an unscaled conv's output."""
 
 def _has_anchor_conv(spec: ArchSpec) -> bool:
     """Whether the deploy form has an ``anchor`` conv (with weights) besides the conv slots."""
     return spec.skip in (Skip.NEAREST_CONV_ADD, Skip.CONV_ADD)
 
 
-def _residual_end(spec: ArchSpec) -> set[int]:
-    """Slots initialised small (x ``RESIDUAL_GAIN``) so that a fresh network's output starts close to its anchor
-    (or to zero) rather than as large noise, which the first steps would answer by switching every ReLU off: the
-    last slot, and the one before it while the later ones pass their input through an identity branch."""
+def _folds_anchor(spec: ArchSpec) -> bool:
+    """Whether ``tail_1`` holds the nearest-neighbour anchor in its kernel: the input's channels reach it (carried,
+    or concatenated before it) and the deploy form has no add. The training form adds the anchor explicitly."""
+    return spec.skip in (Skip.CARRY, Skip.CONCAT_INPUT)
+
+
+def residual_end(spec: ArchSpec) -> int | None:
+    """Index of the slot whose output is the residual over the anchor, or None for a net without one (skip none).
+
+    In the training form it starts at exactly zero with no identity branch and its output is multiplied by
+    :data:`RESIDUAL_MULTIPLIER`, so a fresh anchored network outputs exactly its anchor. Starting it as noise
+    (what He init does) puts the output far from the target; L1 answers that in a few dozen steps by switching
+    off the ReLUs that feed it (their inputs are all non-negative, so a channel's weights move together), and a
+    dead ReLU never returns: the network stays on its anchor for good.
+    """
     slots = spec.convs()
-    out = {len(slots) - 1}
-    i = len(slots) - 1
-    while i > 0 and slots[i].block.value != "conv" and slots[i].cin == slots[i].cout:
-        i -= 1
-        out.add(i)
-    return out
+    if spec.has_anchor_add:
+        return len(slots) - 1
+    if _folds_anchor(spec):
+        return 1 + spec.depth
+    return None
+
+
+def slot_starts(spec: ArchSpec) -> tuple[str, ...]:
+    """How every slot starts in the training form: ``zero`` for the residual end, ``identity`` for the convs that
+    follow an anchor already added (a fresh net passes the anchor through them), ``random`` elsewhere."""
+    end = residual_end(spec)
+    out = []
+    for i in range(len(spec.convs())):
+        if i == end:
+            out.append("zero")
+        elif end is not None and i > end:
+            out.append("identity")
+        else:
+            out.append("random")
+    return tuple(out)
 
 
 def build_model(
@@ -92,8 +120,8 @@ def build_model(
     x = inp
     slots = spec.convs()
     tail_1 = 1 + spec.depth
-    carry = spec.skip is Skip.CARRY
-    small = _residual_end(spec)
+    end = residual_end(spec)
+    starts = slot_starts(spec)
     for i, slot in enumerate(slots):
         lseed = None if seed is None else seed * 1000 + i
         if i == tail_1 and spec.skip is Skip.CONCAT_INPUT:
@@ -104,14 +132,16 @@ def build_model(
                            kernel_initializer=fan_in_init(lseed))(x), slot.name)
             continue
         cout = slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
-        anchor_here = carry and i == tail_1
+        anchor_here = _folds_anchor(spec) and i == tail_1
         x = block_layer(slot.block.value, cout, slot.kernel, None if anchor_here else act, spec.expansion, lseed,
-                        slot.name, RESIDUAL_GAIN if i in small else 1.0)(x)
+                        slot.name, starts[i])(x)
+        if i == end:
+            x = keras.layers.Rescaling(RESIDUAL_MULTIPLIER, name=f"{slot.name}_mult")(x)
         if slot.carry_out:
             x = keras.layers.Concatenate(name=f"{slot.name}_carry")([x, inp])
         if anchor_here:
-            rep = keras.layers.Concatenate(name="carry_anchor")([inp] * (s * s))
-            x = keras.layers.Add(name="carry_anchor_add")([x, rep])
+            rep = keras.layers.Concatenate(name="folded_anchor")([inp] * (s * s))
+            x = keras.layers.Add(name="folded_anchor_add")([x, rep])
             if act:
                 x = keras.layers.ReLU(name=f"{slot.name}_relu")(x)
     if spec.skip is Skip.REPEAT_ADD:
@@ -120,8 +150,10 @@ def build_model(
         anchor = keras.layers.Conv2D(spec.out_channels, 1, use_bias=False, trainable=False, name="anchor",
                                      kernel_initializer=keras.initializers.Constant(nearest_kernel(s)))(inp)
         anchor = q(anchor, "anchor")
-    elif spec.skip is Skip.CONV_ADD:
-        init = fan_in_init(None if seed is None else seed * 1000 + 999, variance=1.0)
+    elif spec.skip is Skip.CONV_ADD:  # a learnt 3x3 anchor that starts as the nearest-neighbour copy
+        nearest3 = np.zeros((3, 3, IN_CHANNELS, spec.out_channels), np.float32)
+        nearest3[1, 1] = nearest_kernel(s)[0, 0]
+        init = keras.initializers.Constant(nearest3)
         anchor = q(conv_cls(spec.out_channels, 3, padding="same", name="anchor", kernel_initializer=init)(inp), "anchor")
     if spec.has_anchor_add:
         x = keras.layers.Add(name="anchor_add")([x, anchor])
@@ -160,22 +192,25 @@ def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
     out: Weights = {}
     slots = spec.convs()
     tail_1 = 1 + spec.depth
+    end = residual_end(spec)
     for i, slot in enumerate(slots):
         try:
             layer = train_model.get_layer(slot.name)
         except ValueError:
             raise NasError(f"model has no layer '{slot.name}': it was not built from this spec") from None
         k, b = _conv_weights(layer)
+        if i == end:  # the forward multiplier (ReLU commutes with a positive scale)
+            k, b = k * RESIDUAL_MULTIPLIER, b * RESIDUAL_MULTIPLIER
         if slot.carry_out:  # the carried input rides in the last 3 output channels: centre-tap identity
             kc = np.zeros(k.shape[:2] + (slot.cin, CARRY_CHANNELS), np.float32)
             src = np.arange(CARRY_CHANNELS) + (slot.cin - CARRY_CHANNELS if slot.carry_in else 0)
             kc[slot.kernel // 2, slot.kernel // 2, src, np.arange(CARRY_CHANNELS)] = 1.0
             k = np.concatenate([k, kc], axis=-1)
             b = np.concatenate([b, np.zeros(CARRY_CHANNELS, np.float32)])
-        if spec.skip is Skip.CARRY and i == tail_1:  # fold the repeat anchor into tail_1
+        if _folds_anchor(spec) and i == tail_1:  # fold the repeat anchor into tail_1 (its last 3 inputs: the image)
             k = k.copy()
             c = np.arange(slot.cout)
-            k[slot.kernel // 2, slot.kernel // 2, slot.cin - CARRY_CHANNELS + c % IN_CHANNELS, c] += 1.0
+            k[slot.kernel // 2, slot.kernel // 2, slot.cin - IN_CHANNELS + c % IN_CHANNELS, c] += 1.0
         out[slot.name] = [k.astype(np.float32), (b * PIXEL_MAX).astype(np.float32)]
     if _has_anchor_conv(spec):
         arrays = [np.asarray(a) for a in train_model.get_layer("anchor").get_weights()]

@@ -8,11 +8,13 @@ fusion exact at the image border (as in ECBSR).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-__all__ = ["RepConv", "ECB", "CLB", "Clip", "DepthToSpace", "PixelRange", "QConv2D", "ActQuant", "block_layer", "SOBEL_X", "SOBEL_Y", "LAPLACIAN"]
+__all__ = ["RepConv", "ECB", "CLB", "Clip", "DepthToSpace", "PixelRange", "QConv2D", "ActQuant", "block_layer", "Start", "SOBEL_X", "SOBEL_Y", "LAPLACIAN"]
 
 SOBEL_X = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)
 SOBEL_Y = SOBEL_X.T.copy()
@@ -21,7 +23,9 @@ EDGE_MASKS = (("sx", SOBEL_X), ("sy", SOBEL_Y), ("lap", LAPLACIAN))
 
 
 def fan_in_init(seed: int | None, variance: float = 2.0) -> keras.initializers.Initializer:
-    """Truncated-normal init with ``variance / fan_in`` (He init at the default 2.0), seeded."""
+    """Truncated-normal init with ``variance / fan_in`` (He init at the default 2.0), seeded; zeros at variance 0."""
+    if variance == 0.0:
+        return keras.initializers.Zeros()
     return keras.initializers.VarianceScaling(variance, "fan_in", "truncated_normal", seed=seed)
 
 
@@ -37,15 +41,21 @@ def _pad_with(x: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
 
 
 class _Block(keras.layers.Layer):
-    """Base of the training-form blocks: ``filters`` outputs, optional ReLU, exact :meth:`fused`."""
+    """Base of the training-form blocks: ``filters`` outputs, optional ReLU, exact :meth:`fused`.
+
+    ``gain`` scales the initial output of the non-identity branches (0: the block starts as its identity branch,
+    or as exactly zero without one); ``identity=False`` leaves the identity branch out even where the channels
+    allow it (a residual end must start at zero, not pass its input on).
+    """
 
     def __init__(self, filters: int, activation: str | None = None, seed: int | None = None, gain: float = 1.0,
-                 **kwargs):
+                 identity: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.activation = activation or None
         self.seed = seed
-        self.gain = float(gain)  # scales the initial output of the non-identity branches
+        self.gain = float(gain)
+        self.use_identity = bool(identity)
 
     def _seed(self, offset: int) -> int | None:
         return None if self.seed is None else self.seed * 101 + offset
@@ -58,7 +68,8 @@ class _Block(keras.layers.Layer):
 
     def get_config(self) -> dict:
         cfg = super().get_config()
-        cfg.update(filters=self.filters, activation=self.activation, seed=self.seed, gain=self.gain)
+        cfg.update(filters=self.filters, activation=self.activation, seed=self.seed, gain=self.gain,
+                   identity=self.use_identity)
         return cfg
 
     def fused(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
@@ -81,7 +92,7 @@ class RepConv(_Block):
 
     def build(self, input_shape):
         cin = int(input_shape[-1])
-        self.identity = cin == self.filters
+        self.identity = self.use_identity and cin == self.filters
         self.k3 = self.add_weight("k3", (3, 3, cin, self.filters), initializer=self._init(0, 0.7 * self.gain))
         self.b3 = self.add_weight("b3", (self.filters,), initializer="zeros")
         self.k1 = self.add_weight("k1", (1, 1, cin, self.filters), initializer=self._init(1, 0.7 * self.gain))
@@ -108,7 +119,7 @@ class ECB(_ExpandedBlock):
     def build(self, input_shape):
         cin, c = int(input_shape[-1]), self.filters
         m = self.expansion * c
-        self.identity = cin == c
+        self.identity = self.use_identity and cin == c
         w = self.add_weight
         self.k3 = w("k3", (3, 3, cin, c), initializer=self._init(0, 0.6 * self.gain))
         self.b3 = w("b3", (c,), initializer="zeros")
@@ -159,7 +170,7 @@ class CLB(_ExpandedBlock):
     def build(self, input_shape):
         cin, c = int(input_shape[-1]), self.filters
         m = self.expansion * c
-        self.identity = cin == c
+        self.identity = self.use_identity and cin == c
         self.k3 = self.add_weight("k3", (3, 3, cin, m), initializer=self._init(0))
         self.b3 = self.add_weight("b3", (m,), initializer="zeros")
         self.k1 = self.add_weight("k1", (1, 1, m, c), initializer=self._init(1, 0.5 * self.gain))
@@ -261,21 +272,31 @@ class PixelRange(keras.layers.Layer):
         return tf.quantization.fake_quant_with_min_max_args(x, 0.0, 255.0, num_bits=8)
 
 
+Start = Literal["random", "zero", "identity"]
+
+
 def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None,
-                name: str, gain: float = 1.0):
-    """The training-form layer of one conv slot; ``gain`` scales its initial output (identity branches aside)."""
+                name: str, start: Start = "random"):
+    """The training-form layer of one conv slot.
+
+    ``start``: ``random`` (He init, identity branch where the channels allow one); ``zero`` (every weight that
+    reaches the output starts at zero and there is no identity branch: the block outputs exactly 0 until trained;
+    its inner weights stay random so that it learns after one step); ``identity`` (the block starts as exactly its
+    input: the identity branch alone, or an identity kernel for a plain conv; channels in and out must be equal).
+    """
+    if start not in ("random", "zero", "identity"):
+        raise ValueError(f"unknown start {start!r}")
     if block == "conv":
-        return keras.layers.Conv2D(
-            filters,
-            kernel,
-            padding="same",
-            activation=activation,
-            name=name,
-            kernel_initializer=fan_in_init(None if seed is None else seed * 101, 2.0 * gain * gain),
-        )
+        if start == "identity":
+            init = keras.initializers.Constant(_identity_kernel(kernel, filters))
+        else:
+            init = fan_in_init(None if seed is None else seed * 101, 0.0 if start == "zero" else 2.0)
+        return keras.layers.Conv2D(filters, kernel, padding="same", activation=activation, name=name,
+                                   kernel_initializer=init)
     cls = {"repconv": RepConv, "ecb": ECB, "clb": CLB}[block]
     extra = {} if cls is RepConv else {"expansion": expansion}
-    return cls(filters, activation=activation, seed=seed, gain=gain, name=name, **extra)
+    gain = 1.0 if start == "random" else 0.0
+    return cls(filters, activation=activation, seed=seed, gain=gain, identity=start != "zero", name=name, **extra)
 
 
 CUSTOM_OBJECTS = {c.__name__: c for c in (RepConv, ECB, CLB, Clip, DepthToSpace, PixelRange, QConv2D, ActQuant)}

@@ -2,7 +2,8 @@
 
 :func:`run_search` runs or resumes a study described by a :class:`SearchConfig` (a YAML file or the default);
 :func:`study_front` reads its Pareto front back; :func:`retrain` trains a chosen trial's spec fully (with QAT),
-exports and registers it. Trials run through an :class:`Executor`: in-process for one worker, Ray otherwise.
+exports and registers it; :func:`proxy_check` measures how well the study's proxy ranks networks. Trials run
+through an :class:`Executor`: in-process for one worker, Ray otherwise.
 """
 
 from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyConfig, PrunerConfig,
@@ -10,6 +11,7 @@ from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyCo
                                  load_search_config)
 from nas.search._executor import Executor, InProcessExecutor, RayExecutor
 from nas.search._pareto import FrontPoint, pareto_front, write_front
+from nas.search._proxy_check import ProxyCheckReport, TauEstimate, kendall, proxy_check, spread_specs
 from nas.search._retrain import RetrainResult, retrain
 from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
 from nas.search._tracking import ui_link
@@ -44,4 +46,9 @@ __all__ = [
     "retrain",
     "RetrainResult",
     "ui_link",
+    "proxy_check",
+    "ProxyCheckReport",
+    "TauEstimate",
+    "kendall",
+    "spread_specs",
 ]

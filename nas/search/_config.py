@@ -50,9 +50,11 @@ class DataConfig(_Strict):
 
 
 class ProxyConfig(_Strict):
-    """The short proxy training of every trial (one L1 stage, Adam with cosine decay)."""
+    """The short proxy training of every trial (one stage of a smooth L1 loss, Adam with cosine decay)."""
 
     steps: int = Field(300, ge=1)
+    loss: Literal["charbonnier", "l1", "l2"] = Field(
+        "charbonnier", description="charbonnier: L1 with a quadratic centre of 1 pixel (what lets every net learn)")
     batch_size: int = Field(16, ge=1)
     patch_size: int = Field(48, ge=8)
     lr: float = Field(1e-3, gt=0.0, le=1.0)

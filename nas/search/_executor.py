@@ -26,7 +26,7 @@ from nas._logging import get_logger
 from nas.errors import SearchError
 from nas.search._trial import TrialJob, TrialOutcome, run_trial
 
-__all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport"]
+__all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport", "make_executor"]
 
 log = get_logger("search")
 
@@ -273,3 +273,15 @@ class RayExecutor(Executor):
         if self._started and ray.is_initialized():
             ray.shutdown()
             self._started = False
+
+
+def make_executor(config, on_report: OnReport | None = None, images=None) -> tuple[Executor, int]:
+    """The executor a :class:`~nas.search.SearchConfig` asks for, and the TensorFlow threads of each of its jobs:
+    in this process for one worker without a Ray address (a trial may then use every core unless the config says
+    otherwise), Ray tasks otherwise (each trial uses what it reserved). ``images`` ((train, valid), decoded once)
+    serve the in-process executor."""
+    if config.workers == 1 and not config.ray_address:
+        return InProcessExecutor(on_report, images=images), config.resources.threads
+    return (RayExecutor(workers=config.workers, cpus=config.resources.cpus, gpus=config.resources.gpus,
+                        address=config.ray_address, retries=config.trial_retries, on_report=on_report),
+            config.resources.tf_threads)

@@ -275,6 +275,12 @@ class _Driver:
             before = identity_view(old.get("config", {}))
             now = identity_view(self.config.model_dump(mode="json"))
             diff = [k for k in IDENTITY_FIELDS if before[k] != now[k]]
+            if "loss" not in (before.get("proxy") or {}):
+                raise SearchError(
+                    f"study '{self.config.name}' in {self.config.study_dir} was made by an earlier npu-nas whose "
+                    "proxy trained every network another way (exact L1, training form 1, on which wide, deep and "
+                    "re-parameterised nets stayed on their anchor): its trials cannot be ranked with this version's. "
+                    "Start the study again under another name; its folder and MLflow runs keep the old results")
             raise SearchError(
                 f"study '{self.config.name}' in {self.config.study_dir} was started with a different "
                 f"{', '.join(diff) or 'config'}: resume it with its own config, or give this one another name")
@@ -581,20 +587,14 @@ class _Driver:
 
     # ------------------------------------------------------------------------------------------------ run
     def _executor(self):
-        c = self.config
-        # a trial in this process may use every core unless told otherwise; a Ray trial uses what it reserved
-        self.job_threads = c.resources.tf_threads
+        from nas.search._executor import make_executor
+
         if self.executor_factory is not None:
+            self.job_threads = self.config.resources.tf_threads
             return self.executor_factory(self.on_report)
-        if c.workers == 1 and not c.ray_address:
-            from nas.search._executor import InProcessExecutor
-
-            self.job_threads = c.resources.threads
-            return InProcessExecutor(self.on_report, images=(self.train_images, self.valid_images))
-        from nas.search._executor import RayExecutor
-
-        return RayExecutor(workers=c.workers, cpus=c.resources.cpus, gpus=c.resources.gpus, address=c.ray_address,
-                           retries=c.trial_retries, on_report=self.on_report)
+        executor, self.job_threads = make_executor(self.config, self.on_report,
+                                                   (self.train_images, self.valid_images))
+        return executor
 
     def loop(self, executor) -> None:
         self.event("start", message=executor.describe())

@@ -112,6 +112,12 @@ class Tracker:
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def create_run(self, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
+        """A new top-level run of the experiment (e.g. a proxy check), with its tags and parameters."""
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
     def start_trial(self, parent_id: str, study: str, number: int, params: Mapping[str, Any],
                     tags: Mapping[str, str]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags={

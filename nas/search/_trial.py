@@ -91,7 +91,7 @@ def proxy_train_config(config, threads: int | None = None):
     p = config.proxy
     base = TrainConfig.proxy(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
                              eval_every=p.report_every, threads=threads)
-    stage = base.stages[0].model_copy(update={"lr": p.lr, "lr_end": min(p.lr, 1e-5)})
+    stage = base.stages[0].model_copy(update={"lr": p.lr, "lr_end": min(p.lr, 1e-5), "loss": p.loss, "name": p.loss})
     return base.model_copy(update={"stages": (stage,)})
 
 

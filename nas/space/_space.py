@@ -290,6 +290,86 @@ class SearchSpace(_Strict):
             skip=skip, clip_where=keep("clip_where", spec.clip_where), clip_kind=keep("clip_kind", spec.clip_kind),
             tail=tuple(tail))
 
+    def covering(self, seed: int = 0, at_least: int = 24, candidates: int = 200) -> list[ArchSpec]:
+        """A small set of specs in which every pair of choices of two dimensions appears together at least once
+        (and, up to ``at_least`` specs, the pairs seen least often are added again).
+
+        Dimensions: width (every value), depth (its extremes and its middle value), block, skip, clip placement,
+        clip kind, tail and expansion. Built greedily (each new spec, of ``candidates`` random ones, covers the
+        most pairs not yet covered), seeded; an untestable pair (skip ``carry`` with a width of at most 3 channels)
+        is left out. This is the set a trainability check trains: a mechanism that fails for one choice, or for
+        two choices together, shows up in it.
+        """
+        import itertools
+
+        depths = self.depth.values()
+        levels = {
+            "width": self.width.values(),
+            "depth": sorted({depths[0], depths[len(depths) // 2], depths[-1]}),
+            "block": [b.value for b in self.blocks.choices],
+            "skip": [c.value for c in self.skip.choices],
+            "clip_where": [c.value for c in self.clip_where.choices],
+            "clip_kind": [c.value for c in self.clip_kind.choices],
+            "tail": [tuple(t) for t in self.tail.choices],
+            "expansion": list(self.expansion.choices),
+        }
+        names = list(levels)
+
+        def valid(row: dict) -> bool:
+            return not (row["skip"] == Skip.CARRY.value and row["width"] <= CARRY_CHANNELS)
+
+        def pairs(row: dict) -> set:
+            return {(a, row[a], b, row[b]) for a, b in itertools.combinations(names, 2)}
+
+        todo = set()
+        for a, b in itertools.combinations(names, 2):
+            for va in levels[a]:
+                for vb in levels[b]:
+                    if valid({**{n: levels[n][0] for n in names}, a: va, b: vb}):
+                        todo.add((a, va, b, vb))
+        rng = np.random.default_rng(seed)
+        rows: list[dict] = []
+        while todo:
+            a, va, b, vb = min(todo, key=repr)  # an uncovered pair is placed in every candidate
+            best, gain = None, -1
+            for _ in range(candidates):
+                row = {n: levels[n][int(rng.integers(len(levels[n])))] for n in names}
+                row[a], row[b] = va, vb
+                if not valid(row):
+                    continue
+                g = len(pairs(row) & todo)
+                if g > gain:
+                    best, gain = row, g
+            if best is None:  # pragma: no cover - only a pair that no valid spec holds
+                todo.discard((a, va, b, vb))
+                continue
+            todo -= pairs(best)
+            rows.append(best)
+        seen: dict = {}
+        for r in rows:
+            for p in pairs(r):
+                seen[p] = seen.get(p, 0) + 1
+        while len(rows) < at_least:  # more specs: each covers the pairs seen least so far
+            best, gain = None, -1.0
+            for _ in range(candidates):
+                row = {n: levels[n][int(rng.integers(len(levels[n])))] for n in names}
+                if not valid(row) or row in rows:
+                    continue
+                g = sum(1.0 / (1 + seen.get(p, 0)) for p in pairs(row))
+                if g > gain:
+                    best, gain = row, g
+            if best is None:  # pragma: no cover - a space with fewer distinct specs
+                break
+            rows.append(best)
+            for p in pairs(best):
+                seen[p] = seen.get(p, 0) + 1
+        out = []
+        for r in rows:
+            blocks = [r["block"] if k == 3 else "conv" for k in [3] * (2 + r["depth"]) + list(r["tail"])]
+            out.append(self._make(r["width"], r["depth"], blocks, r["expansion"], r["skip"], r["clip_where"],
+                                  r["clip_kind"], r["tail"]))
+        return out
+
     def deployed_variants(self) -> list[ArchSpec]:
         """One spec per distinct deployed graph (block types fuse away, so each uses the first block choice).
 

@@ -27,7 +27,7 @@ from nas._logging import get_logger
 from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
 from nas.space import ArchSpec
-from nas.train._config import Stage, TrainConfig
+from nas.train._config import CHARBONNIER_EPS, Stage, TrainConfig
 
 __all__ = ["TrainEvent", "TrainResult", "train", "set_threads"]
 
@@ -81,8 +81,8 @@ def _schedule(stage: Stage, steps: int):
 
     warm = int(round(stage.warmup * steps))
     alpha = stage.final_lr / stage.lr
-    if warm:
-        return keras.optimizers.schedules.CosineDecay(0.0, max(1, steps - warm), alpha=alpha,
+    if warm:  # linear from lr/warm (step 0 already moves the weights) to lr, then cosine
+        return keras.optimizers.schedules.CosineDecay(stage.lr / (warm + 1), max(1, steps - warm), alpha=alpha,
                                                       warmup_target=stage.lr, warmup_steps=warm)
     return keras.optimizers.schedules.CosineDecay(stage.lr, steps, alpha=alpha)
 
@@ -248,7 +248,13 @@ def _step_fn(model, opt, shadows, loss: str, ema: float | None):
     def step(x, y):
         with tf.GradientTape() as tape:
             d = (model(x, training=True) - y) * (1.0 / 255.0)
-            value = tf.reduce_mean(tf.abs(d)) if loss == "l1" else tf.reduce_mean(tf.square(d))
+            if loss == "l1":
+                value = tf.reduce_mean(tf.abs(d))
+            elif loss == "l2":
+                value = tf.reduce_mean(tf.square(d))
+            else:  # charbonnier, in the same [0, 1] units
+                eps = CHARBONNIER_EPS / 255.0
+                value = tf.reduce_mean(tf.sqrt(tf.square(d) + eps * eps)) - eps
         grads = tape.gradient(value, tv)
         opt.apply_gradients(zip(grads, tv))
         if ema:

@@ -7,8 +7,9 @@ from nas.train import Stage, TrainConfig, load_train_config
 def test_presets():
     proxy = TrainConfig.proxy()
     assert proxy.steps == 1000 and len(proxy.stages) == 1 and not proxy.has_qat
+    assert proxy.stages[0].loss == "charbonnier"  # exact L1 kept young residuals at zero (see nas.train._config)
     full = TrainConfig.full(1000)
-    assert [s.label for s in full.stages] == ["l1", "l2", "qat"] and full.has_qat and full.ema == 0.999
+    assert [s.label for s in full.stages] == ["charbonnier", "l2", "qat"] and full.has_qat and full.ema == 0.999
     assert full.stage_steps() == [800, 100, 100]
     assert sum(TrainConfig.full(1001).stage_steps()) == 1001
 
@@ -18,6 +19,15 @@ def test_hash_is_stable_and_ignores_cadence():
     assert a.hash == TrainConfig.proxy(500).hash
     assert a.hash == TrainConfig.proxy(500, eval_every=10, checkpoint_every=7, threads=1).hash
     assert a.hash != TrainConfig.proxy(501).hash and a.hash != TrainConfig.proxy(500, seed=1).hash
+
+
+def test_hash_names_the_training_form(monkeypatch):
+    """A checkpoint of another parameterisation of the training form is refused, not resumed into this one."""
+    import nas.train._config as config
+
+    a = TrainConfig.proxy(500).hash
+    monkeypatch.setattr(config, "TRAIN_FORM_VERSION", config.TRAIN_FORM_VERSION + 1)
+    assert TrainConfig.proxy(500).hash != a
 
 
 @pytest.mark.parametrize("kwargs, message", [

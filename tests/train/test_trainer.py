@@ -101,7 +101,7 @@ def test_nan_loss_stops_with_a_clear_error(photos):
     hr = np.asarray(photos.pairs[0].hr, np.float32).copy()
     hr[:] = np.nan
     bad = ImageSet("nan", "train", 3, (ImagePair("nan", hr, np.asarray(photos.pairs[0].lr)),))
-    with pytest.raises(DivergedError, match=r"diverged at step 1 \(l1 stage\): the loss is nan"):
+    with pytest.raises(DivergedError, match=r"diverged at step 1 \(charbonnier stage\): the loss is nan"):
         train(SMALL, bad, TrainConfig.proxy(5, batch_size=2, patch_size=16))
 
 

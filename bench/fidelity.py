@@ -1,0 +1,96 @@
+"""Proxy fidelity, measured the way Vertex AI NAS asks for it, and the zoo against its published PSNRs.
+
+    python bench/fidelity.py [--part all|tau|zoo] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
+                             [--repeats 3] [--seeds 3] [--work runs/bench-fidelity]
+
+* tau: ``nas proxy check`` on the default study's config: ``--n`` seeded specs spread over the space's predicted
+  VS680 latency range, trained with each candidate proxy length and with ``--long-steps``; Kendall tau of INT8 PSNR
+  and of log2 score (with p-values and bootstrap intervals), parameter count and MACs as baselines, the
+  seed-to-seed repeatability of the default proxy on ``--repeats`` specs. Goal: tau >= 0.8.
+* zoo: every zoo network with a row in Table 1, trained by the default proxy (one trial each, as the search would
+  train it); Spearman of their proxy INT8 PSNR against their published INT8 PSNR (full DIV2K training, the
+  challenge's test set). The comparison is loose by nature (other data, other training), so it is a sanity check
+  of the direction, not a fidelity figure.
+
+Everything is resumable: results are kept in ``--work`` and a second run trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.search import SearchConfig, TrialJob, proxy_check, run_trial  # noqa: E402
+from nas.space import zoo_entries  # noqa: E402
+
+
+def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int) -> None:
+    from nas.cli._proxy import _print_report
+
+    cfg = SearchConfig(name="fidelity", out=str(work))
+
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"  [{done}/{total}] {message}", flush=True)
+
+    t0 = time.perf_counter()
+    rep = proxy_check(cfg, n=n, candidates=candidates, long_steps=long_steps, repeats=repeats, seeds=seeds,
+                      progress=progress, log_to_mlflow=False)
+    _print_report(rep)
+    print(f"({time.perf_counter() - t0:.0f} s this run)")
+
+
+def zoo_part(work: Path) -> None:
+    from scipy.stats import spearmanr
+
+    cfg = SearchConfig(name="fidelity-zoo", out=str(work))
+    cache = work / "zoo.json"
+    results = json.loads(cache.read_text()) if cache.exists() else {}
+    rows, seen = [], set()
+    for i, e in enumerate(zoo_entries()):
+        if e.table1 is None or e.spec.hash in seen:
+            continue
+        seen.add(e.spec.hash)
+        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}"
+        if key not in results:
+            out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
+            results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}
+            cache.write_text(json.dumps(results, indent=1))
+            print(f"  {e.name}: {results[key]}", flush=True)
+        r = results[key]
+        rows.append((e.name, e.spec.describe(), e.table1.psnr, r["int8"], r["reason"]))
+    ok = [r for r in rows if r[3] is not None]
+    rho = spearmanr([r[2] for r in ok], [r[3] for r in ok])
+    print(f"\nZoo networks: {cfg.proxy.steps}-step proxy INT8 PSNR (embedded photographs) against Table 1's INT8 PSNR")
+    print(f"  {'network':<22} {'spec':<50} {'published':>9} {'proxy':>7}")
+    for name, desc, pub, got, why in sorted(rows, key=lambda r: -r[2]):
+        print(f"  {name:<22} {desc:<50} {pub:9.2f} {got if got is None else f'{got:7.2f}'} {why}")
+    print(f"  Spearman {rho.statistic:.3f} (p={rho.pvalue:.2g}, n={len(ok)})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("all", "tau", "zoo"), default="all")
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--candidates", default="75,150,300")
+    ap.add_argument("--long-steps", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--work", default="runs/bench-fidelity")
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if a.part in ("all", "zoo"):
+        zoo_part(work)
+    if a.part in ("all", "tau"):
+        tau_part(work, a.n, tuple(int(v) for v in a.candidates.split(",")), a.long_steps, a.repeats, a.seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Does every network of the space learn under the default proxy? A covering set of specs, trained as the search
+trains them.
+
+    python bench/trainability.py [--space mai2022] [--at-least 24] [--steps 300] [--seed 0]
+                                 [--work runs/bench-trainability]
+
+The specs are :meth:`SearchSpace.covering`: every width, the depth extremes and middle, and every block, skip,
+clip placement, clip kind and tail, with every pair of choices of two dimensions together in at least one spec.
+Each is one search trial (``run_trial``: the default proxy on the embedded photographs, fused, exported to INT8 at
+the latency model's input size, evaluated on the held-out photographs). A spec *learns* when its INT8 PSNR beats
+its own anchor (nearest-neighbour x3, what a dead residual outputs) by at least 0.5 dB and beats bicubic. A spec
+without an anchor (skip ``none``) must learn the identity from scratch; it is judged against bicubic alone.
+
+Results are cached in ``--work/results.json`` (a second run only prints; an interrupted run goes on where it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.data import load_images  # noqa: E402
+from nas.evaluate import Bicubic, Upscaler, evaluate  # noqa: E402
+from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
+from nas.space import Skip, load_space  # noqa: E402
+
+MARGIN_DB = 0.5
+
+
+class Nearest(Upscaler):
+    """Nearest-neighbour x``scale``: the anchor every anchored net of the space starts from."""
+
+    def __init__(self, scale: int = 3):
+        self.scale, self.name = scale, f"nearest x{scale}"
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(lr, self.scale, axis=0), self.scale, axis=1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="mai2022")
+    ap.add_argument("--at-least", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=None, help="proxy steps (default: the search's default)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/bench-trainability")
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = SearchConfig(name="bench-trainability", out=str(work), seed=a.seed,
+                       **({"proxy": {"steps": a.steps}} if a.steps else {}))
+    specs = load_space(a.space).covering(seed=a.seed, at_least=a.at_least)
+    valid = load_images(cfg.data.valid or "embedded", "valid")
+    train = load_images(cfg.data.train, "train")
+    anchor = evaluate(Nearest(), valid, with_ssim=False).psnr_rgb
+    bicubic = evaluate(Bicubic(), valid, with_ssim=False).psnr_rgb
+    cache = work / "results.json"
+    results = json.loads(cache.read_text()) if cache.exists() else {}
+    key = f"{cfg.proxy.steps}-{cfg.proxy.loss}-{cfg.seed}"
+    print(f"{len(specs)} specs of '{a.space}' (pairwise covering), {cfg.proxy.steps}-step proxy ({cfg.proxy.loss}), "
+          f"seed {cfg.seed}; validation: {', '.join(p.name for p in valid.pairs)}", flush=True)
+    t_all = time.perf_counter()
+    for i, spec in enumerate(specs):
+        k = f"{spec.hash}-{key}"
+        if k not in results:
+            out = run_trial(TrialJob(i, spec, cfg, cfg.export.input_size or (360, 640), None),
+                            images=(train, valid))
+            results[k] = {"state": out.state, "reason": out.reason, "fp32": out.metrics.get("fp32_psnr"),
+                          "int8": out.metrics.get("int8_psnr"), "train_s": out.seconds.get("train")}
+            cache.write_text(json.dumps(results, indent=1))
+            print(f"  [{i + 1}/{len(specs)}] {spec.describe()}: INT8 {results[k]['int8']} dB "
+                  f"({results[k]['train_s'] or 0:.0f} s)", flush=True)
+    rows = []
+    for spec in specs:
+        r = results[f"{spec.hash}-{key}"]
+        has_anchor = spec.skip is not Skip.NONE
+        if r["state"] != "complete":
+            verdict = f"FAILED: {r['reason']}"
+        elif has_anchor and r["int8"] < anchor + MARGIN_DB:
+            verdict = "STUCK near its anchor"
+        elif r["int8"] <= bicubic:
+            verdict = "below bicubic" + ("" if has_anchor else " (no anchor: learns the identity from scratch)")
+        else:
+            verdict = "learns"
+        rows.append((spec, r, verdict))
+    print(f"\nTrainability after the {cfg.proxy.steps}-step proxy: RGB PSNR on the held-out photographs "
+          f"(anchor = nearest x3 {anchor:.3f} dB, bicubic {bicubic:.3f} dB); learns = INT8 >= anchor + "
+          f"{MARGIN_DB} dB and > bicubic")
+    print(f"  {'spec':<50} {'FP32':>7} {'INT8':>7} {'-anchor':>8} {'-bicubic':>9} {'INT8 drop':>9}  verdict")
+    for spec, r, verdict in rows:
+        if r["state"] == "complete":
+            print(f"  {spec.describe():<50} {r['fp32']:7.2f} {r['int8']:7.2f} {r['int8'] - anchor:+8.2f} "
+                  f"{r['int8'] - bicubic:+9.2f} {r['fp32'] - r['int8']:9.2f}  {verdict}")
+        else:
+            print(f"  {spec.describe():<50} {'-':>7} {'-':>7} {'-':>8} {'-':>9} {'-':>9}  {verdict}")
+    ok = sum(v == "learns" for _, _, v in rows)
+    print(f"  {ok} of {len(rows)} learn")
+    print("\nMean INT8 gain over bicubic by choice (dB):")
+    for dim, get in (("width", lambda s: s.width), ("depth", lambda s: s.depth), ("block", lambda s: s.blocks[0].value),
+                     ("skip", lambda s: s.skip.value), ("clip", lambda s: f"{s.clip_kind.value}:{s.clip_where.value}"),
+                     ("tail", lambda s: str(list(s.tail)))):
+        groups: dict = {}
+        for spec, r, _ in rows:
+            if r["state"] == "complete":
+                groups.setdefault(get(spec), []).append(r["int8"] - bicubic)
+        print(f"  {dim:<6} " + "  ".join(f"{v}: {np.mean(g):+.2f} (n={len(g)})" for v, g in sorted(groups.items(), key=lambda kv: str(kv[0]))))
+    print(f"\n({time.perf_counter() - t_all:.0f} s this run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

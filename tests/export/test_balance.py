@@ -1,0 +1,67 @@
+"""Nets with a folded anchor (carry, concat_input) keep their residual in INT8: the export rescales the features
+entering tail_1 (exact in float) so that per-channel int8 weights do not round the residual's weights to zero."""
+
+import numpy as np
+import pytest
+
+from nas.data import load_images
+from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
+from nas.export import export_int8
+from nas.model import build_model, conv_weights, set_weights
+from nas.model._balance import balance_folded_anchor, folded_feature_channels
+from nas.space import ArchSpec
+
+
+def _trained_like(spec: ArchSpec, seed: int = 0) -> dict:
+    """Deploy weights shaped like a proxy's result: He-init features, a residual of weights about 0.003 (what the
+    proxy leaves, measured) on tail_1's feature inputs, the nearest-neighbour anchor folded in."""
+    from nas.model import deploy_weights
+
+    rng = np.random.default_rng(seed)
+    train = build_model(spec, "train", seed=seed)
+    w = deploy_weights(train, spec)
+    t1 = spec.convs()[spec.depth + 1].name
+    n = folded_feature_channels(spec)
+    k, b = w[t1]
+    k = k.copy()
+    k[:, :, :n, :] = rng.normal(0.0, 0.003, k[:, :, :n, :].shape)
+    w[t1] = [k.astype(np.float32), b]
+    return w
+
+
+@pytest.mark.parametrize("skip", ["carry", "concat_input"])
+def test_balancing_is_exact_in_float_and_lowers_the_int8_error(skip):
+    spec = ArchSpec(width=32, depth=2, blocks="conv", skip=skip, clip_where="after_d2s")
+    w = _trained_like(spec)
+    model = build_model(spec, "deploy", seed=None)
+    set_weights(model, w)
+    import tf_keras as keras
+
+    x = np.random.default_rng(1).uniform(0, 255, (2, 20, 24, 3)).astype(np.float32)
+    prev = spec.convs()[spec.depth].name
+    feats = keras.Model(model.input, model.get_layer(prev).output)(x).numpy()
+    balanced, beta = balance_folded_anchor(spec, w, feats, x)
+    assert 0.0 < beta < 1.0
+    other = build_model(spec, "deploy", seed=None)
+    set_weights(other, balanced)
+    np.testing.assert_allclose(other(x).numpy(), model(x).numpy(), atol=2e-3)  # same function in float
+    # nets without a folded anchor are left alone
+    plain = ArchSpec(width=32, depth=2, blocks="conv", skip="repeat_add")
+    pw = conv_weights(build_model(plain, "deploy", seed=0), plain)
+    assert balance_folded_anchor(plain, pw, feats, x) == (pw, 1.0)
+
+
+def test_a_folded_anchor_net_keeps_its_residual_in_int8(tmp_path):
+    """Known failure without balancing: the residual's weights round to zero, far from the float model."""
+    spec = ArchSpec(width=32, depth=2, blocks="conv", skip="concat_input", clip_where="after_d2s")
+    w = _trained_like(spec)
+    valid = load_images(None, "valid", limit=1)
+    images = [p.hr for p in load_images(None, "train", limit=2).pairs]
+    fp32 = evaluate(KerasUpscaler(spec, w), valid, with_ssim=False).psnr_rgb
+    got = {}
+    for balance in (True, False):
+        path = tmp_path / f"{balance}.tflite"
+        export_int8(spec, path, weights=w, input_hw=(60, 80), images=images, balance=balance)
+        got[balance] = evaluate(TfliteUpscaler(path), valid, with_ssim=False)
+    print(f"FP32 {fp32:.3f}, INT8 balanced {got[True].psnr_rgb:.3f}, unbalanced {got[False].psnr_rgb:.3f}")
+    assert abs(got[True].psnr_rgb - fp32) < 0.25 < abs(got[False].psnr_rgb - fp32)
