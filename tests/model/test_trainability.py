@@ -56,25 +56,27 @@ def photos():
     return load_images(None, "train", limit=3)
 
 
-def _live_share(model, crop: np.ndarray) -> float:
-    """Share of tail_1's ReLU outputs that are positive on a textured crop (0.5 for a fresh net)."""
+def _live_channels(model, crop: np.ndarray) -> float:
+    """Share of tail_1's ReLU channels that are positive on at least 1% of a textured crop's pixels (a dead
+    channel is zero everywhere and never returns; a fresh net has them all alive)."""
     import tf_keras as keras
 
     probe = keras.Model(model.input, model.get_layer("tail_1").output)
-    return float((probe(crop[None].astype(np.float32)).numpy() > 0).mean())
+    out = probe(crop[None].astype(np.float32)).numpy()
+    return float(((out > 0).mean(axis=(0, 1, 2)) >= 0.01).mean())
 
 
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("width, depth", [(64, 3), (16, 8)], ids=["wide", "deep"])
 def test_tail_relus_stay_alive_through_the_first_proxy_steps(photos, block, width, depth):
-    """40 proxy steps (the default proxy's loss, learning rate and warm-up) leave most of tail_1's ReLUs alive;
-    under the old training form (residual end started as noise, exact L1) this share fell below 0.01."""
-    spec = ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add", tail=(3,))
-    cfg = TrainConfig.proxy(40, batch_size=8, patch_size=24)
-    res = train(spec, photos, cfg)
-    crop = photos.pairs[0].lr[100:160, 100:160]  # astronaut's face and suit: texture everywhere
-    trained = build_model(spec, "deploy", seed=None)
+    """40 proxy steps leave tail_1's ReLU channels alive (measured: plain conv and CLB about 0.9 of them,
+    ECB 0.26-0.56); under the earlier training form (residual end started as noise, exact L1, a bias per branch)
+    all but a few died within 20 steps."""
     from nas.model import set_weights
 
+    spec = ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add", tail=(3,))
+    res = train(spec, photos, TrainConfig.proxy(40, batch_size=8, patch_size=24))
+    crop = photos.pairs[0].lr[100:160, 100:160]  # astronaut's face and suit: texture everywhere
+    trained = build_model(spec, "deploy", seed=None)
     set_weights(trained, res.weights)
-    assert _live_share(trained, crop) > 0.2
+    assert _live_channels(trained, crop) >= 0.15
