@@ -88,6 +88,24 @@ def test_a_resume_with_another_config_is_refused(study):
         run_search(load_search_config(f, proxy={"steps": 30, "eval_every": 10}))
 
 
+def test_a_study_made_by_the_earlier_proxy_is_refused_with_the_reason(tmp_path):
+    """A study whose config predates the proxy's loss field was measured by the old proxy (exact L1, training form
+    1): resuming it would rank two proxies' results together. Refused before any training, saying what to do."""
+    import json
+
+    from nas.search import SearchConfig
+
+    cfg = SearchConfig(name="old", out=str(tmp_path))
+    old = cfg.model_dump(mode="json")
+    del old["proxy"]["loss"]
+    cfg.study_dir.mkdir(parents=True)
+    (cfg.study_dir / "study.json").write_text(json.dumps({"format": "npu-nas/study", "version": 1, "name": "old",
+                                                          "identity": "0123456789ab", "config": old}))
+    with pytest.raises(SearchError, match="earlier npu-nas .* Start the study again under another name"):
+        run_search(cfg)
+    assert not (cfg.study_dir / "trials").exists()
+
+
 def test_a_second_driver_on_the_same_study_is_refused(study):
     _, summary, _ = study
     with _Lock(summary.study.folder):
