@@ -38,7 +38,7 @@ def folded_feature_channels(spec: ArchSpec) -> int:
 
 
 def _patches(maps: np.ndarray, k: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` random interior k x k neighbourhoods of ``maps`` (N x H x W x C), flattened as a conv sees them."""
+    """``count`` random interior k x k neighbourhoods of ``maps`` (N x H x W x C): count x k x k x C."""
     n, h, w, c = maps.shape
     r = k // 2
     ii = rng.integers(0, n, count)
@@ -47,7 +47,7 @@ def _patches(maps: np.ndarray, k: int, count: int, rng: np.random.Generator) -> 
     out = np.empty((count, k, k, c), np.float64)
     for j, (i, y, x) in enumerate(zip(ii, yy, xx)):
         out[j] = maps[i, y - r:y + r + 1, x - r:x + r + 1]
-    return out.reshape(count, -1)
+    return out
 
 
 def _int8_error(p_feat: np.ndarray, p_img: np.ndarray, k_feat: np.ndarray, k_img: np.ndarray, f_max: float,
@@ -90,7 +90,7 @@ def balance_folded_anchor(spec: ArchSpec, weights: Weights, features: np.ndarray
         return weights, 1.0
     rng = np.random.default_rng(seed)
     maps = np.concatenate([f, np.asarray(images, np.float64)], axis=-1)
-    p = _patches(maps, t1.kernel, samples, rng).reshape(samples, t1.kernel, t1.kernel, n + 3)
+    p = _patches(maps, t1.kernel, samples, rng)
     p_feat, p_img = p[..., :n].reshape(samples, t1.kernel * t1.kernel, n), p[..., n:].reshape(samples, -1, 3)
     k_feat, k_img = k_t1[:, :, :n, :], k_t1[:, :, n:, :]
     f_max = float(f.max())

@@ -18,6 +18,7 @@ import numpy as np
 import tf_keras as keras
 
 from nas.errors import NasError
+from nas.model._balance import folded_feature_channels
 from nas.model._layers import ActQuant, Clip, DepthToSpace, PixelRange, QConv2D, block_layer, fan_in_init
 from nas.model._version import TRAIN_FORM_VERSION
 from nas.model._weights import Weights
@@ -53,7 +54,7 @@ def _has_anchor_conv(spec: ArchSpec) -> bool:
 def _folds_anchor(spec: ArchSpec) -> bool:
     """Whether ``tail_1`` holds the nearest-neighbour anchor in its kernel: the input's channels reach it (carried,
     or concatenated before it) and the deploy form has no add. The training form adds the anchor explicitly."""
-    return spec.skip in (Skip.CARRY, Skip.CONCAT_INPUT)
+    return folded_feature_channels(spec) > 0
 
 
 def residual_end(spec: ArchSpec) -> int | None:
