@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from nas.data import load_images  # noqa: E402
 from nas.evaluate import Bicubic, Upscaler, evaluate  # noqa: E402
+from nas.model import TRAIN_FORM_VERSION  # noqa: E402
 from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
 from nas.space import Skip, load_space  # noqa: E402
 
@@ -79,7 +80,7 @@ def main() -> int:
     if not cache.exists() and KEPT.exists():  # results measured before, kept in the repository
         cache.write_text(KEPT.read_text())
     results = json.loads(cache.read_text()) if cache.exists() else {}
-    key = f"{cfg.proxy.steps}-{cfg.proxy.loss}-{cfg.seed}"
+    key = f"{cfg.proxy.steps}-{cfg.proxy.loss}-{cfg.seed}-form{TRAIN_FORM_VERSION}"
     print(f"{len(specs)} specs of '{a.space}' (pairwise covering), {cfg.proxy.steps}-step proxy ({cfg.proxy.loss}), "
           f"seed {cfg.seed}; validation: {', '.join(p.name for p in valid.pairs)}", flush=True)
     t_all = time.perf_counter()

@@ -69,9 +69,9 @@ def _live_channels(model, crop: np.ndarray) -> float:
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("width, depth", [(64, 3), (16, 8)], ids=["wide", "deep"])
 def test_tail_relus_stay_alive_through_the_first_proxy_steps(photos, block, width, depth):
-    """40 proxy steps leave tail_1's ReLU channels alive (measured: plain conv and CLB about 0.9 of them,
-    ECB 0.26-0.56); under the earlier training form (residual end started as noise, exact L1, a bias per branch)
-    all but a few died within 20 steps."""
+    """40 proxy steps leave most of tail_1's ReLU channels alive. Under the first training form (residual end
+    started as noise, exact L1, a bias per branch) all but a few died within 20 steps; under form 2 (multi-branch
+    blocks at full He scale beside their identity) a deep ECB kept 0.26 of them and a w64 d8 ECB or RepConv one."""
     from nas.model import set_weights
 
     spec = ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add", tail=(3,))
@@ -79,4 +79,4 @@ def test_tail_relus_stay_alive_through_the_first_proxy_steps(photos, block, widt
     crop = photos.pairs[0].lr[100:160, 100:160]  # astronaut's face and suit: texture everywhere
     trained = build_model(spec, "deploy", seed=None)
     set_weights(trained, res.weights)
-    assert _live_channels(trained, crop) >= 0.15
+    assert _live_channels(trained, crop) >= 0.5
