@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nas.model import TRAIN_FORM_VERSION  # noqa: E402
 from nas.search import SearchConfig, TrialJob, proxy_check, run_trial  # noqa: E402
 from nas.space import zoo_entries  # noqa: E402
 
@@ -59,7 +60,7 @@ def zoo_part(work: Path) -> None:
         if e.table1 is None or e.spec.hash in seen:
             continue
         seen.add(e.spec.hash)
-        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}"
+        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}-form{TRAIN_FORM_VERSION}"
         if key not in results:
             out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
             results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}
