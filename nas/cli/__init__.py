@@ -25,19 +25,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors, as Typer's own Click raises them
+        click_exception, abort = _click_errors()
+        if isinstance(exc, click_exception):
             exc.show()
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, abort):
             sys.stderr.write("aborted\n")
             return 1
         raise
     return rc if isinstance(rc, int) else 0
+
+
+def _click_errors() -> tuple[type[BaseException], type[BaseException]]:
+    """The ClickException and Abort classes of the Click that Typer uses. Typer may carry its own copy of Click,
+    whose classes are not ``click.exceptions``'s: they are found from Typer's public names instead."""
+    import typer
+
+    base = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return base, typer.Abort
 
 
 def __getattr__(name: str):

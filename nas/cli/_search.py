@@ -165,8 +165,9 @@ def retrain_cmd(
     """Retrain a trial's spec with the full schedule and QAT, export INT8, check, evaluate, log and register it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from nas.search import retrain
+    from nas.search import open_study, retrain
 
+    open_study(study, out)  # a study that is not there is refused before the progress bar starts
     con = _console()
     cols = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), TimeRemainingColumn())

@@ -99,3 +99,34 @@ def test_grayscale_16bit_and_alpha_images_are_converted_not_refused(files):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["n_images"] == 3 and sorted(i["name"] for i in out["images"]) == ["alpha", "deep16", "gray"]
+
+
+USAGE = [
+    (("serch",), "No such command 'serch'. Did you mean 'search'?"),
+    (("search", "--n-trails", "10"), "No such option: --n-trails"),
+    (("zoo", "lst"), "No such command 'lst'. Did you mean 'list'?"),
+    (("zoo",), "Usage: nas zoo"),  # a group alone prints its help (Click's exit status 2)
+]
+
+
+@pytest.mark.parametrize("args, message", USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_errors_print_clicks_usage_message_and_exit_2_without_a_traceback(files, args, message):
+    """Through the installed console script: the Typer in use carries its own copy of Click, whose usage errors
+    are not ``click.exceptions``' classes (they printed a traceback)."""
+    script = Path(sys.executable).with_name("nas")
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (package not installed)")
+    proc = subprocess.run([str(script), *args], capture_output=True, text=True, cwd=files, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-2000:]
+    assert message in out and "Traceback" not in out, out[-2000:]
+
+
+def test_a_study_that_is_not_there_is_refused_before_any_progress_bar(files):
+    import os
+
+    env = {**os.environ, "FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}  # Rich draws its bars as on a terminal
+    proc = subprocess.run([sys.executable, "-m", "nas", "retrain", "runs/nostudy", "--best"], capture_output=True,
+                          text=True, cwd=files, timeout=300, env=env)
+    assert proc.returncode == 1 and "no study at runs/nostudy" in proc.stderr
+    assert "0/20000" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr  # the bar: "train ... 0/20000"
