@@ -206,9 +206,6 @@ def ui(
     out: str = OUT_OPT,
 ) -> None:
     """Start the MLflow UI on a study's tracking store (bound to 127.0.0.1 unless --host says otherwise)."""
-    import os
-    import subprocess
-
     from nas.errors import NasError
 
     uri, info = tracking, None
@@ -229,8 +226,11 @@ def ui(
         from nas.search import ui_link
 
         link = ui_link(uri, info.experiment, link)
-    _console().print(f"MLflow UI on {link} (store {uri}); Ctrl-C stops it", soft_wrap=True)
-    raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))
+    from nas.cli._serve import run_server
+
+    con = _console()
+    raise typer.Exit(run_server(cmd, "the MLflow UI", host, port, lambda m: con.print(m, soft_wrap=True),
+                                banner=f"MLflow UI on {link} (store {uri}); Ctrl-C stops it"))
 
 
 def dashboard(
@@ -240,13 +240,14 @@ def dashboard(
     out: str = OUT_OPT,
 ) -> None:
     """Open the study's Optuna storage in optuna-dashboard (history, importances, Pareto front of the trials)."""
-    import os
-    import subprocess
-
     from nas.search import open_study
 
     info = open_study(study, out)
     code = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; sys.exit(main())"
     cmd = [sys.executable, "-c", code, info.storage, "--host", host, "--port", str(port), "--quiet"]
-    _console().print(f"optuna-dashboard on http://{host}:{port} (storage {info.storage}); Ctrl-C stops it")
-    raise typer.Exit(subprocess.call(cmd, env=dict(os.environ)))
+    from nas.cli._serve import run_server
+
+    con = _console()
+    raise typer.Exit(run_server(cmd, "optuna-dashboard", host, port, lambda m: con.print(m, soft_wrap=True),
+                                banner=f"optuna-dashboard on http://{host}:{port} (storage {info.storage}); "
+                                       "Ctrl-C stops it"))

@@ -130,3 +130,19 @@ def test_a_study_that_is_not_there_is_refused_before_any_progress_bar(files):
                           text=True, cwd=files, timeout=300, env=env)
     assert proc.returncode == 1 and "no study at runs/nostudy" in proc.stderr
     assert "0/20000" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr  # the bar: "train ... 0/20000"
+
+
+def test_a_server_whose_port_is_taken_is_an_error_naming_the_port(files):
+    """``nas ui`` printed its address as if it worked, then the server's "address already in use", and exit 0."""
+    import socket
+
+    (files / "m.db").touch()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "nas", "ui", "--tracking", "sqlite:///m.db", "--port", str(port)],
+                              capture_output=True, text=True, cwd=files, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot start the MLflow UI: port {port} on 127.0.0.1 is already in use; choose another with --port"]

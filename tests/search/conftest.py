@@ -59,14 +59,18 @@ def study(tmp_path_factory, image_cache):
 
 
 @contextlib.contextmanager
-def serve(command: str, folder, probe: str, what: str):
-    """Run ``nas COMMAND FOLDER --port P`` and yield (port, (status, body) of its first answer at ``probe``);
-    the server is stopped on leaving."""
+def serve(command: str, folder, probe: str, what: str, stop_with: int = signal.SIGTERM):
+    """Run ``nas COMMAND FOLDER --port P`` and yield (port, (status, body) of its first answer at ``probe``).
+
+    On leaving, ``stop_with`` goes to the ``nas`` process alone, as ``kill`` or a service manager sends it: it must
+    exit within 5 s, print one line saying the server stopped, and leave nothing of its process group behind (the
+    server it started included; SIGTERM used to leave the MLflow server orphaned and still serving)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "nas", command, str(folder), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    stopped = False
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -79,6 +83,19 @@ def serve(command: str, folder, probe: str, what: str):
                 assert time.monotonic() < deadline, f"{what} did not come up"
                 time.sleep(0.5)
         yield port, first
+        t0 = time.monotonic()
+        proc.send_signal(stop_with)
+        err = proc.communicate(timeout=30)[1].decode()
+        took = time.monotonic() - t0
+        stopped = True
+        assert took < 5.0 and proc.returncode == 0, (took, proc.returncode, err[-2000:])
+        assert err.count("stopped") == 1 and "Traceback" not in err, err[-2000:]
+        with pytest.raises(ProcessLookupError):  # the whole group is gone: the server it started too
+            os.killpg(proc.pid, 0)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if not stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # this test's own group only
+            proc.wait(timeout=30)

@@ -167,7 +167,7 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
 
 def test_the_study_opens_in_optuna_dashboard(study):
     _, summary, _ = study
-    with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard") as (port, (_, body)):
+    with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard", signal.SIGINT) as (port, (_, body)):
         (s,) = [s for s in json.loads(body)["study_summaries"] if s["study_name"] == "s"]
         assert s["directions"] == ["maximize", "minimize"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}?after=0", timeout=10) as r:

@@ -1,0 +1,85 @@
+"""Run a server (the MLflow UI, optuna-dashboard) as a child of the CLI, and stop it with everything it started.
+
+The child runs in its own session, so that a terminal's Ctrl-C reaches the CLI alone: the CLI then stops the
+child's whole process group (SIGTERM, then SIGKILL after a grace period) and prints one line. SIGTERM is handled
+the same way, so that a service manager or ``kill`` leaves no orphaned server behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Callable, Sequence
+
+from nas.errors import NasError
+
+__all__ = ["port_in_use", "run_server"]
+
+GRACE_S = 3.0
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be bound now (another server holds it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL to whatever is left after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # anyone of the group still there?
+        except ProcessLookupError:
+            break
+        proc.poll()  # reap the leader so that it does not count as alive
+        time.sleep(0.05)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def run_server(cmd: Sequence[str], what: str, host: str, port: int, say: Callable[[str], None], banner: str) -> int:
+    """Run ``cmd`` (a server of ``what`` that will listen on ``host:port``) until it ends or the CLI gets SIGINT or
+    SIGTERM; returns the exit status for the CLI (0 when stopped by a signal). ``banner`` is said once the port is
+    known to be free (never an address that cannot work)."""
+    if port_in_use(host, port):
+        raise NasError(f"cannot start {what}: port {port} on {host} is already in use; choose another with --port")
+    say(banner)
+    stop: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        stop.append(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ))
+        try:
+            while not stop and proc.poll() is None:
+                time.sleep(0.1)
+        finally:
+            _stop_group(proc, GRACE_S)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if stop:
+        say(f"{what} stopped ({signal.Signals(stop[0]).name})")
+        return 0
+    if proc.returncode:
+        raise NasError(f"{what} exited with status {proc.returncode} (its messages are above)")
+    return 0
