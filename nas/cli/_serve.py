@@ -18,7 +18,7 @@ from nas.errors import NasError
 
 __all__ = ["port_in_use", "run_server"]
 
-GRACE_S = 3.0
+GRACE_S = 2.0  # then SIGKILL: the MLflow server leaves a process that ignores SIGTERM for seconds
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -32,25 +32,28 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to the child's process group, SIGKILL to whatever is left after ``grace_s``."""
+def _gone(group: int) -> bool:
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(group, 0)
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
+        return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL to whatever is left after ``grace_s``; returns once the group
+    is empty (the leader's own children are reaped by init after it, not at once)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, 0)  # anyone of the group still there?
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
             break
-        proc.poll()  # reap the leader so that it does not count as alive
-        time.sleep(0.05)
-    else:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        deadline = time.monotonic() + grace_s
+        while not _gone(proc.pid) and time.monotonic() < deadline:
+            proc.poll()  # reap the leader so that it does not count as alive
+            time.sleep(0.05)
+        if _gone(proc.pid):
+            break
     proc.wait()
 
 
