@@ -12,6 +12,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # the command line is an application: TensorFlow's C++ start-up chatter stays off unless the user asks for it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = sys.argv[1:]
+    root_opts = set(args[: next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))])
+    if argv is None and not {"-v", "--verbose"} & root_opts:  # the process is the command line's own
+        from nas.cli._quiet import filter_native_stderr
+
+        filter_native_stderr()
     from nas.cli._app import app
     from nas.errors import NasError
 

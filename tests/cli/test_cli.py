@@ -130,3 +130,32 @@ def test_doctor_reports_a_healthy_environment_and_names_what_to_fix(tmp_path):
     assert bad.returncode == 1 and data["healthy"] is False
     (fail,) = [c for c in data["checks"] if c["status"] == "fail"]
     assert "data folder not found" in fail["found"] and fail["fix"]
+
+
+def test_tensorflows_native_start_up_lines_are_filtered_and_verbose_brings_them_back(tmp_path):
+    """On a CPU machine TensorFlow writes "WARNING: All log messages before absl::InitializeLog()", I-lines from
+    cudart_stub and an ``E0000 ... failed call to cuInit`` line from C++, which neither TF_CPP_MIN_LOG_LEVEL nor
+    Python's logging reaches; the CLI filters them; ``NAS_NATIVE_LOGS=1`` shows them again."""
+    import os
+    import re
+
+    from PIL import Image
+
+    import numpy as np
+
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)).save(tmp_path / "img" / "a.png")
+    (tmp_path / "spec.json").write_text(json.dumps({"width": 16, "depth": 1, "blocks": "conv", "skip": "repeat_add"}))
+    cmd = [sys.executable, "-m", "nas", "train", "spec.json", "--data", "img", "--val", "img", "--steps", "2",
+           "--batch-size", "2", "--patch-size", "16", "--no-export", "--out", "t", "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "NAS_NATIVE_LOGS")}
+    native = re.compile(r"^([IWE]\d{4} |WARNING: All log messages before absl)", re.M)
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert json.loads(quiet.stdout)["train"]["steps"] == 2  # the command's own output is untouched
+    assert not native.search(quiet.stderr), quiet.stderr[-2000:]
+    loud = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**env, "NAS_NATIVE_LOGS": "1"})
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    if not native.search(loud.stderr):
+        pytest.skip("this TensorFlow build writes no native start-up lines here: nothing to filter")
