@@ -6,13 +6,17 @@ Heavy modules are imported inside the commands, so ``nas --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
+
+from nas.cli._common import JSON_OPT
+from nas.cli._common import out_console as _console
+from nas.cli._common import parse_hw as _parse_hw
+from nas.cli._common import print_json as _print_json
 
 app = typer.Typer(
     name="nas",
@@ -65,31 +69,6 @@ def _register_search() -> None:
 
 
 _register_search()
-
-JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def _parse_hw(text: str) -> tuple[int, int]:
-    from nas.errors import NasError
-
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise NasError(f"input size '{text}' is not HEIGHTxWIDTH (e.g. 360x640)") from None
-    if h < 1 or w < 1:
-        raise NasError(f"input size '{text}' must be positive")
-    return h, w
-
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:

@@ -7,15 +7,16 @@ from typing import List, Optional
 
 import typer
 
+from nas.cli._common import status_console
+
 data_app = typer.Typer(help="Datasets: fetch DIV2K, extract archives safely.", no_args_is_help=True)
 
 
 def _progress():
-    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    console=Console(stderr=True))
+                    console=status_console())
 
 
 @data_app.command("fetch")

@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
+from nas.cli._common import JSON_OPT, out_console, parse_hw, print_json
+
 latency_app = typer.Typer(help="Latency models: calibrate on a board, predict, report.", no_args_is_help=True)
 
-JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BOARDS = "litert-cpu (this machine's CPU), adb (an Android device), or a measurements .csv/.yaml file"
 
 
@@ -91,25 +92,24 @@ def calibrate_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Pick diverse specs, export and measure them, fit a latency model and print its cross-validated accuracy."""
-    from nas.cli._app import _console, _parse_hw, _print_json
     from nas.latency import calibrate
     from nas.space import load_space
 
-    hw = _parse_hw(input_size)
+    hw = parse_hw(input_size)
     sp = load_space(space)
     b = None if export_only else _board(board, threads, runs, warmup, serial, delegate)
     work = work or Path("runs") / "latency" / out.stem
-    con = _console()
+    con = out_console()
     with _progress(con, not as_json) as callback:
         model = calibrate(b, sp, n, out, input_hw=hw, work_dir=work, alignment=alignment, folds=folds,
                           rounds=rounds, seed=seed, callback=callback)
     if model is None:
         msg = (f"exported {n} models to {work / 'models'} (listed in {work / 'specs.csv'}); time them on your board "
                f"and run this again with --board FILE.csv (columns model, median_ms)")
-        _print_json({"exported": n, "models": str(work / "models")}) if as_json else con.print(msg)
+        print_json({"exported": n, "models": str(work / "models")}) if as_json else con.print(msg)
         return
     if as_json:
-        _print_json({"out": str(out), **model.to_dict()})
+        print_json({"out": str(out), **model.to_dict()})
         return
     con.print(_accuracy_table(model))
     con.print(f"alignment {model.alignment}, uncertainty +-{model.sigma_rel * 100:.1f}% (1 sigma); "
@@ -129,11 +129,10 @@ def fit_published_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Fit a latency model to published whole-model runtimes (rows with layers and confidence high or medium)."""
-    from nas.cli._app import _console, _parse_hw, _print_json
     from nas.export import load_target
     from nas.latency import fit_model, published_samples
 
-    hw = _parse_hw(input_size)
+    hw = parse_hw(input_size)
     prof = load_target(target)
     samples = published_samples(file, column=column, input_hw=hw)
     model = fit_model(samples, kind="ops", board=f"{prof.name}-{column.removesuffix('_ms')}", input_hw=hw,
@@ -143,9 +142,9 @@ def fit_published_cmd(
     model.meta["published"] = True
     model.save(out)
     if as_json:
-        _print_json({"out": str(out), **model.to_dict()})
+        print_json({"out": str(out), **model.to_dict()})
         return
-    con = _console()
+    con = out_console()
     con.print(_accuracy_table(model))
     con.print(f"wrote {out}")
 
@@ -160,20 +159,18 @@ def predict_cmd(
     """Predict a spec's latency with its per-op breakdown and uncertainty."""
     from rich.table import Table
 
-    from nas.cli._app import _console, _print_json
     from nas.latency import load_latency_model
     from nas.space import load_spec
 
-    from nas.cli._app import _parse_hw
 
     m = load_latency_model(model)
     s = load_spec(spec)
-    p = m.predict(s, _parse_hw(input_size) if input_size else None)
+    p = m.predict(s, parse_hw(input_size) if input_size else None)
     if as_json:
-        _print_json({"spec": s.to_dict(), "hash": s.hash, "board": m.board, "input_hw": list(m.input_hw),
+        print_json({"spec": s.to_dict(), "hash": s.hash, "board": m.board, "input_hw": list(m.input_hw),
                      **p.to_dict()})
         return
-    con = _console()
+    con = out_console()
     t = Table(title=f"{s.describe()} on {m.board} at {m.input_hw[0]}x{m.input_hw[1]}")
     for c in ("op", "type", "ms", "share", "floor ms"):
         t.add_column(c, justify="left" if c in ("op", "type") else "right")
@@ -195,14 +192,13 @@ def report_cmd(
     """What a latency model is: board, input size, fitted coefficients, cross-validated accuracy, its samples."""
     from rich.table import Table
 
-    from nas.cli._app import _console, _print_json
     from nas.latency import load_latency_model
 
     m = load_latency_model(model)
     if as_json:
-        _print_json(m.to_dict())
+        print_json(m.to_dict())
         return
-    con = _console()
+    con = out_console()
     meta = m.meta
     con.print(f"[bold]{m.board}[/] at {m.input_hw[0]}x{m.input_hw[1]} input, {m.kind} model, "
               f"{meta.get('n')} measurements, created {meta.get('created')}")

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from nas.cli._common import out_console, status_console
+
 proxy_app = typer.Typer(help="Proxy fidelity: check that the search's short training ranks networks like a long one.",
                         no_args_is_help=True)
 
@@ -53,13 +55,12 @@ def check(
 
     Resumable: run the same command again after an interruption and only the missing trainings run.
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nas.search import load_search_config, proxy_check
 
     cfg = load_search_config(config, workers=workers, ray_address=ray_address, tracking=tracking, out=out)
-    con = Console(stderr=True)
+    con = status_console()
     con.print(f"proxy check of study [bold]{cfg.name}[/] ({cfg.space}, objective {cfg.objective}): {n} specs, "
               f"proxy {cfg.proxy.steps} steps against {long_steps or factor * cfg.proxy.steps}")
     cols = (TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -81,10 +82,9 @@ def check(
 
 
 def _print_report(rep) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=max(Console().width, 140) if not sys.stdout.isatty() else None)
+    con = out_console()
     steps = (*rep.candidates, rep.long_steps)
     t = Table(title=f"INT8 PSNR (dB) by training length, {len(rep.rows)} specs of study {rep.study}")
     for col in ("spec", "latency ms", "params", *(f"{s} steps" for s in steps)):

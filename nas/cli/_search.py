@@ -10,22 +10,7 @@ from typing import Optional
 
 import typer
 
-JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
-OUT_OPT = typer.Option("runs", "--out", help="Folder of the study folders (where a study NAME is looked up).")
-
-
-def _console():
-    """Progress and status: standard error, so that results can be piped."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _out():
-    """Results (fronts, summaries): standard output, as every other command prints them."""
-    from rich.console import Console
-
-    return Console()
+from nas.cli._common import JSON_OPT, OUT_OPT, out_console, status_console
 
 
 def _is_server(uri: str) -> bool:
@@ -50,7 +35,7 @@ def _live(con, enabled: bool, target: int):
             best = "-" if ev.best_log2 is None else f"{ev.best_log2:.2f} (trial {ev.best_trial})"
             prog.update(task, completed=ev.done, total=ev.target, info=(
                 f"running {ev.running}  complete {ev.complete}  pruned {ev.pruned}  failed {ev.failed}  "
-                f"best log2 score {best}"))
+                f"best log2 score (mean+k sigma) {best}"))
             if ev.kind == "start":
                 prog.console.print(f"[bold]executor[/]: {ev.message}")
             elif ev.kind == "finish" and ev.number is not None and ev.message != "complete":
@@ -63,7 +48,7 @@ def _front_table(points, title: str):
     from rich.table import Table
 
     t = Table(title=title)
-    for col in ("trial", "spec", "INT8 PSNR", "latency ms", "+-k sigma", "log2 score", "flags"):
+    for col in ("trial", "spec", "INT8 PSNR", "latency ms", "+k sigma", "log2 score (mean+k sigma)", "flags"):
         t.add_column(col, justify="left" if col in ("spec", "flags") else "right")
     for p in points:
         flags = ", ".join(f for f, on in (("outside latency range", p.outside_range), ("infeasible", not p.feasible),
@@ -101,7 +86,7 @@ def search(
 
         sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         return
-    con = _console()
+    con = status_console()
     con.print(f"study [bold]{cfg.name}[/] in {cfg.study_dir}: {cfg.n_trials} trials, objective {cfg.objective}, "
               f"space {cfg.space}, latency model {cfg.latency.model}, proxy {cfg.proxy.steps} steps")
     # stdout carries the result (the --json document); what libraries print there while the study runs (Ray's
@@ -111,7 +96,7 @@ def search(
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
         return
-    out_con = _out()
+    out_con = out_console()
     out_con.print(_front_table(list(summary.front), f"Pareto front of {cfg.name} ({summary.complete} complete, "
                                                      f"{summary.pruned} pruned, {summary.failed} failed)"))
     if summary.best is not None:
@@ -143,7 +128,7 @@ def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or na
                                      "trials": len(points), "best": best.to_dict() if best else None,
                                      "files": {k: str(v) for k, v in files.items()}}, indent=2) + "\n")
         return
-    con = _out()
+    con = out_console()
     if not points:
         con.print(f"study {info.name} has no completed trial yet")
         return
@@ -168,7 +153,7 @@ def retrain_cmd(
     from nas.search import open_study, retrain
 
     open_study(study, out)  # a study that is not there is refused before the progress bar starts
-    con = _console()
+    con = status_console()
     cols = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*cols, console=con, disable=as_json) as prog:
@@ -185,14 +170,14 @@ def retrain_cmd(
         sys.stdout.write(json.dumps(res.to_dict(), indent=2) + "\n")
         return
     d = res.to_dict()
-    con = _out()
+    con = out_console()
     con.print(f"trial {res.trial} ({res.spec.describe()}) retrained for {steps} steps in {res.out_dir}")
     for form in ("bicubic", "fp32", "int8"):
         ev = d.get(form) or {}
         if ev:
             con.print(f"  {form:8s} PSNR {ev['psnr_rgb']:.3f} dB (Y {ev['psnr_y']:.3f}), SSIM {ev['ssim_rgb']:.4f}")
     con.print(f"  NPU check {'passed' if d['check_passed'] else 'FAILED'}; predicted latency "
-              f"{res.latency_ms:.2f} +- {res.latency_sigma_ms:.2f} ms; log2 score {res.log2_score:.2f}")
+              f"{res.latency_ms:.2f} +- {res.latency_sigma_ms:.2f} ms; log2 score {res.log2_score:.2f} (mean latency)")
     con.print(f"  INT8 model {d['tflite']}; MLflow run {res.run_id}; registered as {res.model_name} "
               f"version {res.model_version}")
 
@@ -228,7 +213,7 @@ def ui(
         link = ui_link(uri, info.experiment, link)
     from nas.cli._serve import run_server
 
-    con = _console()
+    con = status_console()
     raise typer.Exit(run_server(cmd, "the MLflow UI", host, port, lambda m: con.print(m, soft_wrap=True),
                                 banner=f"MLflow UI on {link} (store {uri}); Ctrl-C stops it"))
 
@@ -247,7 +232,7 @@ def dashboard(
     cmd = [sys.executable, "-c", code, info.storage, "--host", host, "--port", str(port), "--quiet"]
     from nas.cli._serve import run_server
 
-    con = _console()
+    con = status_console()
     raise typer.Exit(run_server(cmd, "optuna-dashboard", host, port, lambda m: con.print(m, soft_wrap=True),
                                 banner=f"optuna-dashboard on http://{host}:{port} (storage {info.storage}); "
                                        "Ctrl-C stops it"))

@@ -27,7 +27,7 @@ class FrontPoint:
     latency_ms: float  # predicted mean
     latency_sigma_ms: float
     latency_objective_ms: float  # mean + k sigma: what the search minimised
-    log2_score: float
+    log2_score: float  # on latency_objective_ms, the latency the search optimised: the one definition shown
     outside_range: bool = False
     warm_start: str = ""
     feasible: bool = True
@@ -97,7 +97,7 @@ def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str
             x=[p.latency_objective_ms for p in sel], y=[p.psnr for p in sel], name=name,
             error_x=dict(type="data", symmetric=False, array=[0.0] * len(sel),
                          arrayminus=[p.latency_objective_ms - p.latency_ms for p in sel], visible=True, thickness=1),
-            text=[f"trial {p.number}: {p.spec}<br>mean {p.latency_ms:.2f} ms, log2 score {p.log2_score:.2f}"
+            text=[f"trial {p.number}: {p.spec}<br>mean {p.latency_ms:.2f} ms, log2 score {p.log2_score:.2f} (mean+k sigma)"
                   + (" (outside the latency model's range)" if p.outside_range else "") for p in sel],
             hovertemplate="%{text}<br>%{x:.2f} ms pessimistic, %{y:.3f} dB<extra></extra>", **kw))
 
