@@ -97,6 +97,10 @@ def search(
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
         return
     out_con = out_console()
+    if summary.new_trials == 0:
+        held = summary.complete + summary.pruned + summary.failed
+        con.print(f"study {cfg.name} already holds {held} finished trials (n_trials {cfg.n_trials}): nothing left "
+                  f"to run (--n-trials {held + 8} runs 8 more); its front:")
     out_con.print(_front_table(list(summary.front), f"Pareto front of {cfg.name} ({summary.complete} complete, "
                                                      f"{summary.pruned} pruned, {summary.failed} failed)"))
     if summary.best is not None:

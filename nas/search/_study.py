@@ -22,6 +22,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +40,8 @@ log = get_logger("search")
 
 STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"
+OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "score": ("log2 score (mean+k sigma)",)}
+"""The study's objective names in Optuna (optuna-dashboard shows them instead of "Objective 0/1")."""
 INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queued again)"
 
 
@@ -86,6 +89,7 @@ class SearchSummary:
     files: dict
     executor: str
     seconds: float
+    new_trials: int = 0  # trials this run finished (0: the study already held n_trials)
 
     def to_dict(self) -> dict:
         return {"study": self.study.name, "folder": str(self.study.folder), "storage": self.study.storage,
@@ -93,7 +97,7 @@ class SearchSummary:
                 "parent_run_id": self.study.parent_run_id, "complete": self.complete, "pruned": self.pruned,
                 "failed": self.failed, "best": self.best.to_dict() if self.best else None,
                 "front": [p.to_dict() for p in self.front], "files": {k: str(v) for k, v in self.files.items()},
-                "executor": self.executor, "seconds": self.seconds}
+                "executor": self.executor, "seconds": self.seconds, "new_trials": self.new_trials}
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -310,6 +314,11 @@ class _Driver:
         if have != directions:
             raise SearchError(f"Optuna study '{c.name}' in {c.storage_url} optimises {have}, this config "
                               f"{directions}: use another study name")
+        names = list(OBJECTIVE_NAMES[c.objective])
+        if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(names)
         params = {"space": c.space, "objective": c.objective, "n_trials": c.n_trials, "workers": c.workers,
                   "proxy_steps": c.proxy.steps, "latency_model": c.latency.model, "latency_k": c.latency.k,
                   "latency_budget_ms": c.latency.budget_ms, "sampler": c.sampler.name, "pruner": c.pruner.name,
@@ -600,6 +609,10 @@ class _Driver:
                                                    (self.train_images, self.valid_images))
         return executor
 
+    def finished(self) -> int:
+        n = self.counts()
+        return n["complete"] + n["pruned"] + n["failed"]
+
     def loop(self, executor) -> None:
         self.event("start", message=executor.describe())
         while True:
@@ -691,11 +704,12 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         d.recover()
         d.warm_start()
         executor = d._executor()
+        before = d.finished()
         try:
             d.loop(executor)
         finally:
             executor.close()
-        return d.conclude(executor.describe())
+        return dataclasses.replace(d.conclude(executor.describe()), new_trials=d.finished() - before)
 
 
 def study_front(study: str | Path, out: str | Path = "runs", write: bool = True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,16 @@ def test_pareto_command_reads_the_front_back(study):
     assert "log2 score (mean+k sigma)" in table.stdout
 
 
+def test_running_a_finished_study_again_says_there_is_nothing_left(study):
+    f, summary, _ = study
+    proc = subprocess.run([sys.executable, "-m", "nas", "search", str(f)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"already holds \d finished trials \(n_trials 3\): nothing left to run", proc.stderr), proc.stderr
+    assert "Pareto front of s" in proc.stdout
+    assert summary.new_trials == 3
+
+
 def test_the_live_line_and_the_table_show_one_log2_score(study):
     """The live line's best and the table's column both use the latency the search optimised (mean + k sigma);
     they used to differ (1.18 vs 1.36 for one trial: pessimistic vs mean)."""
@@ -187,6 +198,8 @@ def test_the_study_opens_in_optuna_dashboard(study):
     with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard", signal.SIGINT) as (port, (_, body)):
         (s,) = [s for s in json.loads(body)["study_summaries"] if s["study_name"] == "s"]
         assert s["directions"] == ["maximize", "minimize"]
+        assert optuna.load_study(study_name="s", storage=summary.study.storage).metric_names == [
+            "INT8 PSNR (dB)", "latency mean+k sigma (ms)"]  # not "Objective 0/1"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}?after=0", timeout=10) as r:
             trials = json.loads(r.read())["trials"]
         st = optuna.load_study(study_name="s", storage=summary.study.storage)
