@@ -108,7 +108,7 @@ class LatencyConfig(_Strict):
 
 class SamplerConfig(_Strict):
     name: Literal["tpe", "nsga2", "random"] = "tpe"
-    n_startup_trials: int = Field(8, ge=0, description="random trials before TPE models the results")
+    n_startup_trials: int = Field(4, ge=0, description="trials (warm start included) before TPE models the results")
     population_size: int = Field(16, ge=2, description="NSGA-II population")
 
 
@@ -146,7 +146,7 @@ class SearchConfig(_Strict):
     space: str = "mai2022"
     objective: Literal["pareto", "score"] = Field(
         "pareto", description="pareto: INT8 PSNR up and latency down; score: the log2 challenge score up")
-    n_trials: int = Field(8, ge=1, description="finished trials the study should hold")
+    n_trials: int = Field(10, ge=1, description="finished trials the study should hold")
     workers: int = Field(1, ge=1, description="trials in parallel (1: in this process unless ray_address is set)")
     seed: int = Field(0, ge=0)
     warm_start: tuple[str, ...] = Field(("abpn",), description="zoo networks (projected into the space) tried first")

@@ -14,6 +14,14 @@ def test_default_runs_the_embedded_study_under_runs():
     assert c.proxy.report_every == 75 and c.resources.tf_threads == 1 and c.warm_start == ("abpn",)
 
 
+def test_the_default_study_gets_past_random_sampling():
+    """With n_startup_trials 8 and n_trials 8 the default study was the warm start plus random sampling: TPE never
+    proposed a trial. The warm start counts as a start-up trial (it is a completed trial of the study)."""
+    c = default_search_config()
+    assert c.sampler.name == "tpe" and len(c.warm_start) <= c.sampler.n_startup_trials
+    assert c.n_trials - c.sampler.n_startup_trials >= 4  # trials TPE proposes
+
+
 def test_file_and_overrides(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("name: mine\nn_trials: 3\nexport: {input_size: 48x64}\nproxy: {steps: 40, eval_every: 20}\n")
