@@ -10,7 +10,7 @@ from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyCo
                                  ResourcesConfig, SamplerConfig, SearchConfig, default_search_config,
                                  load_search_config)
 from nas.search._executor import Executor, InProcessExecutor, RayExecutor
-from nas.search._pareto import FrontPoint, pareto_front, write_front
+from nas.search._pareto import FrontPoint, front_figure, pareto_front, write_front
 from nas.search._proxy_check import ProxyCheckReport, TauEstimate, kendall, proxy_check, spread_specs
 from nas.search._retrain import RetrainResult, retrain
 from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
@@ -37,6 +37,7 @@ __all__ = [
     "FrontPoint",
     "pareto_front",
     "write_front",
+    "front_figure",
     "Executor",
     "InProcessExecutor",
     "RayExecutor",

@@ -40,6 +40,8 @@ log = get_logger("search")
 
 STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"
+REFERENCE_ATTR = "reference_psnr"
+"""Optuna study attribute: baseline name -> RGB PSNR on the study's validation images (drawn on the front's plots)."""
 OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "score": ("log2 score (mean+k sigma)",)}
 """The study's objective names in Optuna (optuna-dashboard shows them instead of "Objective 0/1")."""
 INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queued again)"
@@ -314,6 +316,11 @@ class _Driver:
         if have != directions:
             raise SearchError(f"Optuna study '{c.name}' in {c.storage_url} optimises {have}, this config "
                               f"{directions}: use another study name")
+        if REFERENCE_ATTR not in self.study.user_attrs:  # the baseline the plots draw, on the same images
+            from nas.evaluate import Bicubic, evaluate
+
+            self.study.set_user_attr(REFERENCE_ATTR, {"bicubic x3": evaluate(Bicubic(), self.valid_images,
+                                                                             with_ssim=False).psnr_rgb})
         names = list(OBJECTIVE_NAMES[c.objective])
         if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
             with warnings.catch_warnings():
@@ -635,7 +642,8 @@ class _Driver:
         files = {}
         if points:
             files = write_front(points, c.study_dir / "pareto", title=_front_title(c.name, self.latency, points),
-                                zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k)
+                                zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k,
+                                references=self.study.user_attrs.get(REFERENCE_ATTR))
         best = _best(points)
         n = self.counts()
         summary = SearchSummary(self.info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
@@ -730,5 +738,5 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
         lat = load_latency_model(info.config.latency.model)
         k = info.config.latency.k
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
-                            zoo=zoo_points(lat, k), k=k)
+                            zoo=zoo_points(lat, k), k=k, references=st.user_attrs.get(REFERENCE_ATTR))
     return info, points, _best(points), files

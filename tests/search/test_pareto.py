@@ -28,6 +28,37 @@ def test_front_files(tmp_path):
     assert "Pareto front" in html and "abpn" in html and "plotly" in html.lower()
 
 
+def test_front_figure_shows_what_can_be_compared_and_names_its_points():
+    """The study's panel holds the trials, the bicubic line on the same images and the outside-range marks; the
+    published zoo (another training, another data set) is in a panel of its own; every front point is keyed with its
+    spec, and no two labels overlap even when the front is crowded."""
+    import dataclasses
+
+    from nas.search import front_figure
+    from nas.search._pareto import OUTSIDE
+
+    # a crowded front: ten points 0.3 ms and 0.05 dB apart, every other one outside the latency model's range
+    pts = [dataclasses.replace(_p(i, 28.0 + 0.05 * i, 10 + 0.3 * i), spec=f"w{16 + i} d2 conv", outside_range=i % 2 == 1)
+           for i in range(10)]
+    zoo = [{"name": "abpn", "psnr": 30.2, "latency_ms": 43.0, "latency_objective_ms": 49.0},
+           {"name": "rfdn", "psnr": 30.4, "latency_ms": 80.0, "latency_objective_ms": 90.0}]
+    fig = front_figure(pareto_front(pts), zoo, "t", 1.0, {"bicubic x3": 28.1})
+    study, key, published = fig.axes
+    ys = [y for c in study.collections for _, y in c.get_offsets()] + [y for ln in study.lines for y in ln.get_ydata()]
+    assert 30.2 not in ys and 30.4 not in ys  # published figures are not on the proxy's axis
+    assert sorted(y for _, y in published.collections[0].get_offsets()) == [30.2, 30.4]
+    bicubic = [ln for ln in study.lines if ln.get_label().startswith("bicubic x3 on the same images")]
+    assert len(bicubic) == 1 and list(bicubic[0].get_ydata()) == [28.1, 28.1]
+    (outside,) = [c for c in study.collections if c.get_label() == OUTSIDE]
+    assert len(outside.get_offsets()) == 5
+    keyed = key.texts[0].get_text()
+    assert all(f"#{i:<3d} w{16 + i} d2 conv" in keyed for i in range(10))
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in study.texts]
+    assert len(boxes) == 10
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
 def test_dominated_median_rule():
     done = [(10.0, [(50, 27.0), (100, 28.0)]), (12.0, [(50, 26.0), (100, 27.0)]), (30.0, [(50, 29.0), (100, 30.0)])]
     # a 20 ms trial is compared only with the two faster ones (median 26.5 at step 50)
