@@ -39,8 +39,8 @@ def test_front_figure_shows_what_can_be_compared_and_names_its_points():
 
     # a crowded front: ten points 0.05 ms and 0.01 dB apart (a far trial behind them sets the axes' scale), every
     # other one outside the latency model's range
-    pts = [dataclasses.replace(_p(i, 28.0 + 0.01 * i, 10 + 0.05 * i), spec=f"w{16 + i} d2 conv", outside_range=i % 2 == 1)
-           for i in range(10)] + [_p(10, 20.0, 200.0)]
+    pts = [dataclasses.replace(_p(i, 28.0 + 0.01 * i, 10 + 0.05 * i), spec=f"w{16 + i} d2 conv",
+                               outside_range=i % 2 == 1) for i in range(10)] + [_p(10, 20.0, 200.0)]
     zoo = [{"name": "abpn", "psnr": 30.2, "latency_ms": 43.0, "latency_objective_ms": 49.0},
            {"name": "rfdn", "psnr": 30.4, "latency_ms": 80.0, "latency_objective_ms": 90.0}]
     fig = front_figure(pareto_front(pts), zoo, "t", 1.0, {"bicubic x3": 28.1})
