@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         from nas.cli._quiet import filter_native_stderr
 
         filter_native_stderr()
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial MLflow database tables"
     from nas.cli._app import app
     from nas.errors import NasError
 
