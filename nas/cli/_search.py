@@ -38,7 +38,11 @@ def _live(con, enabled: bool, target: int):
                 f"best log2 score (mean+k sigma) {best}"))
             if ev.kind == "start":
                 prog.console.print(f"[bold]executor[/]: {ev.message}")
-            elif ev.kind == "finish" and ev.number is not None and ev.message != "complete":
+            elif ev.kind == "finish" and ev.number is not None and not con.is_terminal:
+                # a log file gets no live bar: one line per finished trial instead
+                prog.console.print(f"trial {ev.number}: {ev.message}; {ev.done}/{ev.target} done, best log2 score "
+                                   f"(mean+k sigma) {best}", soft_wrap=True)
+            elif ev.kind == "finish" and ev.number is not None and not ev.message.startswith("complete"):
                 prog.console.print(f"trial {ev.number}: {ev.message}")
 
         yield callback

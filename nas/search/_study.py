@@ -584,7 +584,9 @@ class _Driver:
             self.tracker.log_metrics(u["mlflow_run_id"], {"driver_seconds": driver})
         summary["seconds"] = {**summary["seconds"], "driver": driver}
         write_json(folder / "outcome.json", summary)
-        self.event("finish", outcome.number, outcome.state if outcome.state == "complete" else outcome.reason)
+        self.event("finish", outcome.number, (
+            f"complete, {u['describe']}: INT8 {m['int8_psnr']:.2f} dB, {u['latency_objective_ms']:.1f} ms (mean+k sigma)"
+            if outcome.state == "complete" else outcome.reason))
 
     def _log_trial(self, run_id: str, frozen, summary: dict) -> None:
         folder = self.info.trial_dir(frozen.number)

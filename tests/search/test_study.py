@@ -206,3 +206,15 @@ def test_the_study_opens_in_optuna_dashboard(study):
         assert [t["number"] for t in trials] == [t.number for t in st.trials]
         assert {t["state"] for t in trials} <= {"Complete", "Pruned", "Fail"}
         assert {p["name"] for p in trials[0]["params"]} >= {"width", "depth", "skip"}
+
+
+def test_a_search_piped_to_a_log_file_reports_every_finished_trial(small_config):
+    """Without a terminal there is no live bar: the log gets one line per finished trial with its result and the
+    study's progress (it used to stay silent until the end)."""
+    cfg = small_config(name="piped", n=1, extra="warm_start: []\n")
+    proc = subprocess.run([sys.executable, "-m", "nas", "search", str(cfg)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"trial 0: complete, w\d+ d\d+ .*: INT8 \d+\.\d\d dB, \d+\.\d ms \(mean\+k sigma\); 1/1 done, "
+                     r"best log2 score \(mean\+k sigma\) -?\d+\.\d\d \(trial 0\)", proc.stderr), proc.stderr[-2000:]
+    assert "Creating initial MLflow database tables" not in proc.stderr
