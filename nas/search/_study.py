@@ -585,7 +585,8 @@ class _Driver:
         summary["seconds"] = {**summary["seconds"], "driver": driver}
         write_json(folder / "outcome.json", summary)
         self.event("finish", outcome.number, (
-            f"complete, {u['describe']}: INT8 {m['int8_psnr']:.2f} dB, {u['latency_objective_ms']:.1f} ms (mean+k sigma)"
+            f"complete, {u['describe']}: INT8 {m['int8_psnr']:.2f} dB, "
+            f"{u['latency_objective_ms']:.1f} ms (mean+k sigma)"
             if outcome.state == "complete" else outcome.reason))
 
     def _log_trial(self, run_id: str, frozen, summary: dict) -> None:

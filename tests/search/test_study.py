@@ -195,7 +195,8 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
 
 def test_the_study_opens_in_optuna_dashboard(study):
     _, summary, _ = study
-    with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard", signal.SIGINT) as (port, (_, body)):
+    with serve("dashboard", summary.study.folder, "/api/studies", "optuna-dashboard",
+               signal.SIGINT) as (port, (_, body)):
         (s,) = [s for s in json.loads(body)["study_summaries"] if s["study_name"] == "s"]
         assert s["directions"] == ["maximize", "minimize"]
         assert optuna.load_study(study_name="s", storage=summary.study.storage).metric_names == [
