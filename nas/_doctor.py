@@ -119,7 +119,9 @@ def _latency_models() -> list[Check]:
     from nas.latency import load_latency_model
     from nas.space import DEFAULT_INPUT_HW
 
-    root = Path(__file__).resolve().parents[1] / "latency_models"
+    from nas._builtin import builtin_dir
+
+    root = builtin_dir("latency_models")
     files = sorted(root.glob("*.json")) + sorted((Path.cwd() / "latency_models").glob("*.json"))
     seen, out = set(), []
     for f in files:

@@ -457,14 +457,18 @@ def _model_from_dict(data: Any, where: str) -> LatencyModel:
 
 
 def _builtin_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "latency_models"
+    from nas._builtin import builtin_dir
+
+    return builtin_dir("latency_models")
 
 
 def load_latency_model(name_or_path: str | Path) -> LatencyModel:
-    """Load a latency model from a JSON file, or by name from ``latency_models/`` (``"vs680"``)."""
+    """Load a latency model from a JSON file, or by name (``"vs680"``) from ``./latency_models`` (a user's own) or
+    the built-in ones."""
     path = Path(name_or_path)
     if not path.exists() and path.suffix != ".json" and len(path.parts) == 1:
-        path = _builtin_dir() / f"{path.name}.json"
+        mine = Path.cwd() / "latency_models" / f"{path.name}.json"
+        path = mine if mine.exists() else _builtin_dir() / f"{path.name}.json"
     if not path.exists():
         raise LatencyError(f"latency model not found: {name_or_path}")
     try:

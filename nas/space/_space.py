@@ -417,9 +417,10 @@ class SearchSpace(_Strict):
 
 
 def space_search_path() -> list[Path]:
-    """Folders searched for a space given by name: ``./search_spaces`` then the project's ``search_spaces``."""
-    here = Path(__file__).resolve().parents[2] / "search_spaces"
-    return [Path.cwd() / "search_spaces", here]
+    """Folders searched for a space given by name: ``./search_spaces`` (a user's own) then the built-in ones."""
+    from nas._builtin import builtin_dir
+
+    return [Path.cwd() / "search_spaces", builtin_dir("search_spaces")]
 
 
 def _format(exc: ValidationError, where: str) -> str:
