@@ -8,36 +8,14 @@ rounding of the published PSNR to 0.01 dB, worth up to 0.7% of a score). The log
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from functools import lru_cache
-from importlib import resources
 from typing import Iterable
 
-import yaml
-
 from nas.errors import NasError
+from nas.reference import Table1Row, table1
 
 __all__ = ["Table1Row", "table1", "derive_c", "mai2022_c", "challenge_score", "log2_score"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Table1Row:
-    name: str
-    team: str
-    psnr: float
-    ssim: float
-    size_kb: float | None = None
-    cpu_ms: float | None = None
-    npu_ms: float | None = None
-    score: float | None = None
-
-
-@lru_cache(maxsize=1)
-def table1() -> tuple[Table1Row, ...]:
-    """Table 1 of the report: the 25 solutions (with runtimes and scores) and the two baselines."""
-    text = resources.files("nas.evaluate").joinpath("table1.yaml").read_text(encoding="utf-8")
-    return tuple(Table1Row(**row) for row in yaml.safe_load(text)["rows"])
 
 
 def derive_c(rows: Iterable[Table1Row]) -> float:

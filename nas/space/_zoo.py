@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from nas.errors import SpecError, ZooError
-from nas.evaluate import Table1Row, table1
+from nas.reference import Table1Row, table1
 from nas.space._spec import ArchSpec
 
 __all__ = ["ZooEntry", "zoo_entries", "zoo_get", "load_spec"]
