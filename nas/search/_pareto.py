@@ -208,6 +208,7 @@ def front_figure(pts: Sequence[FrontPoint], zoo: Sequence[dict], title: str, k: 
     front = [p for p in pts if p.on_front]
     behind = [p for p in pts if not p.on_front]
     key_lines = [f"#{p.number:<3d} {p.spec}  {p.psnr:.2f} dB  {p.latency_objective_ms:.1f} ms"
+                 + (f"  ({p.warm_start}, warm start)" if p.warm_start else "")
                  + ("  (latency extrapolated)" if p.outside_range else "") for p in front]
     key_h = 0.35 + 0.17 * len(key_lines)
     fig = plt.figure(figsize=(11.5 if zoo else 8.5, 5.5 + key_h), dpi=110)

@@ -31,7 +31,7 @@ from nas._logging import get_logger
 from nas.errors import NasError, SearchError
 from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
-from nas.search._trial import TrialJob, TrialOutcome
+from nas.search._trial import TrialJob, TrialOutcome, reference_psnr
 from nas.space import ArchSpec
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front", "trial_points"]
@@ -319,8 +319,8 @@ class _Driver:
         if REFERENCE_ATTR not in self.study.user_attrs:  # the baseline the plots draw, on the same images
             from nas.evaluate import Bicubic, evaluate
 
-            self.study.set_user_attr(REFERENCE_ATTR, {"bicubic x3": evaluate(Bicubic(), self.valid_images,
-                                                                             with_ssim=False).psnr_rgb})
+            bicubic = evaluate(Bicubic(), self.valid_images, with_ssim=False).psnr_rgb
+            self.study.set_user_attr(REFERENCE_ATTR, {"bicubic x3": bicubic})
         names = list(OBJECTIVE_NAMES[c.objective])
         if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
             with warnings.catch_warnings():
@@ -741,5 +741,6 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
         lat = load_latency_model(info.config.latency.model)
         k = info.config.latency.k
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
-                            zoo=zoo_points(lat, k), k=k, references=st.user_attrs.get(REFERENCE_ATTR))
+                            zoo=zoo_points(lat, k), k=k,
+                            references=st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(info.config))
     return info, points, _best(points), files

@@ -74,14 +74,28 @@ class _Pruned(Exception):
 
 
 def _images(config):
-    from nas.data import ImageCache, default_valid_source, load_images
+    from nas.data import ImageCache, load_images
 
     d = config.data
     cache = ImageCache(d.cache) if d.cache else None
     train = load_images(d.train, "train", limit=d.limit, cache=cache)
+    return train, _valid_images(config)
+
+
+def _valid_images(config):
+    """The study's validation images (what its trials are measured on)."""
+    from nas.data import ImageCache, default_valid_source, load_images
+
+    d = config.data
     valid_src = d.valid if d.valid is not None else default_valid_source(d.train)
-    valid = load_images(valid_src, "valid", limit=d.valid_limit, cache=cache)
-    return train, valid
+    return load_images(valid_src, "valid", limit=d.valid_limit, cache=ImageCache(d.cache) if d.cache else None)
+
+
+def reference_psnr(config) -> dict[str, float]:
+    """Baselines on the study's validation images, drawn on its front: bicubic x3 (RGB PSNR)."""
+    from nas.evaluate import Bicubic, evaluate
+
+    return {"bicubic x3": evaluate(Bicubic(), _valid_images(config), with_ssim=False).psnr_rgb}
 
 
 def proxy_train_config(config, threads: int | None = None):
