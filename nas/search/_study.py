@@ -568,17 +568,17 @@ class _Driver:
         if outcome.state == "complete":
             values = ([m["int8_psnr"], u["latency_objective_ms"]] if self.config.objective == "pareto"
                       else m["log2_score_objective"])
-            self.study.tell(trial, values)
+            frozen = self.study.tell(trial, values)
         elif outcome.state == "pruned":
             trial.set_user_attr("prune_reason", outcome.reason)
-            self.study.tell(trial, state=TrialState.PRUNED)
+            frozen = self.study.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("fail_reason", outcome.reason)
             trial.set_user_attr("infeasible", not outcome.reason.startswith("worker lost"))
-            self.study.tell(trial, state=TrialState.FAIL)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
         # MLflow
         with self._tracking(f"logging trial {outcome.number}"):
-            self._log_trial(u["mlflow_run_id"], self.study._storage.get_trial(trial._trial_id), summary)
+            self._log_trial(u["mlflow_run_id"], frozen, summary)
             # the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
             driver = self._ask_seconds.pop(outcome.number, 0.0) + time.perf_counter() - t_driver
             self.tracker.log_metrics(u["mlflow_run_id"], {"driver_seconds": driver})
