@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+pytestmark = pytest.mark.slow  # two Ray nodes and three studies: about 6 minutes on 2 cores
+
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
