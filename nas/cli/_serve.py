@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 from nas.errors import NasError
 
-__all__ = ["port_in_use", "run_server"]
+__all__ = ["group_gone", "port_in_use", "run_server", "stop_process_group"]
 
 GRACE_S = 2.0  # then SIGKILL: the MLflow server leaves a process that ignores SIGTERM for seconds
 
@@ -32,7 +33,21 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _gone(group: int) -> bool:
+def group_gone(group: int) -> bool:
+    """Whether no process of ``group`` is still running. A zombie (dead, waiting for init to reap it, which can take
+    seconds once its parent has died) does not count."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        for d in proc.iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                return False
+        return True
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
@@ -40,19 +55,20 @@ def _gone(group: int) -> bool:
     return False
 
 
-def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to the child's process group, SIGKILL to whatever is left after ``grace_s``; returns once the group
-    is empty (the leader's own children are reaped by init after it, not at once)."""
+def stop_process_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the process group that ``proc`` leads (started with ``start_new_session=True``), SIGKILL to
+    whatever is left after ``grace_s``; returns once the group is empty (the leader's own children are reaped by
+    init after it, not at once). Nothing outside that group is touched."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + grace_s
-        while not _gone(proc.pid) and time.monotonic() < deadline:
+        while not group_gone(proc.pid) and time.monotonic() < deadline:
             proc.poll()  # reap the leader so that it does not count as alive
             time.sleep(0.05)
-        if _gone(proc.pid):
+        if group_gone(proc.pid):
             break
     proc.wait()
 
@@ -76,7 +92,7 @@ def run_server(cmd: Sequence[str], what: str, host: str, port: int, say: Callabl
             while not stop and proc.poll() is None:
                 time.sleep(0.1)
         finally:
-            _stop_group(proc, GRACE_S)
+            stop_process_group(proc, GRACE_S)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -141,6 +141,7 @@ def test_weights_file_round_trip_refuses_pickles(tmp_path):
         load_weights(evil)
 
 
+@pytest.mark.slow
 def test_persistent_converter_gives_the_same_bytes_and_is_replaced_after_max_jobs(tmp_path):
     from nas.export import InProcessConverter, PersistentConverter
 

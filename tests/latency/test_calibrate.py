@@ -37,6 +37,7 @@ def _nas(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_calibrate_on_the_host_cpu_end_to_end_and_resume(tmp_path):
     """Five real INT8 exports timed with LiteRT, fitted, written, reported, used for a prediction; a second run
     re-uses every export and measurement."""

@@ -28,6 +28,7 @@ def _trials(summary):
     return optuna.load_study(study_name=summary.study.name, storage=summary.study.storage).trials
 
 
+@pytest.mark.slow
 def test_a_model_that_fails_the_npu_check_fails_its_trial_and_the_study_goes_on(small_config, tmp_path):
     # a profile without MINIMUM: every spec clipped with MINIMUM+RELU fails the check, ReLU-clipped ones pass
     profile = yaml.safe_load((ROOT / "nas" / "export" / "targets" / "vs680.yaml").read_text())
@@ -110,6 +111,7 @@ def _stop(proc):
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_mlflow_server_lost_mid_study_stops_cleanly_and_the_rerun_logs_everything(small_config, tmp_path):
     port = _free_port()
     store = tmp_path / "mlflow" / "store.db"

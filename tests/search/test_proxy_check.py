@@ -63,6 +63,7 @@ def check_config(tmp_path_factory):
     return cfg
 
 
+@pytest.mark.slow
 def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     cfg = load_search_config(check_config)
     seen = []

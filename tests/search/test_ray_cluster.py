@@ -3,7 +3,6 @@ both on 127.0.0.1; then the best trial retrained, registered and found again in 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+
+from tests.search.conftest import group_empties
 
 pytestmark = pytest.mark.slow  # two Ray nodes and three studies: about 6 minutes on 2 cores
 
@@ -77,30 +78,12 @@ def _wait_for_nodes(env: dict, address: str, n: int, nodes: list[subprocess.Pope
         time.sleep(1)
 
 
-def _gone(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _stop(nodes: list[subprocess.Popen]) -> None:
-    """SIGTERM to each node's process group, SIGKILL to what is left after 15 s; returns once every group is empty
-    (the processes its leader started are reaped by init after it, not at once)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for p in nodes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, sig)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(_gone(p.pid) for p in nodes):
-            for p in nodes:
-                p.poll()  # reap the leaders
-            time.sleep(0.2)
-        if all(_gone(p.pid) for p in nodes):
-            break
+    """Each node's process group: SIGTERM, SIGKILL to what is left after 15 s, until the group is empty."""
+    from nas.cli._serve import stop_process_group
+
     for p in nodes:
-        p.wait(timeout=30)
+        stop_process_group(p, 15.0)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +116,7 @@ def test_stopping_a_node_stops_its_own_processes_only(ray_env):
     try:
         _wait_for_nodes(ray_env, f"127.0.0.1:{port}", 1, [node], [tmp / "head.log"])
         _stop([node])
-        with pytest.raises(ProcessLookupError):
-            os.killpg(node.pid, 0)
+        assert group_empties(node.pid)
         assert bystander.poll() is None
     finally:
         _stop([node])
@@ -238,9 +220,6 @@ def _ray_trial_pids(groups: tuple[int, ...]) -> list[int]:
 
 def test_a_killed_ray_worker_costs_only_a_retry(cluster, small_config):
     """kill -9 the Ray worker process running a trial: Ray runs the trial again, the study completes."""
-    import signal
-    import time
-
     cfg = small_config(name="wk", n=2, extra="proxy: {steps: 200, eval_every: 100, batch_size: 4, patch_size: 24}\n")
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--ray-address", cluster.address,
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)

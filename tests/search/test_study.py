@@ -164,6 +164,7 @@ def test_ui_serves_the_study_store_on_localhost(study):
             assert json.loads(r.read())["experiment"]["name"] == "nas-s"
 
 
+@pytest.mark.slow
 def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     _, summary, _ = study
     folder = summary.study.folder

@@ -32,6 +32,7 @@ def _weights_close(a, b, tol):
     return all(np.abs(x - y).max() <= tol for k in a for x, y in zip(a[k], b[k]))
 
 
+@pytest.mark.slow
 def test_short_training_learns_past_its_starting_point(photos):
     """A fresh network starts close to its anchor (nearest x3); 150 proxy steps must move it well past that."""
     valid = load_images(shared_path("data", "CSet5"), "valid")
