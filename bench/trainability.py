@@ -86,10 +86,10 @@ def main() -> int:
     print(f"{len(specs)} specs of '{a.space}' (pairwise covering), {cfg.proxy.steps}-step proxy ({cfg.proxy.loss}), "
           f"seed {cfg.seed}; validation: {', '.join(p.name for p in valid.pairs)}", flush=True)
     t_all = time.perf_counter()
+    only = tuple(h for h in a.only.split(",") if h)
     for i, spec in enumerate(specs):
         k = f"{spec.hash}-{key}"
-        only = [h for h in a.only.split(",") if h]
-        if k not in results and not a.cached and not (only and not spec.hash.startswith(tuple(only))):
+        if k not in results and not a.cached and not (only and not spec.hash.startswith(only)):
             out = run_trial(TrialJob(i, spec, cfg, cfg.export.input_size or (360, 640), None),
                             images=(train, valid))
             results[k] = {"state": out.state, "reason": out.reason, "fp32": out.metrics.get("fp32_psnr"),

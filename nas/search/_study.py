@@ -31,7 +31,7 @@ from nas._logging import get_logger
 from nas.errors import NasError, SearchError
 from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
-from nas.search._trial import TrialJob, TrialOutcome, reference_psnr
+from nas.search._trial import TrialJob, TrialOutcome, _valid_images, reference_psnr
 from nas.space import ArchSpec
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front", "trial_points"]
@@ -216,11 +216,7 @@ def _front_title(name: str, latency, points: list[FrontPoint]) -> str:
 def _best(points: list[FrontPoint]) -> FrontPoint | None:
     """The feasible point with the highest log2 score on the latency the search optimised."""
     feas = [p for p in points if p.feasible]
-    if not feas:
-        return None
-    from nas.evaluate import log2_score
-
-    return max(feas, key=lambda p: log2_score(p.psnr, p.latency_objective_ms))
+    return max(feas, key=lambda p: p.log2_score) if feas else None
 
 
 # ------------------------------------------------------------------------------------------------- driver
@@ -316,11 +312,8 @@ class _Driver:
         if have != directions:
             raise SearchError(f"Optuna study '{c.name}' in {c.storage_url} optimises {have}, this config "
                               f"{directions}: use another study name")
-        if REFERENCE_ATTR not in self.study.user_attrs:  # the baseline the plots draw, on the same images
-            from nas.evaluate import Bicubic, evaluate
-
-            bicubic = evaluate(Bicubic(), self.valid_images, with_ssim=False).psnr_rgb
-            self.study.set_user_attr(REFERENCE_ATTR, {"bicubic x3": bicubic})
+        if REFERENCE_ATTR not in self.study.user_attrs:  # the baselines the plots draw, on the same images
+            self.study.set_user_attr(REFERENCE_ATTR, reference_psnr(self.valid_images))
         names = list(OBJECTIVE_NAMES[c.objective])
         if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
             with warnings.catch_warnings():
@@ -416,13 +409,9 @@ class _Driver:
     def event(self, kind: str, number: int | None = None, message: str = "") -> None:
         n = self.counts()
         best = _best(trial_points(self.study))
-        from nas.evaluate import log2_score
-
         self.callback(SearchEvent(
-            kind, n["complete"] + n["pruned"] + n["failed"], self.config.n_trials, len(self.running),
-            n["complete"], n["pruned"], n["failed"],
-            None if best is None else log2_score(best.psnr, best.latency_objective_ms),
-            None if best is None else best.number, number, message))
+            kind, self.finished(), self.config.n_trials, len(self.running), n["complete"], n["pruned"], n["failed"],
+            None if best is None else best.log2_score, None if best is None else best.number, number, message))
 
     # ---------------------------------------------------------------------------------------------- trials
     def _done_specs(self) -> dict[str, Any]:
@@ -626,9 +615,7 @@ class _Driver:
     def loop(self, executor) -> None:
         self.event("start", message=executor.describe())
         while True:
-            n = self.counts()
-            done = n["complete"] + n["pruned"] + n["failed"]
-            if done + len(self.running) < self.config.n_trials and len(self.running) < executor.capacity:
+            if self.finished() + len(self.running) < self.config.n_trials and len(self.running) < executor.capacity:
                 self.ask(executor)
                 continue
             if not self.running:
@@ -636,7 +623,7 @@ class _Driver:
             for outcome in executor.poll(timeout=1.0):
                 self.finish(outcome)
 
-    def conclude(self, executor_name: str) -> SearchSummary:
+    def conclude(self, executor_name: str, new_trials: int) -> SearchSummary:
         from nas.evaluate import log2_score
 
         c = self.config
@@ -646,11 +633,11 @@ class _Driver:
         if points:
             files = write_front(points, c.study_dir / "pareto", title=_front_title(c.name, self.latency, points),
                                 zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k,
-                                references=self.study.user_attrs.get(REFERENCE_ATTR))
+                                references=self.study.user_attrs[REFERENCE_ATTR])
         best = _best(points)
         n = self.counts()
         summary = SearchSummary(self.info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
-                                executor_name, time.perf_counter() - self.t0)
+                                executor_name, time.perf_counter() - self.t0, new_trials)
         write_json(c.study_dir / "summary.json", summary.to_dict())
         metrics = {"trials_complete": n["complete"], "trials_pruned": n["pruned"], "trials_failed": n["failed"],
                    "front_size": len(front)}
@@ -665,8 +652,10 @@ class _Driver:
                     self.tracker.set_tags(rid, {"nas.pareto": str(t.number in on).lower()})
             if best is not None:
                 metrics.update({"best_trial": best.number, "best_int8_psnr": best.psnr,
-                                "best_latency_ms": best.latency_ms, "best_log2_score": best.log2_score,
-                                "best_log2_score_objective": log2_score(best.psnr, best.latency_objective_ms)})
+                                "best_latency_ms": best.latency_ms,
+                                # as the trials' metrics: log2_score on the mean latency, _objective on mean + k sigma
+                                "best_log2_score": log2_score(best.psnr, best.latency_ms),
+                                "best_log2_score_objective": best.log2_score})
                 self.tracker.set_tags(self.parent, {"nas.best_trial": best.number, "nas.best_spec": best.spec})
             self.tracker.log_metrics(self.parent, metrics)
             self.tracker.end(self.parent, "complete")
@@ -720,7 +709,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
             d.loop(executor)
         finally:
             executor.close()
-        return dataclasses.replace(d.conclude(executor.describe()), new_trials=d.finished() - before)
+        return d.conclude(executor.describe(), new_trials=d.finished() - before)
 
 
 def study_front(study: str | Path, out: str | Path = "runs", write: bool = True):
@@ -742,5 +731,5 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
         k = info.config.latency.k
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
                             zoo=zoo_points(lat, k), k=k,
-                            references=st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(info.config))
+                            references=st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config)))
     return info, points, _best(points), files

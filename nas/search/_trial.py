@@ -91,11 +91,11 @@ def _valid_images(config):
     return load_images(valid_src, "valid", limit=d.valid_limit, cache=ImageCache(d.cache) if d.cache else None)
 
 
-def reference_psnr(config) -> dict[str, float]:
-    """Baselines on the study's validation images, drawn on its front: bicubic x3 (RGB PSNR)."""
+def reference_psnr(valid) -> dict[str, float]:
+    """Baselines on a study's validation images ``valid``, drawn on its front: bicubic x3 (RGB PSNR)."""
     from nas.evaluate import Bicubic, evaluate
 
-    return {"bicubic x3": evaluate(Bicubic(), _valid_images(config), with_ssim=False).psnr_rgb}
+    return {"bicubic x3": evaluate(Bicubic(), valid, with_ssim=False).psnr_rgb}
 
 
 def proxy_train_config(config, threads: int | None = None):

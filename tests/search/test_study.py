@@ -139,6 +139,7 @@ def test_running_a_finished_study_again_says_there_is_nothing_left(study):
     assert re.search(r"already holds \d finished trials \(n_trials 3\): nothing left to run", proc.stderr), proc.stderr
     assert "Pareto front of s" in proc.stdout
     assert summary.new_trials == 3
+    assert json.loads((summary.study.folder / "summary.json").read_text())["new_trials"] == 0  # the rerun's
 
 
 def test_the_live_line_and_the_table_show_one_log2_score(study):
