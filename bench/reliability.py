@@ -75,6 +75,8 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     import optuna
     from mlflow import MlflowClient
 
+    from nas.search._record import TrialRecord
+
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
     cfg = work / "chaos.yaml"
@@ -110,7 +112,7 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     finished = {int(r.data.tags["nas.trial"]) for r in runs if r.info.status == "FINISHED"}
     lost_mlflow = [k for k in seen if json.loads(seen[k])["state"] == "complete" and k not in finished]
     open_runs = [r for r in runs if r.info.status == "RUNNING"]
-    requeued = sum(1 for t in st.trials if t.user_attrs.get("requeued"))
+    requeued = sum(1 for t in st.trials if TrialRecord.from_attrs(t.user_attrs).requeued)
     return {"kills": killed, "finished_before_kills": len(seen), "complete": len(complete),
             "lost": len(set(lost_files) | set(lost_optuna) | set(lost_mlflow)), "open_mlflow_runs": len(open_runs),
             "requeued": requeued}

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from nas.evaluate import log2_score  # noqa: E402
 from nas.latency import load_latency_model  # noqa: E402
 from nas.search import SearchConfig, TrialJob, run_search, run_trial  # noqa: E402
+from nas.search._record import TrialRecord  # noqa: E402
 from nas.space import load_space, zoo_entries  # noqa: E402
 
 
@@ -58,15 +59,16 @@ def quality(work: Path, trials: int, steps: int) -> list:
         import optuna
 
         st = optuna.load_study(study_name=f"bench-{sampler}", storage=summary.study.storage)
-        done = [t for t in st.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
-        best = max(done, key=lambda t: t.user_attrs["log2_score_objective"])
+        rec = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in st.trials}
+        done = [t for t in st.trials if t.state.name == "COMPLETE" and rec[t.number].duplicate_of is None]
+        best = rec[max(done, key=lambda t: rec[t.number].metrics["log2_score_objective"]).number]
         curve, top = [], -np.inf
         for t in st.trials:
             if t.state.name == "COMPLETE":
-                top = max(top, t.user_attrs["log2_score_objective"])
+                top = max(top, rec[t.number].metrics["log2_score_objective"])
             curve.append(top)
-        rows.append((label, best.user_attrs["log2_score_objective"], best.user_attrs["int8_psnr"],
-                     best.user_attrs["latency_ms"], best.user_attrs["describe"],
+        rows.append((label, best.metrics["log2_score_objective"], best.metrics["int8_psnr"],
+                     best.latency_ms, best.describe,
                      f"{len(done)} complete, {sum(t.state.name == 'PRUNED' for t in st.trials)} pruned"))
         studies.append((label, st, curve))
     cfg = _config("bench-zoo", work, 1, steps, "random")
@@ -146,7 +148,8 @@ def cost(work: Path, studies) -> None:
     for st in studies:
         for t in st.trials:
             outcome = work / st.study_name / "trials" / f"{t.number:04d}" / "outcome.json"
-            if t.state.name == "COMPLETE" and outcome.exists() and "duplicate_of" not in t.user_attrs:
+            if (t.state.name == "COMPLETE" and outcome.exists()
+                    and TrialRecord.from_attrs(t.user_attrs).duplicate_of is None):
                 s = json.loads(outcome.read_text())["seconds"]
                 secs.append(s)
                 driver.append(s.get("driver", 0.0))

@@ -24,6 +24,7 @@ from typing import Callable
 
 from nas._logging import get_logger
 from nas.errors import SearchError
+from nas.search._record import Cause
 from nas.search._trial import TrialJob, TrialOutcome, run_trial
 
 __all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport", "make_executor"]
@@ -263,7 +264,8 @@ class RayExecutor(Executor):
                 except Exception as exc:  # the worker died after its retries, or the task could not run
                     kind = type(exc).__name__
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    out.append(TrialOutcome(job.number, "failed", f"worker lost ({kind}): {first}"))
+                    out.append(TrialOutcome(job.number, "failed", f"worker lost ({kind}): {first}",
+                                            cause=Cause.WORKER_LOST))
             if out or time.monotonic() >= deadline:
                 return out
 

@@ -71,18 +71,17 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
             out: str | Path = "runs", callback: Callable | None = None,
             phase: Callable[[str], None] | None = None) -> RetrainResult:
     """Retrain trial ``trial`` (or the best trial) of ``study`` with :meth:`TrainConfig.full` for ``steps``."""
-    import optuna
 
     from nas.evaluate import challenge_score, log2_score
     from nas.latency import load_latency_model
-    from nas.search._study import _optuna_storage, open_study
+    from nas.search._record import TrialRecord
+    from nas.search._store import load_optuna_study, open_study
     from nas.search._tracking import Tracker
     from nas.search._trial import _images
     from nas.train import TrainConfig, train_and_export
 
     info = open_study(study, out)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    st = optuna.load_study(study_name=info.name, storage=_optuna_storage(info.storage))
+    st = load_optuna_study(info)
     number = _choose(info, st, trial, best)
     spec_file = info.trial_dir(number) / "spec.json"
     if not spec_file.exists():
@@ -104,16 +103,16 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     int8 = report["int8"]["psnr_rgb"] if report.get("int8") else None
     score = challenge_score(int8, pred.mean_ms) if int8 is not None else None
     l2 = log2_score(int8, pred.mean_ms) if int8 is not None else None
-    trial_run = st.trials[number].user_attrs.get("mlflow_run_id", "")
+    trial_run = TrialRecord.from_attrs(st.trials[number].user_attrs).mlflow_run_id
     run = tracker.client.create_run(tracker.experiment_id, run_name=f"retrain-trial-{number:04d}", tags={
         "nas.study": info.name, "nas.kind": "retrain", "nas.trial": str(number), "nas.retrain_of": trial_run,
         "nas.spec_hash": spec.hash,
         "mlflow.note.content": f"Full retraining (L1, L2, QAT; {steps} steps) of trial {number} "
                                f"(MLflow run {trial_run}) of study {info.name}: {spec.describe()}"})
     rid = run.info.run_id
-    from nas.search._study import _spec_params
+    from nas.search._trial_log import spec_params
 
-    tracker.log_params(rid, {**_spec_params(spec), "steps": steps, "schedule": "full (l1, l2, qat)",
+    tracker.log_params(rid, {**spec_params(spec), "steps": steps, "schedule": "full (l1, l2, qat)",
                              "ema": tcfg.ema, "config_hash": tcfg.hash})
     metrics = {"latency_ms": pred.mean_ms, "latency_sigma_ms": pred.stddev_ms, "score": score, "log2_score": l2,
                "train_seconds": job.seconds.get("train"), "export_seconds": job.seconds.get("export"),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from nas._logging import get_logger
-from nas.errors import NasError
+from nas.errors import CheckError, DivergedError, ExportError, NasError, SpecError
+from nas.search._record import Cause
 from nas.space import ArchSpec
 
 __all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn"]
@@ -26,6 +27,8 @@ __all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn"]
 log = get_logger("search")
 
 State = Literal["complete", "pruned", "failed"]
+INFEASIBLE = (SpecError, DivergedError, ExportError, CheckError)
+"""The errors that say a spec cannot work (its trial fails for good); any other error is a crash, and retried."""
 ReportFn = Callable[[int, int, float], bool]  # (trial number, step, validation PSNR) -> stop?
 
 
@@ -53,18 +56,27 @@ class TrialOutcome:
     seconds: dict = dataclasses.field(default_factory=dict)
     files: dict = dataclasses.field(default_factory=dict)
     worker: str = ""  # where it ran: host:pid, and the Ray node on Ray
+    cause: Cause | None = None  # why it did not complete (pruned: PRUNED; failed: default CRASH, retried)
 
     def __post_init__(self) -> None:
         if self.state not in ("complete", "pruned", "failed"):
             raise ValueError(f"unknown trial state {self.state!r}")
         if self.state != "complete" and not self.reason:
             raise ValueError(f"a {self.state} trial needs its reason")
+        cause = self.cause
+        if cause is None and self.state != "complete":
+            cause = Cause.PRUNED if self.state == "pruned" else Cause.CRASH
+        if cause is not None:
+            cause = Cause(cause)
+            if self.state == "complete" or (self.state == "pruned") != (cause is Cause.PRUNED):
+                raise ValueError(f"a {self.state} trial cannot have cause {cause.value}")
+        object.__setattr__(self, "cause", cause)
 
     def summary(self) -> dict:
         """Everything but the files (what ``outcome.json`` holds)."""
         return {"number": self.number, "state": self.state, "reason": self.reason, "metrics": self.metrics,
                 "curve": [list(c) for c in self.curve], "seconds": self.seconds, "files": sorted(self.files),
-                "worker": self.worker}
+                "worker": self.worker, "cause": None if self.cause is None else self.cause.value}
 
 
 class _Pruned(Exception):
@@ -189,13 +201,15 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
         seconds["total"] = time.perf_counter() - t_all
         return TrialOutcome(job.number, "pruned", f"pruned at step {p.step}: validation PSNR {p.psnr:.2f} dB",
                             {}, tuple(curve), seconds)
-    except NasError as exc:  # infeasible architecture: diverged, conversion failed, NPU check failed
+    except NasError as exc:  # infeasible architecture (diverged, not convertible, fails the NPU check) or not
         seconds["total"] = time.perf_counter() - t_all
-        return TrialOutcome(job.number, "failed", f"{type(exc).__name__}: {exc}", {}, tuple(curve), seconds)
+        cause = Cause.INFEASIBLE if isinstance(exc, INFEASIBLE) else Cause.CRASH  # e.g. data missing on a worker
+        return TrialOutcome(job.number, "failed", f"{type(exc).__name__}: {exc}", {}, tuple(curve), seconds,
+                            cause=cause)
     except Exception as exc:  # a bug or an environment fault: the trial fails with where it happened
         seconds["total"] = time.perf_counter() - t_all
         tb = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(tb.filename).name}:{tb.lineno}"
         log.exception("trial %d crashed", job.number)
         return TrialOutcome(job.number, "failed", f"{type(exc).__name__} at {where}: {exc}", {}, tuple(curve),
-                            seconds)
+                            seconds, cause=Cause.CRASH)

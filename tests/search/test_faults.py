@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from nas.errors import SearchError
 from nas.search import load_search_config, run_search
+from nas.search._record import Cause, TrialRecord
 from tests.conftest import ROOT
 
 
@@ -41,12 +42,13 @@ def test_a_model_that_fails_the_npu_check_fails_its_trial_and_the_study_goes_on(
     summary = run_search(load_search_config(cfg))
     trials = _trials(summary)
     assert summary.complete + summary.failed == 4 and summary.failed >= 1  # the ABPN warm start clips with MINIMUM
-    abpn = trials[0]
-    assert abpn.state == TrialState.FAIL and "fails the no-minimum check" in abpn.user_attrs["fail_reason"]
-    assert abpn.user_attrs["infeasible"] is True
+    abpn, rec = trials[0], TrialRecord.from_attrs(trials[0].user_attrs)
+    assert abpn.state == TrialState.FAIL and "fails the no-minimum check" in rec.reason
+    assert rec.cause is Cause.INFEASIBLE  # final: the spec is not tried again
     for t in trials:
-        assert (t.state == TrialState.COMPLETE) == (t.user_attrs["spec"]["clip_kind"] == "relu")
-    run = MlflowClient(summary.study.tracking).get_run(abpn.user_attrs["mlflow_run_id"])
+        spec = TrialRecord.from_attrs(t.user_attrs).spec
+        assert (t.state == TrialState.COMPLETE) == (spec["clip_kind"] == "relu")
+    run = MlflowClient(summary.study.tracking).get_run(rec.mlflow_run_id)
     assert run.info.status == "FAILED" and "MINIMUM" in run.data.tags["nas.reason"]
 
 
@@ -57,7 +59,8 @@ def test_a_conversion_that_times_out_fails_its_trial(small_config):
     summary = run_search(load_search_config(cfg))
     assert summary.failed == 2 and summary.complete == 0
     for t in _trials(summary):
-        assert t.state == TrialState.FAIL and "timed out after 0 s" in t.user_attrs["fail_reason"]
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        assert t.state == TrialState.FAIL and "timed out after 0 s" in rec.reason and rec.cause is Cause.INFEASIBLE
 
 
 def test_a_diverging_training_fails_its_trial_with_the_step():

@@ -14,6 +14,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from nas.search._record import Cause, TrialRecord
+
 
 def _has_run(storage: str, number: int) -> bool:
     """Whether trial ``number`` of study "r" has started its MLflow run (killed before that, the trial has no run
@@ -24,7 +26,7 @@ def _has_run(storage: str, number: int) -> bool:
         trials = optuna.load_study(study_name="r", storage=storage).get_trials(deepcopy=False)
     except Exception:  # the study is not created yet, or the database is busy for a moment
         return False
-    return len(trials) > number and "mlflow_run_id" in trials[number].user_attrs
+    return len(trials) > number and bool(TrialRecord.from_attrs(trials[number].user_attrs).mlflow_run_id)
 
 
 @pytest.mark.slow
@@ -54,8 +56,9 @@ def test_killed_driver_resumes_without_losing_a_trial(small_config, tmp_path):
     st = optuna.load_study(study_name="r", storage=storage)
     states = [t.state for t in st.trials]
     assert states.count(TrialState.COMPLETE) == 4 and states[2] == TrialState.FAIL
-    assert st.trials[2].user_attrs["requeued"] is True
-    rerun = [t for t in st.trials if t.user_attrs.get("requeued_from") == 2]
+    rec = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in st.trials}
+    assert rec[2].requeued is True and rec[2].cause is Cause.INTERRUPTED
+    rerun = [t for t in st.trials if rec[t.number].requeued_from == 2]
     assert len(rerun) == 1 and rerun[0].params == st.trials[2].params and rerun[0].state == TrialState.COMPLETE
     # completed work untouched
     assert {n: (trials / n / "outcome.json").read_bytes() for n in before} == before

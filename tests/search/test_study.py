@@ -19,7 +19,8 @@ from nas.errors import SearchError
 from nas.evaluate import challenge_score
 from nas.latency import load_latency_model
 from nas.search import load_search_config, run_search
-from nas.search._study import _Lock
+from nas.search._record import TrialRecord
+from nas.search._store import _Lock
 from nas.space import ArchSpec
 from tests.search.conftest import serve
 
@@ -30,7 +31,7 @@ def test_trials_are_trained_exported_checked_and_scored(study):
     assert [e.kind for e in events][0] == "start" and events[-1].kind == "end" and events[-1].done == 3
     st = optuna.load_study(study_name="s", storage=summary.study.storage)
     trials = st.get_trials()
-    assert len(trials) == 3 and trials[0].user_attrs["warm_start"] == "abpn-baseline"
+    assert len(trials) == 3 and TrialRecord.from_attrs(trials[0].user_attrs).warm_start == "abpn-baseline"
     vs680 = load_latency_model("vs680")
     for t in trials:
         folder = summary.study.trial_dir(t.number)
@@ -38,13 +39,14 @@ def test_trials_are_trained_exported_checked_and_scored(study):
         check = json.loads((folder / "npu_check.json").read_text())
         assert check["passed"] and (folder / "model_int8.tflite").read_bytes()[4:8] == b"TFL3"
         pred = vs680.predict(spec)
-        u = t.user_attrs
-        assert u["latency_ms"] == pytest.approx(pred.mean_ms)
-        assert u["latency_objective_ms"] == pytest.approx(pred.mean_ms + pred.stddev_ms)  # k = 1
-        assert t.values == pytest.approx([u["int8_psnr"], u["latency_objective_ms"]])
-        assert u["score"] == pytest.approx(challenge_score(u["int8_psnr"], pred.mean_ms))
-        assert u["outside_range"] == (not pred.in_range)
-        assert [s for s, _ in u["curve"]] == [10, 20]
+        u = TrialRecord.from_attrs(t.user_attrs)
+        assert u.spec == spec.to_dict() and u.hash == spec.hash
+        assert u.latency_ms == pytest.approx(pred.mean_ms)
+        assert u.latency_objective_ms == pytest.approx(pred.mean_ms + pred.stddev_ms)  # k = 1
+        assert t.values == pytest.approx([u.metrics["int8_psnr"], u.latency_objective_ms])
+        assert u.metrics["score"] == pytest.approx(challenge_score(u.metrics["int8_psnr"], pred.mean_ms))
+        assert u.outside_range == (not pred.in_range)
+        assert [s for s, _ in u.curve] == [10, 20]
 
 
 def test_mlflow_holds_the_study_its_trials_and_the_front(study):
@@ -78,7 +80,7 @@ def test_a_spec_already_evaluated_is_not_trained_again(study):
     more = run_search(load_search_config(f, n_trials=4))
     st = optuna.load_study(study_name="s", storage=summary.study.storage)
     dup = st.trials[3]
-    assert dup.user_attrs["duplicate_of"] == 1 and dup.values == first.values
+    assert TrialRecord.from_attrs(dup.user_attrs).duplicate_of == 1 and dup.values == first.values
     assert not (summary.study.trial_dir(3) / "outcome.json").exists()  # nothing trained
     assert more.complete == 4
 

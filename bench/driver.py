@@ -1,0 +1,205 @@
+"""The study driver alone at scale: its own time per trial over a long study, per Optuna storage.
+
+Trials run on the synthetic executor (nas/search/_synthetic.py: canned outcomes, nothing trained) with ``--workers``
+trials in flight, so what is timed is the driver: asking Optuna, predicting latency, writing the trial's folder,
+telling Optuna, counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver time
+is what the driver records in its outcome.json (``seconds.driver``: asking + finishing); the sampler's share of it
+(Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQLite (the default; write-ahead log),
+and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a throwaway server.
+
+    python bench/driver.py [--trials 2000] [--workers 64] [--storages sqlite,postgresql] [--sampler random]
+
+Goal (issue 13): driver time per trial at the end no more than at the start (no quadratic rescans), <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class _TimedSampler:
+    """Wraps an Optuna sampler and adds up the seconds spent in it, per trial number."""
+
+    def __init__(self, inner):
+        self.inner, self.seconds = inner, {}
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                trial = next((a for a in args if hasattr(a, "number")), None)
+                key = getattr(trial, "number", -1)
+                self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+        return timed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _postgres():
+    """A throwaway PostgreSQL server in a temporary folder (trust authentication, loopback only); its URL."""
+    bindir = next((Path(p).parent for p in (shutil.which("initdb"),) if p), None)
+    if bindir is None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        bindir = found[-1].parent if found else None
+    if bindir is None:
+        raise SystemExit("PostgreSQL: no initdb found; pass --postgres URL of a server")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # the server refuses root
+    work = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))  # readable by that user, unlike the bench's work folder
+    data = work / "pgdata"
+    if as_user:
+        shutil.chown(work, "postgres")
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "nas"], check=True,
+                   capture_output=True)
+    port = _free_port()
+    subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(work / "pg.log"), "-o",
+                              f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+                   check=True, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://nas@127.0.0.1:{port}/postgres"
+        yield url
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
+    """The Optuna calls a trial needs at least, made bare (no driver): ask, 8 parameters, 2 constraints, the record
+    written twice, tell, with ``workers`` trials in flight. What any driver on this storage pays per trial."""
+    import optuna
+
+    from nas.search import SearchConfig
+    from nas.search._policy import SAMPLERS
+    from nas.search._store import optuna_storage
+
+    cfg = SearchConfig.model_validate({"sampler": {"name": sampler}})
+    study = optuna.create_study(storage=optuna_storage(url), study_name="floor", sampler=SAMPLERS[sampler](cfg),
+                                directions=["maximize", "minimize"])
+    running, times = [], []
+    for i in range(trials):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        for k in ("width", "depth", "block", "skip", "clip_where", "clip_kind", "tail", "expansion"):
+            trial.suggest_int(k, 0, 8)
+        trial.set_constraint("latency_budget", 0.0)
+        trial.set_constraint("latency_model_range", 0.0)
+        trial.set_user_attr("nas", {"spec": {"width": 16}, "latency_ms": 1.0})
+        running.append(trial)
+        if len(running) >= workers:
+            done = running.pop(0)
+            done.set_user_attr("nas", {"spec": {"width": 16}, "latency_ms": 1.0, "metrics": {"int8_psnr": 29.0}})
+            study.tell(done, [29.0, 1.0])
+        times.append(time.perf_counter() - t0)
+    k = max(1, trials // 10)
+    return {"first_ms": 1000 * statistics.median(times[:k]), "last_ms": 1000 * statistics.median(times[-k:])}
+
+
+def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sampler: str, mlflow: bool) -> dict:
+    from nas.search import SearchConfig, run_search
+    from nas.search._policy import SAMPLERS
+    from nas.search._synthetic import SyntheticExecutor
+    from nas.search._trial_log import NullTrialLog
+
+    name = f"drv-{storage}"
+    cfg = SearchConfig.model_validate({
+        "name": name, "out": str(work / "runs"), "n_trials": trials, "workers": workers, "warm_start": [],
+        "sampler": {"name": sampler}, "pruner": {"name": "none"}, "storage": url,
+        "data": {"limit": 1, "valid_limit": 1}})
+    original = SAMPLERS[sampler]
+    timed = []
+    SAMPLERS[sampler] = lambda c: timed.append(_TimedSampler(original(c))) or timed[-1]
+    try:
+        t0 = time.perf_counter()
+        summary = run_search(cfg, executor_factory=lambda r: SyntheticExecutor(r, capacity=workers),
+                             trial_log=None if mlflow else NullTrialLog())
+        wall = time.perf_counter() - t0
+    finally:
+        SAMPLERS[sampler] = original
+    driver, samp = [], []
+    for n in range(trials):
+        out = summary.study.trial_dir(n) / "outcome.json"
+        if out.exists():
+            driver.append(json.loads(out.read_text())["seconds"]["driver"])
+            samp.append(timed[0].seconds.get(n, 0.0))
+    k = max(1, len(driver) // 10)
+    own = [d - s for d, s in zip(driver, samp)]
+    return {"storage": storage, "trials": len(driver), "wall_s": wall,
+            "first_ms": 1000 * statistics.median(own[:k]), "last_ms": 1000 * statistics.median(own[-k:]),
+            "mean_ms": 1000 * statistics.fmean(own), "sampler_first_ms": 1000 * statistics.median(samp[:k]),
+            "sampler_last_ms": 1000 * statistics.median(samp[-k:]), "k": k}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=64)
+    ap.add_argument("--storages", default="sqlite,postgresql")
+    ap.add_argument("--postgres", default=None, help="a PostgreSQL URL (default: start a throwaway server)")
+    ap.add_argument("--sampler", default="random", choices=["random", "tpe", "nsga2"])
+    ap.add_argument("--mlflow", action="store_true", help="log every trial to MLflow (SQLite) as a study does")
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="nas-bench-driver-"))
+    rows = []
+    with contextlib.ExitStack() as stack:
+        for storage in args.storages.split(","):
+            url = None
+            if storage == "postgresql":
+                url = args.postgres or stack.enter_context(_postgres())
+            elif storage != "sqlite":
+                raise SystemExit(f"unknown storage {storage} (sqlite, postgresql)")
+            print(f"{storage}: {args.trials} trials, {args.workers} in flight, sampler {args.sampler}"
+                  f"{', MLflow' if args.mlflow else ''} ...", flush=True)
+            row = run(storage, url, work / storage, args.trials, args.workers, args.sampler, args.mlflow)
+            bare = url or f"sqlite:///{(work / storage / 'floor.db').as_posix()}"
+            if storage == "postgresql":  # a fresh database for the bare calls
+                import sqlalchemy
+
+                with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+                    conn.execute(sqlalchemy.text("CREATE DATABASE floor"))
+                bare = url.rsplit("/", 1)[0] + "/floor"
+            f = floor(bare, args.trials, args.workers, args.sampler)
+            row.update({"floor_first_ms": f["first_ms"], "floor_last_ms": f["last_ms"]})
+            rows.append(row)
+    print(f"\ndriver time per trial without the sampler (median of the first and of the last {rows[0]['k']} trials);"
+          " the sampler apart; the bare Optuna calls of a trial on the same storage beside it")
+    print(f"  {'storage':<11} {'trials':>6} {'first ms':>9} {'last ms':>8} {'last/first':>10} {'mean ms':>8} "
+          f"{'sampler first/last':>19} {'bare Optuna first/last':>23} {'driver/bare (last)':>19} {'wall s':>7}")
+    for r in rows:
+        print(f"  {r['storage']:<11} {r['trials']:>6} {r['first_ms']:>9.1f} {r['last_ms']:>8.1f} "
+              f"{r['last_ms'] / r['first_ms']:>10.2f} {r['mean_ms']:>8.1f} "
+              f"{r['sampler_first_ms']:>9.1f} / {r['sampler_last_ms']:<7.1f} "
+              f"{r['floor_first_ms']:>12.1f} / {r['floor_last_ms']:<8.1f} "
+              f"{r['last_ms'] / r['floor_last_ms']:>19.2f} {r['wall_s']:>7.0f}")
+    print("  goal: last/first <= 1 (no rescans), last <= 20 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

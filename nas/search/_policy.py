@@ -1,0 +1,130 @@
+"""The search policy: which sampler proposes specs, when a running trial is pruned, when a failed trial runs again,
+and when the study has enough trials. Chosen once, from the config, through registries.
+
+A sampler is registered under the name ``sampler.name`` takes in a study's config::
+
+    @register_sampler("tpe")
+    def _tpe(config: SearchConfig) -> optuna.samplers.BaseSampler: ...
+
+Pruning has two rules: the scalar objective uses Optuna's :class:`~optuna.pruners.MedianPruner` through the trial;
+the Pareto objective (which Optuna does not prune) uses :func:`dominated_median` over the curves of the completed
+trials, which the driver hands over (it keeps them; nothing is re-read from the storage per report).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Callable, Iterable
+
+from nas.errors import SearchError
+from nas.search._config import SearchConfig
+from nas.search._record import Cause, TrialRecord
+
+__all__ = ["SearchPolicy", "SAMPLERS", "register_sampler", "dominated_median"]
+
+SAMPLERS: dict[str, Callable[[SearchConfig], object]] = {}
+"""Sampler name -> factory(config) returning an Optuna sampler."""
+
+
+def register_sampler(name: str):
+    def add(factory):
+        SAMPLERS[name] = factory
+        return factory
+
+    return add
+
+
+@register_sampler("tpe")
+def _tpe(c: SearchConfig):
+    import optuna
+
+    return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True)
+
+
+@register_sampler("random")
+def _random(c: SearchConfig):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=c.seed)
+
+
+@register_sampler("nsga2")
+def _nsga2(c: SearchConfig):
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(population_size=c.sampler.population_size, seed=c.seed)
+
+
+def dominated_median(step: int, psnr: float, latency_ms: float, completed: Iterable, n_startup: int,
+                     n_warmup: int) -> bool:
+    """The Pareto objective's pruning rule: stop a trial whose validation PSNR at ``step`` is below the median PSNR,
+    at the same step, of the completed trials predicted at most as slow (``completed``: (latency, curve) pairs,
+    a curve being (step, PSNR) pairs). Needs ``max(1, n_startup)`` such trials; never before ``n_warmup`` steps."""
+    if step < n_warmup:
+        return False
+    values = []
+    for latency, curve in completed:
+        if latency > latency_ms:
+            continue
+        at = {int(s): float(v) for s, v in curve}
+        if step in at:
+            values.append(at[step])
+    if len(values) < max(1, n_startup):
+        return False
+    return psnr < statistics.median(values)
+
+
+class SearchPolicy:
+    """The decisions of a study, from its config (see the module docstring)."""
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        if config.sampler.name not in SAMPLERS:
+            raise SearchError(f"unknown sampler '{config.sampler.name}' (registered: {', '.join(sorted(SAMPLERS))})")
+
+    def sampler(self):
+        return SAMPLERS[self.config.sampler.name](self.config)
+
+    def pruner(self):
+        import optuna
+
+        p = self.config.pruner
+        if p.name == "none" or self.config.objective == "pareto":  # Optuna prunes single-objective studies only
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+
+    # ------------------------------------------------------------------------------------------- decisions
+    def want_more(self, finished: int, running: int, capacity: int) -> bool:
+        """Whether to ask for another trial now."""
+        return finished + running < self.config.n_trials and running < capacity
+
+    def values(self, psnr: float, latency_objective_ms: float, log2_objective: float):
+        """A completed trial's objective values for Optuna."""
+        if self.config.objective == "pareto":
+            return [psnr, latency_objective_ms]
+        return log2_objective
+
+    def should_prune(self, trial, record: TrialRecord, step: int, psnr: float, completed) -> bool:
+        """Whether the running ``trial`` should stop after reporting ``psnr`` at ``step`` (``completed``: the
+        (latency, curve) pairs of the completed trials, for the Pareto rule)."""
+        from nas.evaluate import log2_score
+
+        if self.config.pruner.name == "none" or not math.isfinite(psnr):
+            return False
+        if self.config.objective == "score":
+            trial.report(log2_score(max(psnr, 1e-3), record.latency_objective_ms), step)
+            return trial.should_prune()
+        p = self.config.pruner
+        return dominated_median(step, psnr, record.latency_objective_ms, completed, p.n_startup_trials,
+                                p.n_warmup_steps)
+
+    def retry(self, record: TrialRecord) -> bool:
+        """Whether a trial that did not complete runs again as a new trial: an interrupted one always; a crashed
+        one or one whose worker was lost while it has attempts left (``trial_retries``); an infeasible or pruned
+        one never (its spec is evaluated)."""
+        if record.cause is Cause.INTERRUPTED:
+            return True
+        if record.cause in (Cause.CRASH, Cause.WORKER_LOST):
+            return record.attempt <= self.config.trial_retries
+        return False

@@ -1,0 +1,326 @@
+"""The study's store: its folder (``<out>/<name>/``), the lock that keeps one driver on it, its identity, and its
+Optuna study (storage, recovery of what a killed driver left, enqueued trials).
+
+The folder is self-contained: ``study.json`` (name, config, addresses), ``optuna.db`` (the default storage, found
+next to ``study.json`` wherever the folder is copied or moved), ``trials/NNNN/`` (spec, outcome, INT8 model, weights,
+NPU check, per-op latency), ``pareto/``. Every result is written to the folder first, then to Optuna, then to MLflow.
+
+Only Optuna's public API is used: a study's trials are reached through :class:`optuna.Study` and, for a trial a
+killed driver left running, through the storage's own interface (:class:`optuna.storages.BaseStorage`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+from nas._files import atomic_write, write_json
+from nas._logging import get_logger
+from nas.errors import SearchError
+from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
+from nas.search._record import Cause, TrialRecord
+
+__all__ = ["StudyInfo", "StudyStore", "open_study", "load_optuna_study", "optuna_storage", "INTERRUPTED",
+           "REFERENCE_ATTR", "OBJECTIVE_NAMES"]
+
+log = get_logger("search")
+
+STUDY_FILE = "study.json"
+LOCK_FILE = "driver.lock"
+DB_FILE = "optuna.db"
+REFERENCE_ATTR = "reference_psnr"
+"""Optuna study attribute: baseline name -> RGB PSNR on the study's validation images (drawn on the front's plots)."""
+OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "score": ("log2 score (mean+k sigma)",)}
+"""The study's objective names in Optuna (optuna-dashboard shows them instead of "Objective 0/1")."""
+DIRECTIONS = {"pareto": ["maximize", "minimize"], "score": ["maximize"]}
+INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queued again)"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyInfo:
+    """A study's folder and addresses (what ``study.json`` holds)."""
+
+    name: str
+    folder: Path
+    config: SearchConfig
+    storage: str
+    tracking: str
+    experiment: str
+    parent_run_id: str | None
+
+    def trial_dir(self, number: int) -> Path:
+        return self.folder / "trials" / f"{number:04d}"
+
+
+def _default_storage(folder: Path) -> str:
+    return f"sqlite:///{(Path(folder) / DB_FILE).as_posix()}"
+
+
+def _addresses(config: SearchConfig, folder: Path) -> tuple[str, str]:
+    """The study's Optuna storage and MLflow store: the config's, or the defaults found from the folder itself
+    (``<folder>/optuna.db`` and ``<folder>/../mlflow.db``), so a moved or copied study keeps working on its own."""
+    storage = config.storage or _default_storage(folder)
+    tracking = config.tracking or f"sqlite:///{(Path(folder).parent / 'mlflow.db').as_posix()}"
+    return storage, tracking
+
+
+def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
+    """A study by its folder (``runs/NAME``) or its name (looked up in ``out``)."""
+    from pydantic import ValidationError
+
+    folder = Path(study)
+    if not (folder / STUDY_FILE).exists():
+        folder = Path(out) / str(study)
+    path = folder / STUDY_FILE
+    if not path.exists():
+        raise SearchError(f"no study at {study} (no {STUDY_FILE} in {Path(study)} or {folder})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        config = SearchConfig.model_validate(data["config"])
+        storage, tracking = _addresses(config, folder)
+        return StudyInfo(data["name"], folder, config, storage, tracking, data["experiment"],
+                         data.get("parent_run_id"))
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise SearchError(f"{path}: not a readable study file ({str(exc).splitlines()[0]})") from None
+
+
+def optuna_storage(url: str):
+    """An Optuna storage for ``url`` (SQLite waits up to 60 s for a lock instead of failing at once)."""
+    import optuna
+
+    try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            _fast_sqlite(storage.engine)
+            return storage
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # a damaged file, a database that does not answer, a missing driver
+        raise SearchError(f"Optuna storage {url} is unusable: {_first_line(exc)}") from None
+
+
+def _fast_sqlite(engine) -> None:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL``: a commit no longer waits for the disk (Optuna
+    commits every parameter and attribute on its own: 4 ms each with the default rollback journal, which made the
+    driver's own time per trial 0.5 s). A killed process loses nothing committed; a power cut may lose the last
+    commits, which the study folder still holds. Readers (``nas pareto``, optuna-dashboard) no longer block the
+    driver. Write-ahead logs need a local file system (not NFS)."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections made before the listener reconnect with it
+
+
+def load_optuna_study(info: StudyInfo):
+    """The Optuna study of ``info`` (read-only use: the front, retraining)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna_storage(info.storage)
+    try:
+        return optuna.load_study(study_name=info.name, storage=storage)
+    except KeyError:
+        raise SearchError(f"Optuna storage {info.storage} has no study '{info.name}'") from None
+    except Exception as exc:
+        raise SearchError(f"Optuna storage {info.storage} is unusable: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+class _Lock:
+    """An exclusive lock on the study folder for as long as the driver runs (released by the OS if it dies)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self.fh = None
+
+    def __enter__(self) -> "_Lock":
+        import fcntl
+
+        try:
+            self.fh = open(self.path, "a+")
+        except OSError as exc:
+            raise SearchError(f"study folder {self.path.parent} is not writable ({exc.strerror})") from None
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            who = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise SearchError(f"study {self.path.parent} is being run by {who}; wait for it to end or stop it "
+                              "(two drivers on one study would both write it)") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()} since {_dt.datetime.now().isoformat(timespec='seconds')}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+class StudyStore:
+    """One study's folder and Optuna study, written by one driver (see the module docstring)."""
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.folder = config.study_dir
+        self.storage_url, self.tracking_uri = _addresses(config, self.folder)
+        self.study = None  # the optuna.Study, once opened
+        self._storage = None
+        self._study_id: int | None = None
+
+    # ---------------------------------------------------------------------------------------------- folder
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["StudyStore"]:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchError(f"cannot create the study folder {self.folder} ({exc.strerror})") from None
+        with _Lock(self.folder):
+            yield self
+
+    def trial_dir(self, number: int) -> Path:
+        return self.folder / "trials" / f"{number:04d}"
+
+    def write_trial_files(self, number: int, files: dict[str, bytes]) -> Path:
+        folder = self.trial_dir(number)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, blob in files.items():
+            with atomic_write(folder / name) as fh:
+                fh.write(blob)
+        return folder
+
+    def write_trial_json(self, number: int, name: str, data: Any) -> None:
+        folder = self.trial_dir(number)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / name, data)
+
+    def outcome(self, number: int) -> dict | None:
+        path = self.trial_dir(number) / "outcome.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def info(self, parent_run_id: str | None) -> StudyInfo:
+        c = self.config
+        return StudyInfo(c.name, self.folder, c, self.storage_url, self.tracking_uri, f"nas-{c.name}",
+                         parent_run_id)
+
+    def write_study_file(self, parent_run_id: str | None) -> StudyInfo:
+        info = self.info(parent_run_id)
+        c = self.config
+        write_json(self.folder / STUDY_FILE, {
+            "format": "npu-nas/study", "version": 1, "name": info.name, "identity": c.identity_hash,
+            "config": c.model_dump(mode="json"), "storage": info.storage, "tracking": info.tracking,
+            "experiment": info.experiment, "parent_run_id": info.parent_run_id,
+            "updated": _dt.datetime.now().isoformat(timespec="seconds")})
+        write_json(self.folder / "config.json", c.model_dump(mode="json"))
+        return info
+
+    def check_identity(self) -> None:
+        """A study is resumed only with the config fields its trials' values depend on."""
+        path = self.folder / STUDY_FILE
+        if not path.exists():
+            return
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            old_config = old.get("config", {})
+            before = identity_view(old_config)
+        except (ValueError, AttributeError):
+            raise SearchError(f"{path} is unreadable; move it away to start the study over") from None
+        if old.get("identity") == self.config.identity_hash:
+            return
+        now = identity_view(self.config.model_dump(mode="json"))
+        diff = [k for k in IDENTITY_FIELDS if before[k] != now[k]]
+        if "loss" not in (before.get("proxy") or {}):
+            raise SearchError(
+                f"study '{self.config.name}' in {self.folder} was made by an earlier npu-nas whose "
+                "proxy trained every network another way (exact L1, training form 1, on which wide, deep and "
+                "re-parameterised nets stayed on their anchor): its trials cannot be ranked with this version's. "
+                "Start the study again under another name; its folder and MLflow runs keep the old results")
+        raise SearchError(
+            f"study '{self.config.name}' in {self.folder} was started with a different "
+            f"{', '.join(diff) or 'config'}: resume it with its own config, or give this one another name")
+
+    # ----------------------------------------------------------------------------------------------- Optuna
+    def open(self, sampler, pruner, references) -> None:
+        """Create or load the Optuna study with ``sampler`` and ``pruner``; ``references()`` gives the baselines'
+        PSNR the first time (stored as a study attribute)."""
+        import optuna
+
+        c = self.config
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._storage = optuna_storage(self.storage_url)
+        directions = DIRECTIONS[c.objective]
+        try:
+            self.study = optuna.create_study(storage=self._storage, study_name=c.name, directions=directions,
+                                             sampler=sampler, pruner=pruner, load_if_exists=True)
+            self._study_id = self._storage.get_study_id_from_name(c.name)
+        except Exception as exc:
+            raise SearchError(f"cannot open Optuna study '{c.name}' in {self.storage_url}: {_first_line(exc)}. "
+                              f"Every finished trial is also in {self.folder / 'trials'}") from None
+        have = [d.name.lower() for d in self.study.directions]
+        if have != directions:
+            raise SearchError(f"Optuna study '{c.name}' in {self.storage_url} optimises {have}, this config "
+                              f"{directions}: use another study name")
+        if REFERENCE_ATTR not in self.study.user_attrs:  # the baselines the plots draw, on the same images
+            self.study.set_user_attr(REFERENCE_ATTR, references())
+        names = list(OBJECTIVE_NAMES[c.objective])
+        if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(names)
+
+    @property
+    def references(self) -> dict:
+        return dict(self.study.user_attrs.get(REFERENCE_ATTR, {}))
+
+    def trials(self) -> list:
+        """Every trial of the study (FrozenTrial, not copied): read once when the driver starts."""
+        return self.study.get_trials(deepcopy=False)
+
+    def enqueue(self, params: dict, record: TrialRecord) -> None:
+        self.study.enqueue_trial(params, user_attrs=record.attrs())
+
+    def recover(self) -> list[int]:
+        """Trials a killed driver left running: failed (cause interrupted) and queued again with the same
+        parameters. Returns their numbers."""
+        from optuna.trial import TrialState
+
+        out = []
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            rec = TrialRecord.from_attrs(t.user_attrs)
+            self.set_record(t.number, rec.with_(cause=Cause.INTERRUPTED, reason=INTERRUPTED, requeued=True))
+            self.study.tell(t.number, state=TrialState.FAIL)
+            self.enqueue(t.params, TrialRecord(warm_start=rec.warm_start, requeued_from=t.number,
+                                               attempt=rec.attempt))
+            log.warning("trial %d was running when the driver stopped: failed and queued again", t.number)
+            out.append(t.number)
+        return out
+
+    def set_record(self, number: int, record: TrialRecord) -> None:
+        """Write ``record`` on trial ``number`` through the storage's interface: for a trial this process did not
+        ask for (a killed driver's)."""
+        tid = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        for key, value in record.attrs().items():
+            self._storage.set_trial_user_attr(tid, key, value)
+
+    @staticmethod
+    def write(trial, record: TrialRecord) -> None:
+        """Write ``record`` on a trial this driver asked for."""
+        for key, value in record.attrs().items():
+            trial.set_user_attr(key, value)

@@ -1,0 +1,182 @@
+"""The study driver through the synthetic executor (nothing trained: canned outcomes in milliseconds): counting,
+duplicates, recovery after a kill, identity, constraints, pruning, retries, a moved study folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.errors import SearchError
+from nas.search import SearchConfig, run_search
+from nas.search._record import Cause, TrialRecord
+from nas.search._study import NullTrialLog, open_study, study_front, trial_points
+from nas.search._synthetic import SyntheticExecutor, synthetic_psnr
+from nas.space import ArchSpec
+
+
+@pytest.fixture
+def make(tmp_path, image_cache):
+    def config(name: str = "d", n: int = 12, **kw) -> SearchConfig:
+        base = {"name": name, "out": str(tmp_path / "runs"), "n_trials": n, "sampler": {"name": "random"},
+                "data": {"limit": 1, "valid_limit": 1, "cache": str(image_cache)}}
+        for key, value in kw.items():
+            base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+        return SearchConfig.model_validate(base)
+
+    return config
+
+
+def _run(cfg, capacity=4, behaviour=None, log=True, events=None):
+    made = []
+
+    def factory(on_report):
+        made.append(SyntheticExecutor(on_report, capacity=capacity, behaviour=behaviour))
+        return made[-1]
+
+    summary = run_search(cfg, executor_factory=factory, trial_log=None if log else NullTrialLog(),
+                         callback=None if events is None else events.append)
+    return summary, made[-1]
+
+
+def _trials(summary):
+    st = optuna.load_study(study_name=summary.study.name, storage=summary.study.storage)
+    return st, [(t, TrialRecord.from_attrs(t.user_attrs)) for t in st.trials]
+
+
+def test_a_study_counts_records_and_fronts_its_trials(make):
+    events = []
+    summary, ex = _run(make(n=12), log=False, events=events)
+    st, trials = _trials(summary)
+    assert summary.complete + summary.pruned + summary.failed == 12 == summary.new_trials
+    assert len(ex.submitted) == len({t.number for t, r in trials if r.duplicate_of is None})
+    assert trials[0][1].warm_start == "abpn-baseline"
+    for t, rec in trials:
+        spec = ArchSpec.from_dict(rec.spec)
+        assert rec.hash == spec.hash and (summary.study.trial_dir(t.number) / "spec.json").exists()
+        if t.state == TrialState.COMPLETE:
+            assert rec.metrics["int8_psnr"] == pytest.approx(synthetic_psnr(spec))
+            assert t.values == pytest.approx([rec.metrics["int8_psnr"], rec.latency_objective_ms])
+    # the driver's own counters agree with what Optuna holds, and the front with a fresh read of it
+    states = [t.state for t, _ in trials]
+    assert summary.complete == states.count(TrialState.COMPLETE) and summary.pruned == states.count(TrialState.PRUNED)
+    fresh = {p.number for p in trial_points(st)}
+    assert {p.number for p in summary.front} <= fresh and summary.best.number in fresh
+    assert events[-1].kind == "end" and events[-1].done == 12
+    assert events[-1].best_trial == summary.best.number
+
+
+def test_a_spec_already_evaluated_reuses_its_result(make):
+    cfg = make(n=3)
+    first, _ = _run(cfg)
+    st, trials = _trials(first)
+    done = next(t for t, r in trials if t.state == TrialState.COMPLETE)
+    st.enqueue_trial(done.params)
+    more, ex = _run(cfg.with_overrides(n_trials=4))
+    st, trials = _trials(more)
+    dup_t, dup = trials[3]
+    assert dup.duplicate_of == done.number and dup_t.values == done.values and ex.submitted == []
+    assert not (more.study.trial_dir(3) / "outcome.json").exists()
+    from mlflow import MlflowClient
+
+    run = MlflowClient(more.study.tracking).get_run(dup.mlflow_run_id)
+    assert run.data.tags["nas.duplicate_of"] == str(done.number) and run.info.status == "FINISHED"
+
+
+class _Killed(BaseException):
+    pass
+
+
+def test_a_killed_driver_requeues_what_ran_and_loses_nothing(make):
+    cfg = make(n=6)
+    polls = []
+
+    def behaviour(job, attempt):
+        polls.append(job.number)
+        if len(polls) == 3:
+            raise _Killed  # the driver dies while trials 2.. run (as SIGKILL would leave them: RUNNING)
+        return None
+
+    with pytest.raises(_Killed):
+        _run(cfg, capacity=3, behaviour=behaviour)
+    st = optuna.load_study(study_name="d", storage=open_study(cfg.study_dir).storage)
+    running = [t.number for t in st.trials if t.state == TrialState.RUNNING]
+    assert running
+    summary, _ = _run(cfg, capacity=3)
+    st, trials = _trials(summary)
+    rec = dict((t.number, r) for t, r in trials)
+    for n in running:
+        assert rec[n].cause is Cause.INTERRUPTED and rec[n].requeued
+        again = [t for t, r in trials if r.requeued_from == n]
+        assert len(again) == 1 and again[0].params == st.trials[n].params and again[0].state.is_finished()
+    assert summary.complete + summary.pruned + summary.failed == 6 and summary.failed == 0
+
+
+def test_a_resume_with_another_config_is_refused_before_any_trial(make):
+    cfg = make(n=2)
+    _run(cfg, log=False)
+    with pytest.raises(SearchError, match="was started with a different proxy"):
+        _run(make(n=3, proxy={"steps": 30}), log=False)
+
+
+def test_a_latency_budget_makes_slow_trials_infeasible(make):
+    summary, _ = _run(make(n=8, latency={"budget_ms": 20.0}), log=False)
+    _, trials = _trials(summary)
+    for t, rec in trials:
+        assert rec.c_budget == pytest.approx(rec.latency_objective_ms - 20.0)
+        assert rec.feasible == (rec.latency_objective_ms <= 20.0)
+    if summary.best is not None:
+        assert summary.best.latency_objective_ms <= 20.0
+
+
+def test_pruning_stops_trials_below_their_peers(make):
+    summary, _ = _run(make(n=16, pruner={"n_startup_trials": 2}), capacity=1, log=False)
+    _, trials = _trials(summary)
+    pruned = [r for t, r in trials if t.state == TrialState.PRUNED]
+    assert summary.pruned == len(pruned) > 0
+    assert all(r.cause is Cause.PRUNED and r.reason.startswith("pruned at step") for r in pruned)
+    score, _ = _run(make(name="sc", n=16, objective="score", pruner={"n_startup_trials": 2}), capacity=1, log=False)
+    assert score.pruned > 0  # Optuna's median pruner, on the log2 score
+
+
+def test_a_crashed_trial_runs_again_and_an_infeasible_one_never(make):
+    # the first attempt of every spec crashes (a bug, an environment fault): each runs once more and completes
+    summary, ex = _run(make(n=4, pruner={"name": "none"}), behaviour=lambda job, n: Cause.CRASH if n == 1 else None,
+                       log=False)
+    st, trials = _trials(summary)
+    assert (summary.complete, summary.failed) == (4, 0)
+    crashed = [(t, r) for t, r in trials if r.cause is Cause.CRASH]
+    assert len(crashed) == 4 and all(r.requeued for _, r in crashed)
+    for t, r in crashed:
+        (again,) = [(u, s) for u, s in trials if s.requeued_from == t.number]
+        assert again[1].attempt == 2 and again[0].state == TrialState.COMPLETE and again[0].params == t.params
+
+    # crashing every time: retried trial_retries (1) times, then failed, and its spec is not counted as evaluated
+    always, _ = _run(make(name="always", n=2, pruner={"name": "none"}), behaviour=lambda job, n: Cause.CRASH,
+                     log=False)
+    assert always.failed == 2 and always.complete == 0
+    _, trials = _trials(always)
+    assert [r.attempt for _, r in trials].count(2) == 2 and not any(r.evaluated(False) for _, r in trials)
+
+    # infeasible: final at once, and the same spec asked again is not run
+    cfg = make(name="inf", n=2, pruner={"name": "none"})
+    inf, ex = _run(cfg, behaviour=lambda job, n: Cause.INFEASIBLE, log=False)
+    assert inf.failed == 2 and len(ex.submitted) == 2
+    st, trials = _trials(inf)
+    st.enqueue_trial(trials[0][0].params)
+    more, ex = _run(cfg.with_overrides(n_trials=3), behaviour=lambda job, n: Cause.INFEASIBLE, log=False)
+    _, trials = _trials(more)
+    assert ex.submitted == [] and trials[2][1].duplicate_of == 0 and trials[2][1].cause is Cause.INFEASIBLE
+
+
+def test_a_moved_study_folder_finds_its_own_storage(make, tmp_path):
+    cfg = make(n=3)
+    _run(cfg, log=False)
+    moved = tmp_path / "elsewhere" / "d"
+    shutil.copytree(cfg.study_dir, moved)
+    shutil.rmtree(cfg.study_dir)
+    info, points, best, _ = study_front(moved, write=False)
+    assert info.storage == f"sqlite:///{(moved / 'optuna.db').as_posix()}"
+    assert len(points) >= 1 and best is not None
