@@ -63,6 +63,7 @@ def _register_search() -> None:
 
     app.command("search")(_search.search)
     app.command("pareto")(_search.pareto)
+    app.command("rebuild")(_search.rebuild)
     app.command("retrain")(_search.retrain_cmd)
     app.command("ui")(_search.ui)
     app.command("dashboard")(_search.dashboard)

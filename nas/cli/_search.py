@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from nas.cli._common import JSON_OPT, OUT_OPT, out_console, status_console
+from nas.cli._common import JSON_OPT, OUT_OPT, out_console, print_json, status_console
 
 
 def _is_server(uri: str) -> bool:
@@ -124,6 +124,22 @@ def search(
     out_con.print(f"retrain: nas retrain {cfg.study_dir} --best")
 
 
+def rebuild(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
+            force: bool = typer.Option(False, "--force", help="Rebuild even if the storage still opens."),
+            as_json: bool = JSON_OPT) -> None:
+    """Rebuild a study's Optuna storage from its trial folders (after a lost or damaged optuna.db)."""
+    from nas.search import rebuild_study
+
+    r = rebuild_study(study, out, force=force)
+    if as_json:
+        print_json(r.to_dict())
+        return
+    con = status_console()
+    aside = f"; the damaged database is kept as {r.moved_aside}" if r.moved_aside else ""
+    con.print(f"study {r.study} rebuilt in {r.storage}: {r.trials} trials ({r.complete} complete, {r.pruned} pruned, "
+              f"{r.failed} failed, {r.requeued} queued to run again){aside}")
+
+
 def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
            as_json: bool = JSON_OPT) -> None:
     """Print a study's Pareto front (INT8 PSNR vs pessimistic predicted latency) and write its plot files."""
@@ -156,7 +172,14 @@ def retrain_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Retrain a trial's spec with the full schedule and QAT, export INT8, check, evaluate, log and register it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from nas.search import open_study, retrain
 

@@ -12,6 +12,7 @@ from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyCo
 from nas.search._executor import Executor, InProcessExecutor, RayExecutor
 from nas.search._pareto import FrontPoint, front_figure, pareto_front, write_front
 from nas.search._proxy_check import ProxyCheckReport, TauEstimate, kendall, proxy_check, spread_specs
+from nas.search._rebuild import RebuildReport, rebuild_study
 from nas.search._retrain import RetrainResult, retrain
 from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
 from nas.search._tracking import ui_link
@@ -34,6 +35,8 @@ __all__ = [
     "StudyInfo",
     "open_study",
     "study_front",
+    "rebuild_study",
+    "RebuildReport",
     "FrontPoint",
     "pareto_front",
     "write_front",

@@ -264,7 +264,12 @@ class StudyStore:
 
         c = self.config
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._storage = optuna_storage(self.storage_url)
+        hint = (f"Every finished trial is also in {self.folder / 'trials'}: `nas rebuild {self.folder}` rebuilds the "
+                "study from there")
+        try:
+            self._storage = optuna_storage(self.storage_url)
+        except SearchError as exc:
+            raise SearchError(f"{exc}. {hint}") from None
         directions = DIRECTIONS[c.objective]
         try:
             self.study = optuna.create_study(storage=self._storage, study_name=c.name, directions=directions,
@@ -272,7 +277,7 @@ class StudyStore:
             self._study_id = self._storage.get_study_id_from_name(c.name)
         except Exception as exc:
             raise SearchError(f"cannot open Optuna study '{c.name}' in {self.storage_url}: {_first_line(exc)}. "
-                              f"Every finished trial is also in {self.folder / 'trials'}") from None
+                              f"{hint}") from None
         have = [d.name.lower() for d in self.study.directions]
         if have != directions:
             raise SearchError(f"Optuna study '{c.name}' in {self.storage_url} optimises {have}, this config "

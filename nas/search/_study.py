@@ -320,6 +320,7 @@ class _Loop:
         # MLflow, with the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
         driver = ask_seconds + time.perf_counter() - t0
         summary["seconds"] = {**summary["seconds"], "driver": driver}
+        summary["requeued"] = retry  # run again as another trial (what a rebuild from the folder needs to know)
         self.log.finished(outcome.number, done, summary, {"driver_seconds": driver})
         self.store.write_trial_json(outcome.number, "outcome.json", summary)
         self.event("finish", outcome.number, (

@@ -180,3 +180,45 @@ def test_a_moved_study_folder_finds_its_own_storage(make, tmp_path):
     info, points, best, _ = study_front(moved, write=False)
     assert info.storage == f"sqlite:///{(moved / 'optuna.db').as_posix()}"
     assert len(points) >= 1 and best is not None
+
+
+def test_a_damaged_optuna_database_is_rebuilt_from_the_study_folder(make):
+    """Every finished trial is in the folder first: a damaged optuna.db stops the search with one line that says
+    how to rebuild it, `nas rebuild` rebuilds it (the damaged file kept aside), and the study goes on."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = make(n=10, pruner={"n_startup_trials": 2})
+    crash_once = lambda job, n: Cause.CRASH if job.number == 3 and n == 1 else None  # noqa: E731
+    before, _ = _run(cfg, capacity=2, behaviour=crash_once, log=False)
+    st, trials = _trials(before)
+    st.enqueue_trial(trials[1][0].params)  # a duplicate too
+    before, _ = _run(cfg.with_overrides(n_trials=11), capacity=2, log=False)
+    _, trials = _trials(before)
+    was = [(t.number, t.state, t.values, r.metrics, r.hash, r.cause) for t, r in trials if r.duplicate_of is None]
+    db = cfg.study_dir / "optuna.db"
+    db.write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (cfg.study_dir / f"optuna.db{suffix}").unlink(missing_ok=True)
+    with pytest.raises(SearchError, match=r"is unusable: .*`nas rebuild .*` rebuilds the study"):
+        _run(cfg.with_overrides(n_trials=12), log=False)
+
+    proc = subprocess.run([sys.executable, "-m", "nas", "rebuild", str(cfg.study_dir), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    dups = sum(1 for _, r in trials if r.duplicate_of is not None)
+    assert dups == 1 and report["requeued"] == dups  # a duplicate left no outcome of its own: it is queued again
+    assert report["complete"] == before.complete - dups and report["pruned"] == before.pruned
+    assert (cfg.study_dir / report["moved_aside"]).read_bytes().startswith(b"not a database")
+    st, trials = _trials(before)
+    again = {t.number: (t.number, t.state, t.values, r.metrics, r.hash, r.cause) for t, r in trials}
+    for number, state, values, metrics, h, cause in was:  # every trial that ran: the same state, values, record
+        assert again[number] == (number, state, values, metrics, h, cause)
+    # the duplicate (no outcome of its own) is queued again; the rebuilt study runs on
+    after, ex = _run(cfg.with_overrides(n_trials=12), capacity=2, log=False)
+    assert after.complete + after.pruned + after.failed == 12
+    again = subprocess.run([sys.executable, "-m", "nas", "rebuild", str(cfg.study_dir)], capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 1 and "opens fine: nothing to rebuild" in again.stderr
