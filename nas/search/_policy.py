@@ -17,6 +17,8 @@ import math
 import statistics
 from typing import Callable, Iterable
 
+import optuna
+
 from nas.errors import SearchError
 from nas.search._config import SearchConfig
 from nas.search._record import Cause, TrialRecord
@@ -37,21 +39,18 @@ def register_sampler(name: str):
 
 @register_sampler("tpe")
 def _tpe(c: SearchConfig):
-    import optuna
 
     return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True)
 
 
 @register_sampler("random")
 def _random(c: SearchConfig):
-    import optuna
 
     return optuna.samplers.RandomSampler(seed=c.seed)
 
 
 @register_sampler("nsga2")
 def _nsga2(c: SearchConfig):
-    import optuna
 
     return optuna.samplers.NSGAIISampler(population_size=c.sampler.population_size, seed=c.seed)
 
@@ -87,7 +86,6 @@ class SearchPolicy:
         return SAMPLERS[self.config.sampler.name](self.config)
 
     def pruner(self):
-        import optuna
 
         p = self.config.pruner
         if p.name == "none" or self.config.objective == "pareto":  # Optuna prunes single-objective studies only

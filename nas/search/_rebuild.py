@@ -16,6 +16,10 @@ import datetime as _dt
 import json
 from pathlib import Path
 
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
 from nas._logging import get_logger
 from nas.errors import NasError, SearchError
 from nas.search._record import RESULT_METRICS, Cause, TrialRecord
@@ -53,13 +57,11 @@ class _Replay:
         self.params, self.distributions = params, {}
 
     def suggest_int(self, name, low, high, step=1):
-        from optuna.distributions import IntDistribution
 
         self.distributions[name] = IntDistribution(low, high, step=step)
         return self.params[name]
 
     def suggest_categorical(self, name, choices):
-        from optuna.distributions import CategoricalDistribution
 
         self.distributions[name] = CategoricalDistribution(list(choices))
         return self.params[name]
@@ -67,7 +69,6 @@ class _Replay:
 
 def _healthy(url: str, name: str) -> int | None:
     """Trials of study ``name`` in the storage at ``url``, or None where the storage or the study is unusable."""
-    import optuna
 
     try:
         return len(optuna.load_study(study_name=name, storage=optuna_storage(url)).get_trials(deepcopy=False))
@@ -99,8 +100,6 @@ def _cause(outcome: dict, reason: str) -> Cause:
 def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = False) -> RebuildReport:
     """Rebuild the Optuna study of ``study`` (a folder or name) from its trial folders; see the module docstring.
     A storage that still holds the study is left alone unless ``force``."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
 
     from nas.latency import load_latency_model
     from nas.search._trial import _valid_images, reference_psnr

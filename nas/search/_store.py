@@ -20,6 +20,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+import optuna
+from optuna.trial import TrialState
+
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import SearchError
@@ -92,7 +95,6 @@ def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
 
 def optuna_storage(url: str):
     """An Optuna storage for ``url`` (SQLite waits up to 60 s for a lock instead of failing at once)."""
-    import optuna
 
     try:
         if url.startswith("sqlite:///"):
@@ -125,7 +127,6 @@ def _fast_sqlite(engine) -> None:
 
 def load_optuna_study(info: StudyInfo):
     """The Optuna study of ``info`` (read-only use: the front, retraining)."""
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna_storage(info.storage)
@@ -260,7 +261,6 @@ class StudyStore:
     def open(self, sampler, pruner, references) -> None:
         """Create or load the Optuna study with ``sampler`` and ``pruner``; ``references()`` gives the baselines'
         PSNR the first time (stored as a study attribute)."""
-        import optuna
 
         c = self.config
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -304,7 +304,6 @@ class StudyStore:
     def recover(self) -> list[int]:
         """Trials a killed driver left running: failed (cause interrupted) and queued again with the same
         parameters. Returns their numbers."""
-        from optuna.trial import TrialState
 
         out = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

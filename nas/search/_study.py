@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from optuna.trial import TrialState
+
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import NasError
@@ -98,7 +100,6 @@ def _point(number: int, rec: TrialRecord) -> FrontPoint | None:
 def trial_points(study) -> list[FrontPoint]:
     """The completed trials of an Optuna study as front points (log2 score on the pessimistic latency, as the
     search optimised it and as the live line shows it)."""
-    from optuna.trial import TrialState
 
     points = (_point(t.number, TrialRecord.from_attrs(t.user_attrs))
               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -180,7 +181,6 @@ class _Loop:
                 self._count(t.number, t.state, t.values, TrialRecord.from_attrs(t.user_attrs))
 
     def _count(self, number: int, state, values, rec: TrialRecord) -> None:
-        from optuna.trial import TrialState
 
         self.records[number] = rec
         if state == TrialState.FAIL and rec.superseded:
@@ -216,7 +216,6 @@ class _Loop:
 
     # ------------------------------------------------------------------------------------------------- ask
     def ask(self, executor) -> None:
-        from optuna.trial import TrialState
 
         t0 = time.perf_counter()
         trial = self.store.study.ask()
@@ -256,7 +255,6 @@ class _Loop:
 
     def _duplicate(self, trial, rec: TrialRecord, same) -> None:
         """A spec already evaluated in this study: its result is reused, nothing is trained."""
-        from optuna.trial import TrialState
 
         number, values, orig = same
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
@@ -281,7 +279,6 @@ class _Loop:
 
     # ---------------------------------------------------------------------------------------------- finish
     def finish(self, outcome: TrialOutcome) -> None:
-        from optuna.trial import TrialState
 
         from nas.evaluate import challenge_score, log2_score
 

@@ -72,6 +72,7 @@ def test_mlflow_holds_the_study_its_trials_and_the_front(study):
     assert tagged == sorted(p.number for p in summary.front)
 
 
+@pytest.mark.slow  # the driver's rule is tested fast in test_driver.py; this is the same through real training
 def test_a_spec_already_evaluated_is_not_trained_again(study):
     f, summary, _ = study
     st = optuna.load_study(study_name="s", storage=summary.study.storage)
