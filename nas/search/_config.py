@@ -162,7 +162,9 @@ class SearchConfig(_Strict):
     tracking: str | None = Field(None, description="MLflow tracking URI (default: sqlite:///<out>/mlflow.db)")
     ray_address: str | None = Field(None, description="a running Ray cluster (e.g. 127.0.0.1:6379); default: a "
                                                       "local Ray started for the study when workers > 1")
-    trial_retries: int = Field(1, ge=0, description="times a trial whose worker process died is run again")
+    trial_retries: int = Field(1, ge=0, description="times Ray runs a task again when its worker process dies, and "
+                               "times the driver runs a trial again as a new trial after a crash or a lost worker "
+                               "(an infeasible or pruned trial never)")
 
     @field_validator("name")
     @classmethod
