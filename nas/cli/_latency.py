@@ -12,20 +12,10 @@ from nas.cli._common import JSON_OPT, out_console, parse_hw, print_json
 
 latency_app = typer.Typer(help="Latency models: calibrate on a board, predict, report.", no_args_is_help=True)
 
-BOARDS = "litert-cpu (this machine's CPU), adb (an Android device), or a measurements .csv/.yaml file"
-
-
 def _board(board: str, threads: int, runs: int, warmup: int, serial: Optional[str], delegate: str):
-    from nas.errors import LatencyError
-    from nas.latency import AdbBoard, FileBoard, LiteRTCPUBoard
+    from nas.latency import make_board
 
-    if board == "litert-cpu":
-        return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs)
-    if board == "adb":
-        return AdbBoard(serial, delegate=delegate, threads=threads, runs=runs, warmup=warmup)
-    if Path(board).suffix.lower() in (".csv", ".yaml", ".yml"):
-        return FileBoard(board)
-    raise LatencyError(f"unknown board '{board}': use {BOARDS}")
+    return make_board(board, threads=threads, runs=runs, warmup=warmup, serial=serial, delegate=delegate)
 
 
 @contextlib.contextmanager
@@ -72,7 +62,8 @@ def _accuracy_table(model):
 @latency_app.command("calibrate")
 def calibrate_cmd(
     out: Path = typer.Option(..., "--out", help="Latency model to write (.json), e.g. latency_models/mycpu.json."),
-    board: str = typer.Option("litert-cpu", help=f"Where to measure: {BOARDS}."),
+    board: str = typer.Option("litert-cpu", help="Where to measure: litert-cpu (this machine's CPU), adb (an "
+                                                 "Android device), or a measurements .csv/.yaml file."),
     space: str = typer.Option("mai2022", help="Search space file or name: the specs are chosen from it."),
     n: int = typer.Option(40, "--n", help="Number of specs to export and measure."),
     input_size: str = typer.Option("360x640", help="Input size HxW the model predicts for."),

@@ -7,7 +7,7 @@ measurements (:func:`fit_model`), saved as versioned JSON in ``latency_models/``
 """
 
 from nas.latency._adb import DELEGATES, AdbBoard, parse_benchmark_output
-from nas.latency._board import Board, FileBoard, LiteRTCPUBoard, Measurement
+from nas.latency._board import BOARDS, Board, FileBoard, LiteRTCPUBoard, Measurement, make_board
 from nas.latency._calibrate import CalibrationEvent, calibrate, measure_specs, select_specs, specs_of
 from nas.latency._features import FEATURES, op_rows, peak_floor_ms
 from nas.latency._model import (
@@ -28,6 +28,8 @@ from nas.latency._published import ops_from_layers, published_samples
 
 __all__ = [
     "Board",
+    "BOARDS",
+    "make_board",
     "LiteRTCPUBoard",
     "AdbBoard",
     "FileBoard",

@@ -191,3 +191,21 @@ class FileBoard(Board):
         if key not in self._rows:
             raise LatencyError(f"{self.path} has no measurement for {Path(model).name}")
         return self._rows[key]
+
+
+BOARDS = "litert-cpu (this machine's CPU), adb (an Android device), or a measurements .csv/.yaml file"
+"""What :func:`make_board` accepts."""
+
+
+def make_board(board: str, *, threads: int = 1, runs: int = 20, warmup: int = 3, serial: str | None = None,
+               delegate: str = "nnapi") -> Board:
+    """The board named ``board`` (see :data:`BOARDS`)."""
+    if board == "litert-cpu":
+        return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs)
+    if board == "adb":
+        from nas.latency._adb import AdbBoard
+
+        return AdbBoard(serial, delegate=delegate, threads=threads, runs=runs, warmup=warmup)
+    if Path(board).suffix.lower() in (".csv", ".yaml", ".yml"):
+        return FileBoard(board)
+    raise LatencyError(f"unknown board '{board}': use {BOARDS}")
