@@ -260,7 +260,10 @@ def dashboard(
 
     info = open_study(study, out)
     code = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, info.storage, "--host", host, "--port", str(port), "--quiet"]
+    where = [info.storage]
+    if info.storage.startswith("journal:///"):  # optuna-dashboard takes a journal as a file and a class hint
+        where = [info.storage.removeprefix("journal:///"), "--storage-class", "JournalFileStorage"]
+    cmd = [sys.executable, "-c", code, *where, "--host", host, "--port", str(port), "--quiet"]
     from nas.cli._serve import run_server
 
     con = status_console()

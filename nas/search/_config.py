@@ -177,8 +177,8 @@ class SearchConfig(_Strict):
     @classmethod
     def _storage(cls, v: str | None) -> str | None:
         if v is not None and "://" not in v:
-            raise ValueError(f"'{v}' is not a database URL (e.g. sqlite:///runs/x/optuna.db, "
-                             "postgresql://user@host/db)")
+            raise ValueError(f"'{v}' is not a storage URL (e.g. sqlite:///runs/x/optuna.db, "
+                             "journal:///runs/x/optuna.log, postgresql://user@host/db)")
         return v
 
     @field_validator("warm_start", mode="before")

@@ -76,7 +76,6 @@ def dominated_median(step: int, psnr: float, latency_ms: float, completed: Itera
 
 class SearchPolicy:
     """The decisions of a study, from its config (see the module docstring)."""
-
     def __init__(self, config: SearchConfig):
         self.config = config
         if config.sampler.name not in SAMPLERS:

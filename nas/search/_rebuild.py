@@ -69,7 +69,6 @@ class _Replay:
 
 def _healthy(url: str, name: str) -> int | None:
     """Trials of study ``name`` in the storage at ``url``, or None where the storage or the study is unusable."""
-
     try:
         return len(optuna.load_study(study_name=name, storage=optuna_storage(url)).get_trials(deepcopy=False))
     except Exception:  # noqa: BLE001 (a damaged file raises whatever its driver raises)

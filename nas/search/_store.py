@@ -37,6 +37,7 @@ log = get_logger("search")
 STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"
 DB_FILE = "optuna.db"
+JOURNAL = "journal:///"  # journal:///runs/x/optuna.log (relative), journal:////abs/optuna.log
 REFERENCE_ATTR = "reference_psnr"
 """Optuna study attribute: baseline name -> RGB PSNR on the study's validation images (drawn on the front's plots)."""
 OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "score": ("log2 score (mean+k sigma)",)}
@@ -48,7 +49,6 @@ INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queue
 @dataclasses.dataclass(frozen=True)
 class StudyInfo:
     """A study's folder and addresses (what ``study.json`` holds)."""
-
     name: str
     folder: Path
     config: SearchConfig
@@ -94,9 +94,14 @@ def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
 
 
 def optuna_storage(url: str):
-    """An Optuna storage for ``url`` (SQLite waits up to 60 s for a lock instead of failing at once)."""
-
+    """An Optuna storage for ``url``: ``sqlite:///FILE`` (waits up to 60 s for a lock instead of failing at once),
+    ``journal:///FILE`` (Optuna's append-only journal file: no database, a few times cheaper per call than SQLite,
+    for long studies), or any SQLAlchemy URL (``postgresql://...``)."""
     try:
+        if url.startswith(JOURNAL):
+            path = Path(url.removeprefix(JOURNAL))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
@@ -127,7 +132,6 @@ def _fast_sqlite(engine) -> None:
 
 def load_optuna_study(info: StudyInfo):
     """The Optuna study of ``info`` (read-only use: the front, retraining)."""
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna_storage(info.storage)
     try:
@@ -144,7 +148,6 @@ def _first_line(exc: BaseException) -> str:
 
 class _Lock:
     """An exclusive lock on the study folder for as long as the driver runs (released by the OS if it dies)."""
-
     def __init__(self, folder: Path):
         self.path = folder / LOCK_FILE
         self.fh = None
@@ -177,7 +180,6 @@ class _Lock:
 
 class StudyStore:
     """One study's folder and Optuna study, written by one driver (see the module docstring)."""
-
     def __init__(self, config: SearchConfig):
         self.config = config
         self.folder = config.study_dir

@@ -46,7 +46,6 @@ log = get_logger("search")
 @dataclasses.dataclass(frozen=True)
 class SearchEvent:
     """Progress of a study, sent to the callback: ``kind`` is start, submit, finish or end."""
-
     kind: str
     done: int
     target: int
@@ -128,7 +127,6 @@ def _write_latency_table(path: Path, pred) -> None:
 @dataclasses.dataclass(frozen=True)
 class _Setup:
     """What the driver checks and loads before it touches the study: space, latency model, data."""
-
     space: Any
     latency: Any
     input_hw: tuple[int, int]
@@ -255,7 +253,6 @@ class _Loop:
 
     def _duplicate(self, trial, rec: TrialRecord, same) -> None:
         """A spec already evaluated in this study: its result is reused, nothing is trained."""
-
         number, values, orig = same
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
                         reason=orig.reason)

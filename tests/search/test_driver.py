@@ -222,3 +222,13 @@ def test_a_damaged_optuna_database_is_rebuilt_from_the_study_folder(make):
     again = subprocess.run([sys.executable, "-m", "nas", "rebuild", str(cfg.study_dir)], capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 1 and "opens fine: nothing to rebuild" in again.stderr
+
+
+def test_a_study_on_a_journal_file_resumes(make, tmp_path):
+    """Optuna's journal file (storage journal:///FILE), the cheaper storage for long studies."""
+    url = f"journal:///{(tmp_path / 'j' / 'optuna.log').as_posix()}"
+    first, _ = _run(make(name="j", n=6, storage=url), log=False)
+    more, _ = _run(make(name="j", n=9, storage=url), log=False)
+    assert more.new_trials == 3 and more.complete + more.pruned + more.failed == 9
+    info, points, best, _ = study_front(more.study.folder, write=False)
+    assert info.storage == url and {p.number for p in points} >= {p.number for p in first.front}
