@@ -36,7 +36,7 @@ def test_file_and_overrides(tmp_path):
     ("sampler: {name: cmaes}\n", "field 'sampler.name'"),
     ("export: {input_size: 36x}\n", "'36x' is not HEIGHTxWIDTH"),
     ("name: ../evil\n", "field 'name'"),
-    ("storage: runs/x.db\n", "is not a database URL"),
+    ("storage: runs/x.db\n", "is not a storage URL"),
     ("latncy: {k: 1}\n", "unknown field 'latncy'"),
     ("- 1\n- 2\n", "a search config must be a YAML mapping, got list"),
     ("name: [\n", "not valid YAML at line 2"),
