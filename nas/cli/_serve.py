@@ -87,7 +87,11 @@ def run_server(cmd: Sequence[str], what: str, host: str, port: int, say: Callabl
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ))
+        env = dict(os.environ)
+        if not os.environ.get("NAS_NATIVE_LOGS"):  # the servers' own deprecation notices (starlette) are not the user's
+            env.setdefault("PYTHONWARNINGS",
+                           "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated")
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         try:
             while not stop and proc.poll() is None:
                 time.sleep(0.1)
