@@ -152,7 +152,7 @@ def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sa
             samp.append(timed[0].seconds.get(n, 0.0))
     k = max(1, len(driver) // 10)
     own = [d - s for d, s in zip(driver, samp)]
-    return {"storage": storage, "trials": len(driver), "wall_s": wall,
+    return {"storage": storage, "trials": len(driver), "asked": trials, "wall_s": wall,
             "first_ms": 1000 * statistics.median(own[:k]), "last_ms": 1000 * statistics.median(own[-k:]),
             "mean_ms": 1000 * statistics.fmean(own), "sampler_first_ms": 1000 * statistics.median(samp[:k]),
             "sampler_last_ms": 1000 * statistics.median(samp[-k:]), "k": k}
@@ -196,6 +196,7 @@ def main() -> int:
             rows.append(row)
     print(f"\ndriver time per trial without the sampler (median of the first and of the last {rows[0]['k']} trials);"
           " the sampler apart; the bare Optuna calls of a trial on the same storage beside it")
+    print("  (trials: those that ran; the others were duplicates of a spec already run, answered from it)")
     print(f"  {'storage':<11} {'trials':>6} {'first ms':>9} {'last ms':>8} {'last/first':>10} {'mean ms':>8} "
           f"{'sampler first/last':>19} {'bare Optuna first/last':>23} {'driver/bare (last)':>19} {'wall s':>7}")
     for r in rows:
