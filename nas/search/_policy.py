@@ -39,19 +39,16 @@ def register_sampler(name: str):
 
 @register_sampler("tpe")
 def _tpe(c: SearchConfig):
-
     return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True)
 
 
 @register_sampler("random")
 def _random(c: SearchConfig):
-
     return optuna.samplers.RandomSampler(seed=c.seed)
 
 
 @register_sampler("nsga2")
 def _nsga2(c: SearchConfig):
-
     return optuna.samplers.NSGAIISampler(population_size=c.sampler.population_size, seed=c.seed)
 
 
@@ -85,7 +82,6 @@ class SearchPolicy:
         return SAMPLERS[self.config.sampler.name](self.config)
 
     def pruner(self):
-
         p = self.config.pruner
         if p.name == "none" or self.config.objective == "pareto":  # Optuna prunes single-objective studies only
             return optuna.pruners.NopPruner()

@@ -57,12 +57,10 @@ class _Replay:
         self.params, self.distributions = params, {}
 
     def suggest_int(self, name, low, high, step=1):
-
         self.distributions[name] = IntDistribution(low, high, step=step)
         return self.params[name]
 
     def suggest_categorical(self, name, choices):
-
         self.distributions[name] = CategoricalDistribution(list(choices))
         return self.params[name]
 

@@ -179,7 +179,6 @@ class _Loop:
                 self._count(t.number, t.state, t.values, TrialRecord.from_attrs(t.user_attrs))
 
     def _count(self, number: int, state, values, rec: TrialRecord) -> None:
-
         self.records[number] = rec
         if state == TrialState.FAIL and rec.superseded:
             return
@@ -214,7 +213,6 @@ class _Loop:
 
     # ------------------------------------------------------------------------------------------------- ask
     def ask(self, executor) -> None:
-
         t0 = time.perf_counter()
         trial = self.store.study.ask()
         before = TrialRecord.from_attrs(trial.user_attrs)  # what was enqueued with it (warm start, requeue)
@@ -276,7 +274,6 @@ class _Loop:
 
     # ---------------------------------------------------------------------------------------------- finish
     def finish(self, outcome: TrialOutcome) -> None:
-
         from nas.evaluate import challenge_score, log2_score
 
         t0 = time.perf_counter()
