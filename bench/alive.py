@@ -38,7 +38,7 @@ def _measure(spec, photos, steps: int, seed: int, gain: float) -> tuple[float, f
         crop = photos.pairs[0].lr[100:160, 100:160][None].astype(np.float32)  # astronaut: texture everywhere
         fresh = build_model(spec, "train", seed=seed)
         body = keras.Model(fresh.input, fresh.get_layer(f"body_{spec.depth:02d}").output)
-        spread = float(np.std(body(crop / 255.0).numpy()))
+        spread = float(np.std(body(crop).numpy()))  # the training form takes pixels, computes in [0, 1] units
         res = train(spec, photos, TrainConfig.proxy(steps, batch_size=8, patch_size=24, seed=seed))
     finally:
         _layers.BRANCH_GAIN = saved
@@ -61,13 +61,13 @@ def main() -> int:
     photos = load_images(None, "train", limit=3)
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{args.steps} proxy steps, seeds {seeds}; form 2: branch gain 1.0, form 3: {BRANCH_GAIN}")
-    print(f"  {'spec':<36} {'body std f2':>11} {'f3':>6} {'alive f2':>9} {'f3':>6} {'f3/f2':>6}")
+    print(f"  {'spec':<50} {'body std f2':>11} {'f3':>6} {'alive f2':>9} {'f3':>6} {'f3/f2':>6}")
     for block, width, depth in SPECS:
         spec = ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add", tail=(3,))
         rows = {g: [_measure(spec, photos, args.steps, s, g) for s in seeds] for g in (1.0, BRANCH_GAIN)}
         (s2, a2), (s3, a3) = ([sum(v) / len(v) for v in zip(*rows[g])] for g in (1.0, BRANCH_GAIN))
         ratio = f"{a3 / a2:6.1f}" if a2 > 0 else "   inf"
-        print(f"  {spec.describe():<36} {s2:>11.2f} {s3:>6.2f} {a2:>9.2f} {a3:>6.2f} {ratio}", flush=True)
+        print(f"  {spec.describe():<50} {s2:>11.2f} {s3:>6.2f} {a2:>9.2f} {a3:>6.2f} {ratio}", flush=True)
     return 0
 
 
