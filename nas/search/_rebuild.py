@@ -22,8 +22,9 @@ from optuna.trial import TrialState, create_trial
 
 from nas._logging import get_logger
 from nas.errors import NasError, SearchError
-from nas.search._record import RESULT_METRICS, Cause, TrialRecord
-from nas.search._store import DB_FILE, DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, open_study, optuna_storage
+from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
+from nas.search._store import (DB_FILE, DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
+                               optuna_storage)
 
 __all__ = ["rebuild_study", "RebuildReport"]
 
@@ -65,11 +66,11 @@ class _Replay:
         return self.params[name]
 
 
-def _healthy(url: str, name: str) -> int | None:
-    """Trials of study ``name`` in the storage at ``url``, or None where the storage or the study is unusable."""
+def _healthy(info) -> int | None:
+    """Trials of the study ``info`` in its storage, or None where the storage or the study is unusable."""
     try:
-        return len(optuna.load_study(study_name=name, storage=optuna_storage(url)).get_trials(deepcopy=False))
-    except Exception:  # noqa: BLE001 (a damaged file raises whatever its driver raises)
+        return len(load_optuna_study(info).get_trials(deepcopy=False))
+    except Exception:  # noqa: BLE001 (a damaged file raises whatever its driver raises, reading trials too)
         return None
 
 
@@ -104,7 +105,7 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
 
     info = open_study(study, out)
     c = info.config
-    have = _healthy(info.storage, info.name)
+    have = _healthy(info)
     if have is not None and not force:
         raise SearchError(f"{info.storage} holds study '{info.name}' with {have} trials and opens fine: nothing to "
                           "rebuild (--force rebuilds it anyway, moving the database aside)")
@@ -144,16 +145,10 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
             continue
         replay = _Replay(params)
         space.suggest(replay)
-        pred = latency.predict(spec)
-        lat_obj = pred.pessimistic(c.latency.k)
-        budget = c.latency.budget_ms
-        rec = TrialRecord(
-            spec=spec.to_dict(), hash=spec.hash, describe=spec.describe(), latency_ms=pred.mean_ms,
-            latency_sigma_ms=pred.stddev_ms, latency_objective_ms=lat_obj, outside_range=not pred.in_range,
-            outside=tuple(pred.outside), c_budget=0.0 if budget is None else lat_obj - budget,
-            c_range=1.0 if (c.latency.outside_range == "constrain" and not pred.in_range) else 0.0,
-            mlflow_run_id=runs.get(number, ""))
-        system = {"constraints:latency_budget": rec.c_budget, "constraints:latency_model_range": rec.c_range}
+        rec = TrialRecord(mlflow_run_id=runs.get(number, "")).predicted(spec, latency.predict(spec), c.latency)
+        lat_obj = rec.latency_objective_ms
+        # Optuna keeps a trial's constraints as system attributes named so (what Trial.set_constraint writes)
+        system = {f"constraints:{name}": value for name, value in zip(CONSTRAINTS, rec.constraints)}
         try:
             outcome = json.loads((folder / "outcome.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -17,7 +17,7 @@ import dataclasses
 import enum
 from typing import Any, Mapping
 
-__all__ = ["Cause", "TrialRecord", "RESULT_METRICS", "RECORD_KEY"]
+__all__ = ["Cause", "TrialRecord", "RESULT_METRICS", "RECORD_KEY", "CONSTRAINTS"]
 
 RECORD_KEY = "nas"
 """The Optuna user attribute that holds a trial's record."""
@@ -41,6 +41,9 @@ class Cause(str, enum.Enum):
 RESULT_METRICS = ("int8_psnr", "int8_ssim", "fp32_psnr", "fp32_ssim", "int8_drop_db", "score", "log2_score",
                   "log2_score_objective")
 """The result metrics a record keeps (a trial's MLflow run has more; its outcome.json all of them)."""
+
+CONSTRAINTS = ("latency_budget", "latency_model_range")
+"""The trial's Optuna constraint names, in the order of :attr:`TrialRecord.constraints`."""
 
 # field -> user attribute key, where they differ
 _KEYS = {"reason_fail": "fail_reason", "reason_prune": "prune_reason"}
@@ -108,6 +111,17 @@ class TrialRecord:
 
     def with_(self, **changes) -> "TrialRecord":
         return dataclasses.replace(self, **changes)
+
+    def predicted(self, spec, pred, latency) -> "TrialRecord":
+        """This record with ``spec`` and its latency prediction ``pred`` (a :class:`~nas.latency.Prediction`) under
+        the study's latency config ``latency`` (``k``, ``budget_ms``, ``outside_range``): the objective's
+        pessimistic latency and the constraints."""
+        objective = pred.pessimistic(latency.k)
+        return self.with_(
+            spec=spec.to_dict(), hash=spec.hash, describe=spec.describe(), latency_ms=pred.mean_ms,
+            latency_sigma_ms=pred.stddev_ms, latency_objective_ms=objective, outside_range=not pred.in_range,
+            outside=tuple(pred.outside), c_budget=0.0 if latency.budget_ms is None else objective - latency.budget_ms,
+            c_range=1.0 if (latency.outside_range == "constrain" and not pred.in_range) else 0.0)
 
     # --------------------------------------------------------------------------------------- user attributes
     def attrs(self) -> dict[str, Any]:

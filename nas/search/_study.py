@@ -32,7 +32,7 @@ from nas.errors import NasError
 from nas.search._config import SearchConfig
 from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
 from nas.search._policy import SearchPolicy, dominated_median
-from nas.search._record import RESULT_METRICS, Cause, TrialRecord
+from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import StudyInfo, StudyStore, load_optuna_study, open_study
 from nas.search._trial import TrialJob, TrialOutcome, _valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
@@ -225,20 +225,14 @@ class _Loop:
             self.store.study.tell(trial, state=TrialState.FAIL)
             return
         pred = self.setup.latency.predict(spec)
-        lat_obj = pred.pessimistic(self.c.latency.k)
-        budget, lc = self.c.latency.budget_ms, self.c.latency
-        rec = before.with_(spec=spec.to_dict(), hash=spec.hash, describe=spec.describe(), latency_ms=pred.mean_ms,
-                           latency_sigma_ms=pred.stddev_ms, latency_objective_ms=lat_obj,
-                           outside_range=not pred.in_range, outside=tuple(pred.outside),
-                           c_budget=0.0 if budget is None else lat_obj - budget,
-                           c_range=1.0 if (lc.outside_range == "constrain" and not pred.in_range) else 0.0)
+        rec = before.predicted(spec, pred, self.c.latency)
         folder = self.store.trial_dir(trial.number)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "spec.json", spec.to_dict())
         _write_latency_table(folder / "latency.csv", pred)
         # the samplers (TPE, NSGA-II) steer away from infeasible trials through these
-        trial.set_constraint("latency_budget", rec.c_budget)
-        trial.set_constraint("latency_model_range", rec.c_range)
+        for name, value in zip(CONSTRAINTS, rec.constraints):
+            trial.set_constraint(name, value)
         rec = rec.with_(mlflow_run_id=self.log.start(trial.number, spec, rec))
         self.store.write(trial, rec)
         same = self.evaluated.get(spec.hash)
