@@ -1,8 +1,9 @@
 """The study driver alone at scale: its own time per trial over a long study, per Optuna storage.
 
 Trials run on the synthetic executor (nas/search/_synthetic.py: canned outcomes, nothing trained) with ``--workers``
-trials in flight, so what is timed is the driver: asking Optuna, predicting latency, writing the trial's folder,
-telling Optuna, counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver time
+trials in flight, so what is timed is the driver: asking Optuna (its live copy in memory), predicting latency,
+writing the trial's folder, telling Optuna, writing the trial to the durable storage (once when it starts, twice when
+it ends), counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver time
 is what the driver records in its outcome.json (``seconds.driver``: asking + finishing); the sampler's share of it
 (Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQLite (the default; write-ahead log),
 Optuna's journal file, and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a throwaway server.
@@ -90,8 +91,9 @@ def _postgres():
 
 
 def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
-    """The Optuna calls a trial needs at least, made bare (no driver): ask, 8 parameters, 2 constraints, the record
-    written twice, tell, with ``workers`` trials in flight. What any driver on this storage pays per trial."""
+    """The Optuna calls of a trial made bare on the storage (no driver, no copy in memory): ask, 8 parameters, 2
+    constraints, the record written twice, tell, with ``workers`` trials in flight. What a driver that asks the
+    storage directly pays per trial (the npu-nas driver before it asked a copy in memory)."""
     import optuna
 
     from nas.search import SearchConfig

@@ -24,6 +24,7 @@ from typing import Callable
 
 from nas._logging import get_logger
 from nas.errors import SearchError
+from nas.export import InProcessConverter, PersistentConverter
 from nas.search._record import Cause
 from nas.search._trial import TrialJob, TrialOutcome, run_trial
 
@@ -77,8 +78,6 @@ class InProcessExecutor(Executor):
     capacity = 1
 
     def __init__(self, on_report: OnReport | None = None, converter_jobs: int = 16, images=None):
-        from nas.export import PersistentConverter
-
         super().__init__(on_report)
         self._queue: list[TrialJob] = []
         self._images = images  # (train, valid) decoded once by the driver
@@ -147,7 +146,6 @@ def _ray_trial(job: TrialJob, mailbox) -> TrialOutcome:
     """
     import ray
 
-    from nas.export import InProcessConverter
 
     # Ray sets OMP_NUM_THREADS=1 in workers; TensorFlow's threads come from the job's config instead.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from nas.space import zoo_entries
+
 __all__ = ["FrontPoint", "front_figure", "pareto_front", "write_front", "zoo_points"]
 
 
@@ -55,8 +57,6 @@ def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
 def zoo_points(latency_model, k: float = 1.0) -> list[dict]:
     """The reference zoo: published INT8 PSNR (Table 1) at the latency ``latency_model`` predicts (mean, and mean +
     ``k`` sigma as the search sees it)."""
-    from nas.space import zoo_entries
-
     out = []
     for e in zoo_entries():
         if e.table1 is None or e.table1.psnr is None:
@@ -72,7 +72,7 @@ def write_front(points: Sequence[FrontPoint], folder: str | Path, *, title: str,
     """Write ``pareto.csv``, ``trials.csv``, ``pareto.html`` (interactive) and ``pareto.png`` into ``folder``;
     return their paths. ``references``: name -> PSNR of baselines on the same validation images (e.g. bicubic),
     drawn as horizontal lines; ``zoo``: published figures, drawn in their own panel."""
-    import pandas as pd
+    import pandas as pd  # heavy (half a second): only the tables that need it pay for it
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import optuna
 
 from nas.errors import SearchError
+from nas.evaluate import log2_score
 from nas.search._config import SearchConfig
 from nas.search._record import Cause, TrialRecord
 
@@ -101,8 +102,6 @@ class SearchPolicy:
     def should_prune(self, trial, record: TrialRecord, step: int, psnr: float, completed) -> bool:
         """Whether the running ``trial`` should stop after reporting ``psnr`` at ``step`` (``completed``: the
         (latency, curve) pairs of the completed trials, for the Pareto rule)."""
-        from nas.evaluate import log2_score
-
         if self.config.pruner.name == "none" or not math.isfinite(psnr):
             return False
         if self.config.objective == "score":

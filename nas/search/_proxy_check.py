@@ -15,6 +15,7 @@ and logged to the study's MLflow experiment as a run of kind ``proxy-check``.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -28,7 +29,13 @@ import numpy as np
 from nas._files import write_json
 from nas._logging import get_logger
 from nas.errors import SearchError
+from nas.evaluate import log2_score
+from nas.latency import load_latency_model
 from nas.search._config import SearchConfig, identity_view
+from nas.search._executor import make_executor
+from nas.search._tracking import Tracker
+from nas.search._trial import TrialJob, _images
+from nas.space import deploy_ops, load_space
 
 __all__ = ["TauEstimate", "FidelityRow", "ProxyCheckReport", "proxy_check", "spread_specs", "kendall"]
 
@@ -93,8 +100,6 @@ class FidelityRow:
     failed: dict[int, str]
 
     def log2_score(self, steps: int) -> float | None:
-        from nas.evaluate import log2_score
-
         psnr = self.int8.get(steps)
         return None if psnr is None else log2_score(psnr, self.latency_ms)
 
@@ -204,11 +209,6 @@ def proxy_check(
     seeds in all, for the proxy's seed-to-seed noise. ``progress(done, total, message)`` is called as trainings
     finish.
     """
-    from nas.latency import load_latency_model
-    from nas.search._executor import make_executor
-    from nas.search._trial import TrialJob, _images
-    from nas.space import deploy_ops, load_space
-
     if n < 3:
         raise SearchError(f"n = {n}: a rank correlation needs at least 3 specs")
     base = config.proxy.steps
@@ -329,8 +329,6 @@ def proxy_check(
 
 
 def _write_report(rep: ProxyCheckReport) -> list[Path]:
-    import csv
-
     folder = rep.folder
     write_json(folder / "report.json", rep.to_dict())
     with open(folder / "specs.csv", "w", newline="", encoding="utf-8") as fh:
@@ -398,8 +396,6 @@ def _plot(rep: ProxyCheckReport, path: Path) -> Path:
 
 
 def _log_to_mlflow(config: SearchConfig, rep: ProxyCheckReport, files: list[Path]) -> None:
-    from nas.search._tracking import Tracker
-
     tracker = Tracker(config.tracking_uri, f"nas-{config.name}", Path(config.out) / "mlartifacts")
     run_id = tracker.create_run(f"proxy-check-{time.strftime('%Y%m%d-%H%M%S')}",
                                 {"nas.study": config.name, "nas.kind": "proxy-check"},

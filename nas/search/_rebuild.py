@@ -22,9 +22,13 @@ from optuna.trial import TrialState, create_trial
 
 from nas._logging import get_logger
 from nas.errors import NasError, SearchError
+from nas.latency import load_latency_model
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import (DB_FILE, DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
                                optuna_storage)
+from nas.search._tracking import Tracker
+from nas.search._trial import _valid_images, reference_psnr
+from nas.space import ArchSpec, load_space
 
 __all__ = ["rebuild_study", "RebuildReport"]
 
@@ -76,8 +80,6 @@ def _healthy(info) -> int | None:
 
 def _run_ids(info) -> dict[int, str]:
     try:
-        from nas.search._tracking import Tracker
-
         runs = Tracker(info.tracking, info.experiment).find(**{"nas.study": info.name, "nas.kind": "trial"})
         return {int(r.data.tags["nas.trial"]): r.info.run_id for r in runs}
     except Exception as exc:  # noqa: BLE001 (MLflow is optional here: the records just lose their run link)
@@ -99,9 +101,6 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
     """Rebuild the Optuna study of ``study`` (a folder or name) from its trial folders; see the module docstring.
     A storage that still holds the study is left alone unless ``force``."""
 
-    from nas.latency import load_latency_model
-    from nas.search._trial import _valid_images, reference_psnr
-    from nas.space import ArchSpec, load_space
 
     info = open_study(study, out)
     c = info.config
@@ -147,13 +146,12 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
         space.suggest(replay)
         rec = TrialRecord(mlflow_run_id=runs.get(number, "")).predicted(spec, latency.predict(spec), c.latency)
         lat_obj = rec.latency_objective_ms
-        # Optuna keeps a trial's constraints as system attributes named so (what Trial.set_constraint writes)
-        system = {f"constraints:{name}": value for name, value in zip(CONSTRAINTS, rec.constraints)}
         try:
             outcome = json.loads((folder / "outcome.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             outcome = None
-        kw = dict(params=replay.params, distributions=replay.distributions, system_attrs=system)
+        kw = dict(params=replay.params, distributions=replay.distributions,
+                  constraints=dict(zip(CONSTRAINTS, rec.constraints)))
         if outcome is None:  # it was running when the store was lost, or it reused another trial's result
             rec = rec.with_(cause=Cause.INTERRUPTED, reason="interrupted: rebuilt from the study folder without an "
                                                             "outcome (it is queued again)", requeued=True)

@@ -12,9 +12,20 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
+from optuna.trial import TrialState
+
 from nas._logging import get_logger
 from nas.errors import SearchError
+from nas.evaluate import challenge_score, log2_score
+from nas.latency import load_latency_model
+from nas.search._record import TrialRecord
+from nas.search._store import load_optuna_study, open_study
+from nas.search._study import _best, trial_points
+from nas.search._tracking import Tracker
+from nas.search._trial import _images
+from nas.search._trial_log import spec_params
 from nas.space import ArchSpec
+from nas.train import TrainConfig, train_and_export
 
 __all__ = ["RetrainResult", "retrain"]
 
@@ -47,10 +58,6 @@ class RetrainResult:
 
 
 def _choose(info, study, trial: int | None, best: bool) -> int:
-    from optuna.trial import TrialState
-
-    from nas.search._study import _best, trial_points
-
     if (trial is None) == (not best):
         raise SearchError("choose one trial: --trial N or --best")
     if best:
@@ -72,13 +79,6 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
             phase: Callable[[str], None] | None = None) -> RetrainResult:
     """Retrain trial ``trial`` (or the best trial) of ``study`` with :meth:`TrainConfig.full` for ``steps``."""
 
-    from nas.evaluate import challenge_score, log2_score
-    from nas.latency import load_latency_model
-    from nas.search._record import TrialRecord
-    from nas.search._store import load_optuna_study, open_study
-    from nas.search._tracking import Tracker
-    from nas.search._trial import _images
-    from nas.train import TrainConfig, train_and_export
 
     info = open_study(study, out)
     st = load_optuna_study(info)
@@ -110,7 +110,6 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
         "mlflow.note.content": f"Full retraining (L1, L2, QAT; {steps} steps) of trial {number} "
                                f"(MLflow run {trial_run}) of study {info.name}: {spec.describe()}"})
     rid = run.info.run_id
-    from nas.search._trial_log import spec_params
 
     tracker.log_params(rid, {**spec_params(spec), "steps": steps, "schedule": "full (l1, l2, qat)",
                              "ema": tcfg.ema, "config_hash": tcfg.hash})

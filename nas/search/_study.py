@@ -3,8 +3,9 @@
 The driver is the only writer of the study's Optuna storage, its MLflow runs and its folder (``<out>/<name>/``), so
 the default SQLite storage is safe with any number of workers. Its parts, each in its own module:
 
-* the store (:class:`~nas.search._store.StudyStore`): the folder, its lock, the study's identity, the Optuna study,
-  recovery of what a killed driver left;
+* the store (:class:`~nas.search._store.StudyStore`): the folder, its lock, the study's identity, the Optuna study
+  (asked and told in memory, each trial written to the durable storage in one write when it starts and two when it
+  ends), recovery of what a killed driver left;
 * the trial log (:class:`~nas.search._trial_log.TrialLog`): every MLflow write;
 * the policy (:class:`~nas.search._policy.SearchPolicy`): sampler, pruning, retries, when to stop;
 * the record (:class:`~nas.search._record.TrialRecord`): what a trial's user attributes hold;
@@ -29,13 +30,18 @@ from optuna.trial import TrialState
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import NasError
+from nas.evaluate import challenge_score, log2_score
+from nas.export import load_target
+from nas.latency import load_latency_model
 from nas.search._config import SearchConfig
+from nas.search._executor import make_executor
 from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
-from nas.search._store import StudyInfo, StudyStore, load_optuna_study, open_study
-from nas.search._trial import TrialJob, TrialOutcome, _valid_images, reference_psnr
+from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
+from nas.search._trial import TrialJob, TrialOutcome, _images, _valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
+from nas.space import load_space, zoo_get
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front",
            "trial_points", "TrialLog", "NullTrialLog"]
@@ -85,8 +91,6 @@ class SearchSummary:
 def _point(number: int, rec: TrialRecord) -> FrontPoint | None:
     """A completed trial as a front point (log2 score on the latency the search optimised); None for a duplicate
     (it is its original's point) or a trial without a result."""
-    from nas.evaluate import log2_score
-
     psnr = rec.metrics.get("int8_psnr")
     if psnr is None or rec.duplicate_of is not None or rec.latency_objective_ms is None:
         return None
@@ -135,11 +139,6 @@ class _Setup:
 
     @classmethod
     def load(cls, c: SearchConfig) -> "_Setup":
-        from nas.export import load_target
-        from nas.latency import load_latency_model
-        from nas.search._trial import _images
-        from nas.space import load_space, zoo_get
-
         space = load_space(c.space)
         latency = load_latency_model(c.latency.model)
         load_target(c.export.target)
@@ -214,15 +213,14 @@ class _Loop:
     # ------------------------------------------------------------------------------------------------- ask
     def ask(self, executor) -> None:
         t0 = time.perf_counter()
-        trial = self.store.study.ask()
+        trial = self.store.ask()
         before = TrialRecord.from_attrs(trial.user_attrs)  # what was enqueued with it (warm start, requeue)
         try:
             spec = self.setup.space.suggest(trial)
         except NasError as exc:  # the space's own constraint: this parameter set is no network
             rec = before.with_(cause=Cause.INFEASIBLE, reason=str(exc))
-            self.store.write(trial, rec)
+            self.store.finish(trial, rec, TrialState.FAIL)
             self._count(trial.number, TrialState.FAIL, None, rec)
-            self.store.study.tell(trial, state=TrialState.FAIL)
             return
         pred = self.setup.latency.predict(spec)
         rec = before.predicted(spec, pred, self.c.latency)
@@ -230,15 +228,16 @@ class _Loop:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "spec.json", spec.to_dict())
         _write_latency_table(folder / "latency.csv", pred)
-        # the samplers (TPE, NSGA-II) steer away from infeasible trials through these
-        for name, value in zip(CONSTRAINTS, rec.constraints):
-            trial.set_constraint(name, value)
         rec = rec.with_(mlflow_run_id=self.log.start(trial.number, spec, rec))
-        self.store.write(trial, rec)
+        # the samplers (TPE, NSGA-II) steer away from infeasible trials through these
+        constraints = dict(zip(CONSTRAINTS, rec.constraints))
         same = self.evaluated.get(spec.hash)
         if same is not None:
+            for name, value in constraints.items():
+                trial.set_constraint(name, value)
             self._duplicate(trial, rec, same)
             return
+        self.store.start(trial, rec, constraints)
         self.running[trial.number] = (trial, rec, time.perf_counter() - t0)
         executor.submit(TrialJob(trial.number, spec, self.c, self.setup.input_hw, self.threads))
         self.event("submit", trial.number, spec.describe())
@@ -248,14 +247,10 @@ class _Loop:
         number, values, orig = same
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
                         reason=orig.reason)
-        self.store.write(trial, dup)
         state = "complete" if values is not None else "pruned" if orig.cause is Cause.PRUNED else "failed"
-        self.log.duplicate(trial.number, dup, state)
         ostate = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(state, TrialState.FAIL)
-        if values is not None:
-            self.store.study.tell(trial, values)
-        else:
-            self.store.study.tell(trial, state=ostate)
+        self.store.finish(trial, dup, ostate, values)
+        self.log.duplicate(trial.number, dup, state)
         self._count(trial.number, ostate, values, dup)
         self.event("finish", trial.number, f"same spec as trial {number}: not trained again")
 
@@ -268,8 +263,6 @@ class _Loop:
 
     # ---------------------------------------------------------------------------------------------- finish
     def finish(self, outcome: TrialOutcome) -> None:
-        from nas.evaluate import challenge_score, log2_score
-
         t0 = time.perf_counter()
         trial, rec, ask_seconds = self.running.pop(outcome.number)
         self.store.write_trial_files(outcome.number, outcome.files)
@@ -287,15 +280,13 @@ class _Loop:
         retry = outcome.state == "failed" and self.policy.retry(done)
         if retry:
             done = done.with_(requeued=True)
-        self.store.write(trial, done)
         values = None
         if outcome.state == "complete":
             values = self.policy.values(m["int8_psnr"], rec.latency_objective_ms, m["log2_score_objective"])
-            self.store.study.tell(trial, values)
             state = TrialState.COMPLETE
         else:
             state = TrialState.PRUNED if outcome.state == "pruned" else TrialState.FAIL
-            self.store.study.tell(trial, state=state)
+        self.store.finish(trial, done, state, values)
         if retry:
             self.store.enqueue(trial.params, TrialRecord(warm_start=rec.warm_start, requeued_from=outcome.number,
                                                          attempt=rec.attempt + 1))
@@ -314,8 +305,6 @@ class _Loop:
 
     # ---------------------------------------------------------------------------------------------- the end
     def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float) -> SearchSummary:
-        from nas.evaluate import log2_score
-
         c = self.c
         points = pareto_front([self.points[n] for n in sorted(self.points)])
         front = [p for p in points if p.on_front]
@@ -353,8 +342,6 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     default executor (in-process for one worker, Ray otherwise). ``trial_log`` replaces the study's MLflow log
     (:class:`NullTrialLog`: the driver measured without MLflow).
     """
-    from nas.search._executor import make_executor
-
     t_start = time.perf_counter()
     setup = _Setup.load(config)
     store = StudyStore(config)
@@ -362,7 +349,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     tlog = trial_log or TrialLog(config.name, store.tracking_uri, store.folder, Path(config.out) / "mlartifacts")
     with store.locked():
         store.check_identity()
-        store.open(policy.sampler(), policy.pruner(), lambda: reference_psnr(setup.valid_images))
+        store.open(lambda: reference_psnr(setup.valid_images))
         c = config
         params = {"space": c.space, "objective": c.objective, "n_trials": c.n_trials, "workers": c.workers,
                   "proxy_steps": c.proxy.steps, "latency_model": c.latency.model, "latency_k": c.latency.k,
@@ -376,6 +363,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         tlog.repair({t.number: TrialRecord.from_attrs(t.user_attrs) for t in trials}, store.outcome)
         if not trials:
             _warm_start(store, setup.space, c.warm_start)
+        store.go_live(policy.sampler(), policy.pruner())
         loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), None)
         loop.load(trials)
         if executor_factory is not None:
@@ -393,8 +381,6 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
 
 def _warm_start(store: StudyStore, space, names) -> None:
     """A new study's first trials: the zoo networks ``names``, projected into the space (each spec once)."""
-    from nas.space import zoo_get
-
     seen = set()
     for name in names:
         entry = zoo_get(name)
@@ -406,9 +392,6 @@ def _warm_start(store: StudyStore, space, names) -> None:
 
 def study_front(study: str | Path, out: str | Path = "runs", write: bool = True):
     """The front of a study (all its completed trials with ``on_front`` set) and, with ``write``, its files."""
-    from nas.latency import load_latency_model
-    from nas.search._store import REFERENCE_ATTR
-
     info = open_study(study, out)
     st = load_optuna_study(info)
     points = pareto_front(trial_points(st))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 from typing import Callable
 
 from nas.search._executor import Executor, OnReport
@@ -25,8 +26,6 @@ Behaviour = Callable[[TrialJob, int], "Cause | None"]
 def synthetic_psnr(spec) -> float:
     """A made-up but stable INT8 PSNR for ``spec``: 28 dB plus width and depth terms plus up to 0.3 dB of noise
     fixed by the spec's hash."""
-    import math
-
     noise = int(hashlib.sha256(spec.hash.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return 28.0 + 0.35 * math.log2(spec.width / 16) + 0.08 * min(spec.depth, 8) + 0.3 * noise
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -32,8 +34,6 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Raise :class:`SearchError` now (before any training) when an MLflow server does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
-    import urllib.error
-    import urllib.request
 
     url = uri.rstrip("/") + "/health"
     try:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -18,9 +21,14 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from nas._logging import get_logger
+from nas.data import ImageCache, default_valid_source, load_images
 from nas.errors import CheckError, DivergedError, ExportError, NasError, SpecError
+from nas.evaluate import Bicubic, KerasUpscaler, TfliteUpscaler, evaluate
+from nas.export import export_int8
+from nas.model import save_weights
 from nas.search._record import Cause
 from nas.space import ArchSpec
+from nas.train import TrainConfig, train
 
 __all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn"]
 
@@ -86,8 +94,6 @@ class _Pruned(Exception):
 
 
 def _images(config):
-    from nas.data import ImageCache, load_images
-
     d = config.data
     cache = ImageCache(d.cache) if d.cache else None
     train = load_images(d.train, "train", limit=d.limit, cache=cache)
@@ -96,8 +102,6 @@ def _images(config):
 
 def _valid_images(config):
     """The study's validation images (what its trials are measured on)."""
-    from nas.data import ImageCache, default_valid_source, load_images
-
     d = config.data
     valid_src = d.valid if d.valid is not None else default_valid_source(d.train)
     return load_images(valid_src, "valid", limit=d.valid_limit, cache=ImageCache(d.cache) if d.cache else None)
@@ -105,15 +109,11 @@ def _valid_images(config):
 
 def reference_psnr(valid) -> dict[str, float]:
     """Baselines on a study's validation images ``valid``, drawn on its front: bicubic x3 (RGB PSNR)."""
-    from nas.evaluate import Bicubic, evaluate
-
     return {"bicubic x3": evaluate(Bicubic(), valid, with_ssim=False).psnr_rgb}
 
 
 def proxy_train_config(config, threads: int | None = None):
     """The :class:`~nas.train.TrainConfig` of a study's proxy training."""
-    from nas.train import TrainConfig
-
     p = config.proxy
     base = TrainConfig.proxy(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
                              eval_every=p.report_every, threads=threads)
@@ -122,10 +122,6 @@ def proxy_train_config(config, threads: int | None = None):
 
 
 def _where() -> str:
-    import os
-    import socket
-    import sys
-
     where = f"{socket.gethostname()}:{os.getpid()}"
     if "ray" in sys.modules:
         import ray
@@ -143,11 +139,6 @@ def run_trial(job: TrialJob, report: ReportFn | None = None, converter=None, ima
 
 
 def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcome:
-    from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
-    from nas.export import export_int8
-    from nas.model import save_weights
-    from nas.train import train
-
     cfg = job.config
     seconds: dict[str, float] = {}
     curve: list[tuple[int, float]] = []

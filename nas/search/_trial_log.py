@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from nas.errors import SearchError
 from nas.search._record import TrialRecord
+from nas.search._store import INTERRUPTED
+from nas.search._tracking import Tracker
 from nas.space import ArchSpec
 
 __all__ = ["TrialLog", "NullTrialLog", "spec_params"]
@@ -55,8 +57,6 @@ class TrialLog:
 
     def open(self, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
         """Connect (an MLflow server that does not answer stops the run now) and open the study's parent run."""
-        from nas.search._tracking import Tracker
-
         self.tracker = Tracker(self.tracking, f"nas-{self.study}", self.artifact_root)
         with self.guard("opening the study's parent run"):
             self.parent = self.tracker.parent_run(self.study, tags, params)
@@ -109,8 +109,6 @@ class TrialLog:
     def repair(self, records: Mapping[int, TrialRecord], outcome) -> None:
         """Runs a killed driver left open: logged again from the trial's folder where it finished (``outcome(n)``:
         its outcome.json, or None), closed as failed (interrupted) otherwise."""
-        from nas.search._store import INTERRUPTED
-
         with self.guard("repairing the runs a stopped driver left open"):
             for run in self.tracker.find(**{"nas.study": self.study, "nas.kind": "trial"}):
                 if run.info.status != "RUNNING":

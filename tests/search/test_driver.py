@@ -232,3 +232,38 @@ def test_a_study_on_a_journal_file_resumes(make, tmp_path):
     assert more.new_trials == 3 and more.complete + more.pruned + more.failed == 9
     info, points, best, _ = study_front(more.study.folder, write=False)
     assert info.storage == url and {p.number for p in points} >= {p.number for p in first.front}
+
+
+def test_the_durable_storage_holds_each_trial_as_the_live_study_runs_it(make):
+    """The driver asks and tells a copy in memory; the durable storage gets each trial when it starts (running,
+    with its parameters, record and constraints: what optuna-dashboard shows) and when it ends, with the same
+    number. The pruner's intermediate values reach it too (the scalar objective)."""
+    cfg = make(name="m", n=8, objective="score", pruner={"n_startup_trials": 2})
+    seen = []
+
+    def behaviour(job, attempt):
+        st = optuna.load_study(study_name="m", storage=open_study(cfg.study_dir).storage)
+        t = st.trials[job.number]
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        seen.append((t.state, rec.hash == job.spec.hash, bool(t.params), len(t.constraints)))
+        return None
+
+    summary, _ = _run(cfg, capacity=2, behaviour=behaviour, log=False)
+    assert seen and all(s == (TrialState.RUNNING, True, True, 2) for s in seen)
+    st, trials = _trials(summary)
+    assert [t.number for t, _ in trials] == list(range(8)) and all(t.state.is_finished() for t, _ in trials)
+    assert any(t.intermediate_values for t, _ in trials if t.state == TrialState.PRUNED)
+
+
+def test_another_writer_on_the_study_stops_the_driver(make):
+    """Trial numbers must agree between the live copy and the storage: a second writer is an error, not a mix-up."""
+    cfg = make(name="w", n=6)
+
+    def behaviour(job, attempt):
+        if job.number == 1:
+            st = optuna.load_study(study_name="w", storage=open_study(cfg.study_dir).storage)
+            st.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+        return None
+
+    with pytest.raises(SearchError, match="written by another process"):
+        _run(cfg, capacity=1, behaviour=behaviour, log=False)
