@@ -142,7 +142,7 @@ def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sa
     try:
         t0 = time.perf_counter()
         summary = run_search(cfg, executor_factory=lambda r: SyntheticExecutor(r, capacity=workers),
-                             trial_log=None if mlflow else NullTrialLog())
+                             trial_log=None if mlflow else NullTrialLog(), plots=False)
         wall = time.perf_counter() - t0
     finally:
         SAMPLERS[sampler] = original

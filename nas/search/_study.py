@@ -304,12 +304,13 @@ class _Loop:
             "(mean+k sigma)" if outcome.state == "complete" else outcome.reason + (" (run again)" if retry else "")))
 
     # ---------------------------------------------------------------------------------------------- the end
-    def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float) -> SearchSummary:
+    def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float,
+                 plots: bool = True) -> SearchSummary:
         c = self.c
         points = pareto_front([self.points[n] for n in sorted(self.points)])
         front = [p for p in points if p.on_front]
         files = {}
-        if points:
+        if points and plots:
             files = write_front(points, self.store.folder / "pareto",
                                 title=_front_title(c.name, self.setup.latency, points),
                                 zoo=zoo_points(self.setup.latency, c.latency.k), k=c.latency.k,
@@ -335,12 +336,15 @@ class _Loop:
 
 
 def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] | None = None,
-               executor_factory: Callable[..., Any] | None = None, trial_log: TrialLog | None = None) -> SearchSummary:
+               executor_factory: Callable[..., Any] | None = None, trial_log: TrialLog | None = None,
+               plots: bool = True) -> SearchSummary:
     """Run (or resume) the study ``config`` describes until it holds ``config.n_trials`` finished trials.
 
     ``callback`` receives a :class:`SearchEvent` at every change. ``executor_factory(on_report)`` replaces the
     default executor (in-process for one worker, Ray otherwise). ``trial_log`` replaces the study's MLflow log
-    (:class:`NullTrialLog`: the driver measured without MLflow).
+    (:class:`NullTrialLog`: the driver measured without MLflow). ``plots=False`` leaves the front's PNG and HTML
+    unwritten (seconds of plotting that tests of the driver's rules and the driver bench do not need; ``nas
+    pareto`` writes them later).
     """
     t_start = time.perf_counter()
     setup = _Setup.load(config)
@@ -376,7 +380,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
             loop.run(executor)
         finally:
             executor.close()
-        return loop.conclude(info, executor.describe(), loop.finished - before, time.perf_counter() - t_start)
+        return loop.conclude(info, executor.describe(), loop.finished - before, time.perf_counter() - t_start,
+                             plots)
 
 
 def _warm_start(store: StudyStore, space, names) -> None:

@@ -37,7 +37,7 @@ def _run(cfg, capacity=4, behaviour=None, log=True, events=None):
         return made[-1]
 
     summary = run_search(cfg, executor_factory=factory, trial_log=None if log else NullTrialLog(),
-                         callback=None if events is None else events.append)
+                         callback=None if events is None else events.append, plots=False)
     return summary, made[-1]
 
 
@@ -66,6 +66,7 @@ def test_a_study_counts_records_and_fronts_its_trials(make):
     assert {p.number for p in summary.front} <= fresh and summary.best.number in fresh
     assert events[-1].kind == "end" and events[-1].done == 12
     assert events[-1].best_trial == summary.best.number
+    assert summary.files == {} and not (summary.study.folder / "pareto").exists()  # plots=False: no plotting
 
 
 def test_a_spec_already_evaluated_reuses_its_result(make):
