@@ -4,9 +4,17 @@ fine, what to do."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Literal
+
+from nas._builtin import builtin_dir
+from nas.data import describe_source, embedded_images, list_images
+from nas.data._source import _div2k_dirs
+from nas.latency import load_latency_model
+from nas.space import DEFAULT_INPUT_HW
 
 __all__ = ["Check", "run_checks"]
 
@@ -47,8 +55,6 @@ def _v(text: str) -> tuple[int, ...]:
 
 
 def _version(dist: str) -> str | None:
-    from importlib import metadata
-
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -70,8 +76,6 @@ def _packages() -> list[Check]:
 
 
 def _litert() -> Check:
-    import importlib
-
     try:
         importlib.import_module("ai_edge_litert.interpreter")
     except Exception as exc:  # an import that fails for any reason is the finding
@@ -90,8 +94,6 @@ def _threads() -> Check:
 
 def _embedded() -> Check:
     try:
-        from nas.data import embedded_images
-
         names = [n for n, _ in embedded_images()]
     except Exception as exc:
         return Check("embedded photographs", "fail", str(exc).splitlines()[0],
@@ -102,8 +104,6 @@ def _embedded() -> Check:
 def _data(path: str | None) -> Check | None:
     if path is None:
         return None
-    from nas.data import describe_source, list_images
-    from nas.data._source import _div2k_dirs
 
     p = Path(path)
     try:
@@ -116,11 +116,6 @@ def _data(path: str | None) -> Check | None:
 
 
 def _latency_models() -> list[Check]:
-    from nas.latency import load_latency_model
-    from nas.space import DEFAULT_INPUT_HW
-
-    from nas._builtin import builtin_dir
-
     root = builtin_dir("latency_models")
     files = sorted(root.glob("*.json")) + sorted((Path.cwd() / "latency_models").glob("*.json"))
     seen, out = set(), []

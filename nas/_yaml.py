@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from nas.errors import NasError
 
 __all__ = ["read_yaml_mapping"]
@@ -12,8 +14,6 @@ __all__ = ["read_yaml_mapping"]
 def read_yaml_mapping(path: Path, noun: str, error: type[NasError], empty_ok: bool = False) -> dict:
     """The mapping in ``path`` (an existing path; ``noun`` names the kind of file in messages). Always
     ``yaml.safe_load``. An empty file is ``{}`` with ``empty_ok``, an error otherwise."""
-    import yaml
-
     if path.is_dir():
         kind = noun if noun.endswith("file") else f"{noun} file"
         raise error(f"{path} is a folder, not a {kind}")

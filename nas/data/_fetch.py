@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import stat
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -45,9 +47,6 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, progress:
              timeout: float = 60.0, chunk: int = 1 << 16) -> Path:
     """Download ``url`` to ``dest``, resuming a ``dest.part`` left by an interrupted download (HTTP Range), and
     verify ``sha256`` when given. ``dest`` appears only when complete and verified."""
-    import urllib.error
-    import urllib.request
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):

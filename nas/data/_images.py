@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from nas.errors import DataError
 
@@ -45,8 +46,6 @@ def to_rgb8(arr: np.ndarray, where: str) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode one image file to H x W x 3 uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     try:
         with Image.open(path) as im:

@@ -18,6 +18,7 @@ from nas._logging import get_logger
 from nas.data import ImageSet, imresize
 from nas.errors import NasError
 from nas.evaluate._metrics import psnr, ssim, to_uint8
+from nas.export import read_tflite
 from nas.space import ArchSpec
 
 __all__ = ["Upscaler", "Bicubic", "ModelUpscaler", "KerasUpscaler", "TfliteUpscaler", "ImageScore", "EvalResult", "evaluate"]
@@ -65,7 +66,7 @@ class KerasUpscaler(ModelUpscaler):
     """The FP32 deploy form of ``spec`` with ``weights`` (by layer name)."""
 
     def __init__(self, spec: ArchSpec, weights: Mapping[str, list[np.ndarray]], name: str | None = None):
-        from nas.model import build_model, set_weights
+        from nas.model import build_model, set_weights  # TensorFlow
 
         model = build_model(spec, "deploy", seed=None)
         set_weights(model, weights)
@@ -77,8 +78,6 @@ class TfliteUpscaler(Upscaler):
     """A TFLite model (INT8 or float) run with LiteRT's interpreter; its input resized to each image."""
 
     def __init__(self, path: str | Path, threads: int | None = None, scale: int = 3):
-        from nas.export import read_tflite
-
         self.path = Path(path)
         read_tflite(self.path)  # a clear error for a file that is not a TFLite model
         self.threads = threads

@@ -17,6 +17,7 @@ import abc
 import dataclasses
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from nas._logging import get_logger
+from nas.data import embedded_images, imresize, modcrop
 from nas.errors import ExportError
 from nas.export._check import CheckReport, check_model
+from nas.export._child import DONE, run_job
+from nas.model import save_weights
 from nas.space import DEFAULT_INPUT_HW, ArchSpec
 
 __all__ = ["ExportResult", "export_int8", "calibration_samples", "Converter", "SubprocessConverter",
@@ -61,8 +65,6 @@ def _fit(img: np.ndarray, hw: tuple[int, int], rng: np.random.Generator) -> np.n
 def calibration_samples(images: Sequence[np.ndarray], input_hw: tuple[int, int], scale: int = 3, n: int = 8,
                         seed: int = 0) -> np.ndarray:
     """``n`` low-resolution crops of real photographs plus one 0..255 ramp, float32 N x H x W x 3 in [0, 255]."""
-    from nas.data import imresize, modcrop
-
     if not images:
         raise ExportError("no images to calibrate the INT8 conversion with")
     if n < 1:
@@ -153,10 +155,6 @@ class PersistentConverter(Converter):
         return self._proc
 
     def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]:
-        import selectors
-
-        from nas.export._child import DONE
-
         proc = self._proc
         if proc is None or proc.poll() is not None or self._jobs >= self.max_jobs:
             proc = self._start()
@@ -210,8 +208,6 @@ class InProcessConverter(Converter):
     """Converts in this process: only for processes that are replaced after a few models (the converter leaks)."""
 
     def run(self, job_path: Path, timeout_s: float) -> tuple[int | None, Path]:
-        from nas.export._child import run_job
-
         log_path = job_path.with_name("convert.log")
         log_path.write_text("(converted in process; TensorFlow's messages went to its stderr)\n")
         return run_job(str(job_path)), log_path
@@ -241,9 +237,6 @@ def export_int8(
     entering a folded anchor's ``tail_1`` so that INT8 keeps the residual (exact in float; see
     :mod:`nas.model._balance`); ``False`` converts the weights as given.
     """
-    from nas.data import embedded_images
-    from nas.model import save_weights
-
     h, w = int(input_hw[0]), int(input_hw[1])
     if h < 1 or w < 1:
         raise ExportError(f"input size {h}x{w} must be positive")

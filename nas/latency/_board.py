@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import yaml
 
 from nas.errors import LatencyError
+from nas.export import read_tflite
 
 __all__ = ["Measurement", "Board", "LiteRTCPUBoard", "FileBoard"]
 
@@ -90,7 +92,6 @@ class LiteRTCPUBoard(Board):
     def measure(self, model: str | Path) -> Measurement:
         from ai_edge_litert.interpreter import Interpreter
 
-        from nas.export import read_tflite
 
         path = Path(model)
         read_tflite(path)  # a clear error for a file that is not a TFLite model
@@ -135,8 +136,6 @@ class FileBoard(Board):
         return list(self._rows.values())
 
     def _read(self) -> list[Measurement]:
-        import yaml
-
         if not self.path.exists():
             raise LatencyError(f"measurements file not found: {self.path}")
         text = self.path.read_text(encoding="utf-8")
@@ -203,7 +202,7 @@ def make_board(board: str, *, threads: int = 1, runs: int = 20, warmup: int = 3,
     if board == "litert-cpu":
         return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs)
     if board == "adb":
-        from nas.latency._adb import AdbBoard
+        from nas.latency._adb import AdbBoard  # _adb builds on this module's Board: imported when asked for
 
         return AdbBoard(serial, delegate=delegate, threads=threads, runs=runs, warmup=warmup)
     if Path(board).suffix.lower() in (".csv", ".yaml", ".yml"):

@@ -19,8 +19,9 @@ import numpy as np
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import LatencyError
+from nas.export import export_int8
 from nas.latency._board import Board, Measurement
-from nas.latency._model import Sample
+from nas.latency._model import Sample, fit_model
 from nas.space import ArchSpec, SearchSpace, deploy_ops
 
 __all__ = ["select_specs", "measure_specs", "specs_of", "calibrate", "CalibrationEvent"]
@@ -156,8 +157,6 @@ def measure_specs(specs: Sequence[ArchSpec], board: Board | None, work_dir: str 
 
 def _export_all(specs: Sequence[ArchSpec], models: Path, input_hw: tuple[int, int],
                 callback: Callable[[CalibrationEvent], None] | None) -> None:
-    from nas.export import export_int8
-
     for i, spec in enumerate(specs):
         path = models / f"{spec.hash}.tflite"
         if not path.exists():  # an export is written under a temporary name and renamed: present means complete
@@ -194,8 +193,6 @@ def calibrate(board: Board, space: SearchSpace, n: int, out: str | Path, *, inpu
     With ``board=None`` the chosen specs are only exported to ``work_dir/models`` for timing elsewhere (returns None);
     calibrating again with a :class:`FileBoard` of those timings fits the model.
     """
-    from nas.latency._model import fit_model
-
     out = Path(out)
     if out.suffix != ".json":
         raise LatencyError(f"the latency model is written as .json, not {out.name}")

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from nas._builtin import builtin_dir
 from nas._files import write_json
 from nas.errors import LatencyError
 from nas.latency._features import FEATURES, op_rows, peak_floor_ms
@@ -457,8 +458,6 @@ def _model_from_dict(data: Any, where: str) -> LatencyModel:
 
 
 def _builtin_dir() -> Path:
-    from nas._builtin import builtin_dir
-
     return builtin_dir("latency_models")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import yaml
+
 from nas.errors import LatencyError
 from nas.latency._model import Sample
 from nas.space import DEFAULT_INPUT_HW, Op
@@ -80,8 +82,6 @@ def ops_from_layers(layers: Sequence[Mapping[str, Any]], height: int = DEFAULT_I
 
 
 def _entries(path: Path) -> list[Mapping[str, Any]]:
-    import yaml
-
     if not path.exists():
         raise LatencyError(f"published measurements not found: {path}")
     try:

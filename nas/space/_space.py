@@ -15,6 +15,7 @@ Every problem is reported as one :class:`~nas.errors.SpaceError` line naming the
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas._builtin import builtin_dir
 from nas._yaml import read_yaml_mapping
 from nas.errors import SpaceError, SpecError
+from nas.space._graph import deploy_ops
 from nas.space._spec import CARRY_CHANNELS, ArchSpec, Block, ClipKind, ClipWhere, Skip
 
 __all__ = ["SearchSpace", "load_space", "space_search_path", "TrialLike"]
@@ -300,8 +303,6 @@ class SearchSpace(_Strict):
         is left out. This is the set a trainability check trains: a mechanism that fails for one choice, or for
         two choices together, shows up in it.
         """
-        import itertools
-
         depths = self.depth.values()
         levels = {
             "width": self.width.values(),
@@ -375,10 +376,6 @@ class SearchSpace(_Strict):
 
         This is what latency depends on: the candidates a latency calibration chooses from.
         """
-        import itertools
-
-        from nas.space._graph import deploy_ops
-
         block = self.blocks.choices[0].value
         seen: set[tuple] = set()
         out = []
@@ -418,8 +415,6 @@ class SearchSpace(_Strict):
 
 def space_search_path() -> list[Path]:
     """Folders searched for a space given by name: ``./search_spaces`` (a user's own) then the built-in ones."""
-    from nas._builtin import builtin_dir
-
     return [Path.cwd() / "search_spaces", builtin_dir("search_spaces")]
 
 

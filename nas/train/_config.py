@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nas.errors import TrainError
@@ -138,8 +139,6 @@ def _one_line(exc: ValidationError, where: str) -> str:
 
 def load_train_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     """A config from a YAML/JSON file (``preset: proxy|full`` plus fields) with ``overrides`` applied on top."""
-    import yaml
-
     data: dict = {}
     where = "training config"
     if path is not None:

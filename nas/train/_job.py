@@ -15,6 +15,9 @@ from typing import Callable
 from nas._files import write_json
 from nas._logging import get_logger
 from nas.data import ImageSet
+from nas.evaluate import Bicubic, KerasUpscaler, TfliteUpscaler, evaluate
+from nas.export import export_int8
+from nas.model import save_weights
 from nas.space import DEFAULT_INPUT_HW, ArchSpec
 from nas.train._config import TrainConfig
 from nas.train._trainer import TrainEvent, TrainResult, train
@@ -73,10 +76,6 @@ def train_and_export(
     phase: Callable[[str], None] | None = None,
 ) -> JobReport:
     """Train ``spec``, export it to INT8 and evaluate both forms on ``valid``; write everything to ``out_dir``."""
-    from nas.evaluate import Bicubic, KerasUpscaler, TfliteUpscaler, evaluate
-    from nas.export import export_int8
-    from nas.model import save_weights
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "spec.json", spec.to_dict())

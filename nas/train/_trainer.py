@@ -26,6 +26,7 @@ from nas._files import write_json
 from nas._logging import get_logger
 from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
+from nas.evaluate import ModelUpscaler, evaluate
 from nas.space import ArchSpec
 from nas.train._config import CHARBONNIER_EPS, Stage, TrainConfig
 
@@ -128,8 +129,6 @@ class _Checkpoints:
 
 def validation_psnr(model, images: ImageSet) -> float:
     """Mean RGB PSNR (border = scale) of a Keras model on whole validation images."""
-    from nas.evaluate import ModelUpscaler, evaluate
-
     return evaluate(ModelUpscaler(model, images.scale), images, with_ssim=False).psnr_rgb
 
 
@@ -155,7 +154,7 @@ def train(
     import tensorflow as tf
     import tf_keras as keras
 
-    from nas.model import build_model, conv_weights, deploy_weights, qat_model
+    from nas.model import build_model, conv_weights, deploy_weights, qat_model  # TensorFlow
 
     config = config or TrainConfig.proxy()
     if init is not None and not config.stages[0].qat:
