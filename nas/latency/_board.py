@@ -92,7 +92,6 @@ class LiteRTCPUBoard(Board):
     def measure(self, model: str | Path) -> Measurement:
         from ai_edge_litert.interpreter import Interpreter
 
-
         path = Path(model)
         read_tflite(path)  # a clear error for a file that is not a TFLite model
         interp = Interpreter(model_path=str(path), num_threads=self.threads)

@@ -146,7 +146,6 @@ def _ray_trial(job: TrialJob, mailbox) -> TrialOutcome:
     """
     import ray
 
-
     # Ray sets OMP_NUM_THREADS=1 in workers; TensorFlow's threads come from the job's config instead.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

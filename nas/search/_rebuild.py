@@ -100,8 +100,6 @@ def _cause(outcome: dict, reason: str) -> Cause:
 def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = False) -> RebuildReport:
     """Rebuild the Optuna study of ``study`` (a folder or name) from its trial folders; see the module docstring.
     A storage that still holds the study is left alone unless ``force``."""
-
-
     info = open_study(study, out)
     c = info.config
     have = _healthy(info)

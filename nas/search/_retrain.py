@@ -78,8 +78,6 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
             out: str | Path = "runs", callback: Callable | None = None,
             phase: Callable[[str], None] | None = None) -> RetrainResult:
     """Retrain trial ``trial`` (or the best trial) of ``study`` with :meth:`TrainConfig.full` for ``steps``."""
-
-
     info = open_study(study, out)
     st = load_optuna_study(info)
     number = _choose(info, st, trial, best)

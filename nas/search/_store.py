@@ -282,6 +282,7 @@ class StudyStore:
             raise SearchError(f"{exc}. {hint}") from None
         directions = DIRECTIONS[c.objective]
         try:
+            # never asked (the live copy is): the cheapest sampler to make
             self.study = optuna.create_study(storage=self._storage, study_name=c.name, directions=directions,
                                              sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
             self._study_id = self._storage.get_study_id_from_name(c.name)
@@ -334,11 +335,9 @@ class StudyStore:
         return self.live.ask()
 
     def start(self, trial, record: TrialRecord, constraints: dict[str, float]) -> None:
-        """A trial that goes to a worker: its record and constraints on the live trial, and a running copy in the
-        durable study (one write for a new trial)."""
+        """A trial that goes to a worker (its constraints already set on the live trial): its record on the live
+        trial, and a running copy in the durable study (one write for a new trial)."""
         self.write(trial, record)
-        for name, value in constraints.items():
-            trial.set_constraint(name, value)
         if trial.number in self._waiting:
             self._tids[trial.number] = self._start_waiting(trial, record, constraints)
             return
@@ -347,25 +346,21 @@ class StudyStore:
                                              constraints=constraints)
         self._tids[trial.number] = self._create(trial.number, template)
 
-    def finish(self, trial, record: TrialRecord, state, values=None):
+    def finish(self, trial, record: TrialRecord, state, values=None) -> None:
         """Tell the live study how ``trial`` ended, with its final ``record``; then the durable one (two writes for
-        a started trial, one for a trial that never went to a worker). Returns the live FrozenTrial."""
+        a started trial, one for a trial that never went to a worker)."""
         self.write(trial, record)
-        frozen = (self.live.tell(trial, values) if state == TrialState.COMPLETE
-                  else self.live.tell(trial, state=state))
+        frozen = self.live.tell(trial, values, state=state)
         tid = self._tids.pop(trial.number, None)
         if tid is None and trial.number not in self._waiting:
             self._create(trial.number, frozen)
-            return frozen
+            return
         if tid is None:  # an enqueued trial that finished without a worker (a duplicate, an infeasible spec)
             tid = self._start_waiting(trial, record, frozen.constraints)
-        s = self._storage
         for step, value in frozen.intermediate_values.items():  # what the pruner saw (the scalar objective)
-            s.set_trial_intermediate_value(tid, step, value)
-        for key, value in record.attrs().items():
-            s.set_trial_user_attr(tid, key, value)
-        s.set_trial_state_values(tid, state, frozen.values)
-        return frozen
+            self._storage.set_trial_intermediate_value(tid, step, value)
+        self._write_durable(tid, record)
+        self._storage.set_trial_state_values(tid, state, frozen.values)
 
     def _create(self, number: int, template) -> int:
         tid = self._storage.create_new_trial(self._study_id, template_trial=template)
@@ -386,8 +381,7 @@ class StudyStore:
         for name, value in trial.params.items():
             dist = trial.distributions[name]
             s.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
-        for key, value in record.attrs().items():
-            s.set_trial_user_attr(tid, key, value)
+        self._write_durable(tid, record)
         for name, value in constraints.items():  # where Trial.set_constraint keeps them (the samplers read them)
             s.set_trial_system_attr(tid, f"constraints:{name}", float(value))
         return tid
@@ -410,7 +404,10 @@ class StudyStore:
     def set_record(self, number: int, record: TrialRecord) -> None:
         """Write ``record`` on trial ``number`` through the storage's interface: for a trial this process did not
         ask for (a killed driver's)."""
-        tid = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        self._write_durable(self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number), record)
+
+    def _write_durable(self, tid: int, record: TrialRecord) -> None:
+        """Write ``record`` on the durable trial ``tid`` through the storage's interface."""
         for key, value in record.attrs().items():
             self._storage.set_trial_user_attr(tid, key, value)
 

@@ -231,10 +231,10 @@ class _Loop:
         rec = rec.with_(mlflow_run_id=self.log.start(trial.number, spec, rec))
         # the samplers (TPE, NSGA-II) steer away from infeasible trials through these
         constraints = dict(zip(CONSTRAINTS, rec.constraints))
+        for name, value in constraints.items():
+            trial.set_constraint(name, value)
         same = self.evaluated.get(spec.hash)
         if same is not None:
-            for name, value in constraints.items():
-                trial.set_constraint(name, value)
             self._duplicate(trial, rec, same)
             return
         self.store.start(trial, rec, constraints)
