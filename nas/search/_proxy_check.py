@@ -230,9 +230,11 @@ def proxy_check(
     results_dir = folder / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
 
-    jobs = [_Job(s, st, config.seed) for st in (*cands, long_steps) for s in specs]
+    # cheapest first: every proxy, then the repeats, then the long trainings (most of the time)
+    jobs = [_Job(s, st, config.seed) for st in cands for s in specs]
     rep_specs = [specs[int(i)] for i in np.linspace(0, n - 1, repeats).round()] if repeats else []
     jobs += [_Job(s, base, config.seed + j) for j in range(1, seeds) for s in rep_specs]
+    jobs += [_Job(s, long_steps, config.seed) for s in specs]
     jobs = list(dict.fromkeys(jobs))
     results: dict[_Job, dict] = {}
     for job in jobs:
