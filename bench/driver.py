@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -101,7 +102,7 @@ def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
     from nas.search._store import optuna_storage
 
     cfg = SearchConfig.model_validate({"sampler": {"name": sampler}})
-    study = optuna.create_study(storage=optuna_storage(url), study_name="floor", sampler=SAMPLERS[sampler](cfg),
+    study = optuna.create_study(storage=optuna_storage(url), study_name="floor", sampler=SAMPLERS[sampler].factory(cfg),
                                 directions=["maximize", "minimize"])
     running, times = [], [0.0] * trials  # per trial: its asking and its finishing, as the driver records them
     for i in range(trials + workers):
@@ -138,7 +139,8 @@ def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sa
         "data": {"limit": 1, "valid_limit": 1}})
     original = SAMPLERS[sampler]
     timed = []
-    SAMPLERS[sampler] = lambda c: timed.append(_TimedSampler(original(c))) or timed[-1]
+    SAMPLERS[sampler] = dataclasses.replace(original, factory=lambda c: timed.append(_TimedSampler(original.factory(c)))
+                                            or timed[-1])
     try:
         t0 = time.perf_counter()
         summary = run_search(cfg, executor_factory=lambda r: SyntheticExecutor(r, capacity=workers),

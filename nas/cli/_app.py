@@ -58,6 +58,16 @@ def _register_proxy() -> None:
 _register_proxy()
 
 
+def _register_table() -> None:
+    from nas.cli import _table
+
+    app.add_typer(_table.table_app, name="table")
+    app.command("samplers")(_table.samplers)
+
+
+_register_table()
+
+
 def _register_search() -> None:
     from nas.cli import _search
 

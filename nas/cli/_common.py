@@ -5,13 +5,14 @@ The command modules import from here and never from each other; ``_app`` only as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
 
 import typer
 
-__all__ = ["JSON_OPT", "OUT_OPT", "PIPED_WIDTH", "out_console", "status_console", "print_json", "parse_hw"]
+__all__ = ["JSON_OPT", "OUT_OPT", "PIPED_WIDTH", "out_console", "status_console", "print_json", "parse_hw", "live_trials"]
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 OUT_OPT = typer.Option("runs", "--out", help="Folder of the study folders (where a study NAME is looked up).")
@@ -55,3 +56,33 @@ def parse_hw(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise NasError(f"input size '{text}' must be positive")
     return h, w
+
+
+@contextlib.contextmanager
+def live_trials(con, enabled: bool, target: int):
+    """A live line: trials done/target, running, complete/pruned/failed, best log2 score."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cols = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn())
+    with Progress(*cols, console=con, transient=False) as prog:
+        task = prog.add_task("trials", total=target, info="")
+
+        def callback(ev) -> None:
+            best = "-" if ev.best_log2 is None else f"{ev.best_log2:.2f} (trial {ev.best_trial})"
+            prog.update(task, completed=ev.done, total=ev.target, info=(
+                f"running {ev.running}  complete {ev.complete}  pruned {ev.pruned}  failed {ev.failed}  "
+                f"best log2 score (mean+k sigma) {best}"))
+            if ev.kind == "start":
+                prog.console.print(f"[bold]executor[/]: {ev.message}")
+            elif ev.kind == "finish" and ev.number is not None and not con.is_terminal:
+                # a log file gets no live bar: one line per finished trial instead
+                prog.console.print(f"trial {ev.number}: {ev.message}; {ev.done}/{ev.target} done, best log2 score "
+                                   f"(mean+k sigma) {best}", soft_wrap=True)
+            elif ev.kind == "finish" and ev.number is not None and not ev.message.startswith("complete"):
+                prog.console.print(f"trial {ev.number}: {ev.message}")
+
+        yield callback

@@ -10,42 +10,12 @@ from typing import Optional
 
 import typer
 
-from nas.cli._common import JSON_OPT, OUT_OPT, out_console, print_json, status_console
+from nas.cli._common import JSON_OPT, OUT_OPT, live_trials, out_console, print_json, status_console
 
 
 def _is_server(uri: str) -> bool:
     """An MLflow tracking URI that is a running server (it has its own UI) rather than a store on disk."""
     return uri.startswith(("http://", "https://"))
-
-
-@contextlib.contextmanager
-def _live(con, enabled: bool, target: int):
-    """A live line: trials done/target, running, complete/pruned/failed, best log2 score."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    cols = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn())
-    with Progress(*cols, console=con, transient=False) as prog:
-        task = prog.add_task("trials", total=target, info="")
-
-        def callback(ev) -> None:
-            best = "-" if ev.best_log2 is None else f"{ev.best_log2:.2f} (trial {ev.best_trial})"
-            prog.update(task, completed=ev.done, total=ev.target, info=(
-                f"running {ev.running}  complete {ev.complete}  pruned {ev.pruned}  failed {ev.failed}  "
-                f"best log2 score (mean+k sigma) {best}"))
-            if ev.kind == "start":
-                prog.console.print(f"[bold]executor[/]: {ev.message}")
-            elif ev.kind == "finish" and ev.number is not None and not con.is_terminal:
-                # a log file gets no live bar: one line per finished trial instead
-                prog.console.print(f"trial {ev.number}: {ev.message}; {ev.done}/{ev.target} done, best log2 score "
-                                   f"(mean+k sigma) {best}", soft_wrap=True)
-            elif ev.kind == "finish" and ev.number is not None and not ev.message.startswith("complete"):
-                prog.console.print(f"trial {ev.number}: {ev.message}")
-
-        yield callback
 
 
 def _front_table(points, title: str):
@@ -95,7 +65,7 @@ def search(
               f"space {cfg.space}, latency model {cfg.latency.model}, proxy {cfg.proxy.steps} steps")
     # stdout carries the result (the --json document); what libraries print there while the study runs (Ray's
     # raylet notices, for one) goes to stderr with the progress
-    with _live(con, not as_json, cfg.n_trials) as cb, contextlib.redirect_stdout(sys.stderr):
+    with live_trials(con, not as_json, cfg.n_trials) as cb, contextlib.redirect_stdout(sys.stderr):
         summary = run_search(cfg, callback=cb)
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")

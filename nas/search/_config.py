@@ -107,9 +107,23 @@ class LatencyConfig(_Strict):
 
 
 class SamplerConfig(_Strict):
-    name: Literal["tpe", "nsga2", "random"] = "tpe"
-    n_startup_trials: int = Field(4, ge=0, description="trials (warm start included) before TPE models the results")
+    """Which registered sampler proposes specs (``nas samplers`` lists them; see :mod:`nas.search._samplers`)."""
+
+    name: str = "tpe"
+    n_startup_trials: int = Field(4, ge=0, description="trials (warm start included) before TPE or the GP models "
+                                                       "the results")
     population_size: int = Field(16, ge=2, description="NSGA-II population")
+    constant_liar: bool = Field(True, description="TPE: count running trials as bad ones, so that parallel workers "
+                                                  "are not sent to the same place")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from nas.search._samplers import SAMPLERS  # (the registry imports no Optuna)
+
+        if v not in SAMPLERS:
+            raise ValueError(f"'{v}' is not a registered sampler ({', '.join(sorted(SAMPLERS))})")
+        return v
 
 
 class PrunerConfig(_Strict):
@@ -162,6 +176,9 @@ class SearchConfig(_Strict):
     tracking: str | None = Field(None, description="MLflow tracking URI (default: sqlite:///<out>/mlflow.db)")
     ray_address: str | None = Field(None, description="a running Ray cluster (e.g. 127.0.0.1:6379); default: a "
                                                       "local Ray started for the study when workers > 1")
+    table: str | None = Field(None, description="a benchmark table (CSV from nas table make): trials look their "
+                              "results up in it instead of training; workers are then simulated (see nas.search."
+                              "TableExecutor)")
     trial_retries: int = Field(1, ge=0, description="times Ray runs a task again when its worker process dies, and "
                                "times the driver runs a trial again as a new trial after a crash or a lost worker "
                                "(an infeasible or pruned trial never)")
@@ -228,6 +245,8 @@ def identity_view(dump: dict) -> dict:
     keep = {k: dump.get(k) for k in IDENTITY_FIELDS}
     keep["data"] = {k: v for k, v in (keep["data"] or {}).items() if k != "cache"}
     keep["export"] = {k: v for k, v in (keep["export"] or {}).items() if k != "timeout_s"}
+    if dump.get("table") is not None:  # (absent otherwise: the identity of studies made before tables is kept)
+        keep["table"] = dump["table"]
     return keep
 
 

@@ -274,11 +274,16 @@ class RayExecutor(Executor):
             self._started = False
 
 
-def make_executor(config, on_report: OnReport | None = None, images=None) -> tuple[Executor, int]:
+def make_executor(config, on_report: OnReport | None = None, images=None, table=None) -> tuple[Executor, int]:
     """The executor a :class:`~nas.search.SearchConfig` asks for, and the TensorFlow threads of each of its jobs:
-    in this process for one worker without a Ray address (a trial may then use every core unless the config says
-    otherwise), Ray tasks otherwise (each trial uses what it reserved). ``images`` ((train, valid), decoded once)
-    serve the in-process executor."""
+    the table's answers on ``config.workers`` simulated workers when the config names a benchmark table (``table``:
+    the :class:`~nas.search._table.BenchTable`, read once), in this process for one worker without a Ray address (a
+    trial may then use every core unless the config says otherwise), Ray tasks otherwise (each trial uses what it
+    reserved). ``images`` ((train, valid), decoded once) serve the in-process executor."""
+    if config.table:
+        from nas.search._table import BenchTable, TableExecutor  # (it builds on this module)
+
+        return TableExecutor(table or BenchTable.read_csv(config.table), on_report, capacity=config.workers), None
     if config.workers == 1 and not config.ray_address:
         return InProcessExecutor(on_report, images=images), config.resources.threads
     return (RayExecutor(workers=config.workers, cpus=config.resources.cpus, gpus=config.resources.gpus,

@@ -1,10 +1,6 @@
 """The search policy: which sampler proposes specs, when a running trial is pruned, when a failed trial runs again,
-and when the study has enough trials. Chosen once, from the config, through registries.
-
-A sampler is registered under the name ``sampler.name`` takes in a study's config::
-
-    @register_sampler("tpe")
-    def _tpe(config: SearchConfig) -> optuna.samplers.BaseSampler: ...
+and when the study has enough trials. Chosen once, from the config; the samplers come from the registry in
+:mod:`nas.search._samplers`.
 
 Pruning has two rules: the scalar objective uses Optuna's :class:`~optuna.pruners.MedianPruner` through the trial;
 the Pareto objective (which Optuna does not prune) uses :func:`dominated_median` over the curves of the completed
@@ -15,42 +11,16 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Callable, Iterable
+from typing import Iterable
 
 import optuna
 
-from nas.errors import SearchError
 from nas.evaluate import log2_score
 from nas.search._config import SearchConfig
 from nas.search._record import Cause, TrialRecord
+from nas.search._samplers import SAMPLERS, make_sampler, register_sampler
 
 __all__ = ["SearchPolicy", "SAMPLERS", "register_sampler", "dominated_median"]
-
-SAMPLERS: dict[str, Callable[[SearchConfig], object]] = {}
-"""Sampler name -> factory(config) returning an Optuna sampler."""
-
-
-def register_sampler(name: str):
-    def add(factory):
-        SAMPLERS[name] = factory
-        return factory
-
-    return add
-
-
-@register_sampler("tpe")
-def _tpe(c: SearchConfig):
-    return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True)
-
-
-@register_sampler("random")
-def _random(c: SearchConfig):
-    return optuna.samplers.RandomSampler(seed=c.seed)
-
-
-@register_sampler("nsga2")
-def _nsga2(c: SearchConfig):
-    return optuna.samplers.NSGAIISampler(population_size=c.sampler.population_size, seed=c.seed)
 
 
 def dominated_median(step: int, psnr: float, latency_ms: float, completed: Iterable, n_startup: int,
@@ -76,11 +46,9 @@ class SearchPolicy:
     """The decisions of a study, from its config (see the module docstring)."""
     def __init__(self, config: SearchConfig):
         self.config = config
-        if config.sampler.name not in SAMPLERS:
-            raise SearchError(f"unknown sampler '{config.sampler.name}' (registered: {', '.join(sorted(SAMPLERS))})")
 
     def sampler(self):
-        return SAMPLERS[self.config.sampler.name](self.config)
+        return make_sampler(self.config)
 
     def pruner(self):
         p = self.config.pruner

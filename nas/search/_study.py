@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
-from nas.errors import NasError
+from nas.errors import NasError, SearchError
 from nas.evaluate import challenge_score, log2_score
 from nas.export import load_target
 from nas.latency import load_latency_model
@@ -39,6 +39,7 @@ from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
+from nas.search._table import BenchTable, space_digest
 from nas.search._trial import TrialJob, TrialOutcome, _images, _valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
 from nas.space import load_space, zoo_get
@@ -136,6 +137,7 @@ class _Setup:
     input_hw: tuple[int, int]
     train_images: Any
     valid_images: Any
+    table: BenchTable | None = None  # the benchmark table the trials look their results up in
 
     @classmethod
     def load(cls, c: SearchConfig) -> "_Setup":
@@ -144,9 +146,24 @@ class _Setup:
         load_target(c.export.target)
         for name in c.warm_start:
             zoo_get(name)  # an unknown name stops the run now, not after hours
+        input_hw = tuple(c.export.input_size or latency.input_hw)
+        if c.table:
+            table = BenchTable.read_csv(c.table)
+            made_on = table.meta.get("space_digest")
+            if made_on != space_digest(space):
+                raise SearchError(f"benchmark table {c.table} was made on space '{table.meta.get('space')}' "
+                                  f"({made_on}), not on this study's space '{c.space}' ({space_digest(space)})")
+            log.info("trials look their results up in %s (%d specs)", c.table, len(table))
+            return cls(space, latency, input_hw, None, None, table)
         train, valid = _images(c)  # checked here, in the driver, before any trial starts
         log.info("data: %d training and %d validation images", len(train), len(valid))
-        return cls(space, latency, tuple(c.export.input_size or latency.input_hw), train, valid)
+        return cls(space, latency, input_hw, train, valid)
+
+    def references(self) -> dict[str, float]:
+        """Baselines drawn on the front: bicubic on the validation images (the table's, for a table study)."""
+        if self.table is not None:
+            return dict(self.table.meta.get("references") or {})
+        return reference_psnr(self.valid_images)
 
 
 # --------------------------------------------------------------------------------------------------- loop
@@ -353,13 +370,13 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     tlog = trial_log or TrialLog(config.name, store.tracking_uri, store.folder, Path(config.out) / "mlartifacts")
     with store.locked():
         store.check_identity()
-        store.open(lambda: reference_psnr(setup.valid_images))
+        store.open(setup.references)
         c = config
         params = {"space": c.space, "objective": c.objective, "n_trials": c.n_trials, "workers": c.workers,
                   "proxy_steps": c.proxy.steps, "latency_model": c.latency.model, "latency_k": c.latency.k,
                   "latency_budget_ms": c.latency.budget_ms, "sampler": c.sampler.name, "pruner": c.pruner.name,
                   "seed": c.seed, "data": c.data.train, "input_size": "x".join(map(str, setup.input_hw)),
-                  "target": c.export.target}
+                  "target": c.export.target, **({"table": c.table} if c.table else {})}
         parent = tlog.open({"nas.objective": c.objective}, params)
         info = store.write_study_file(parent)
         store.recover()
@@ -374,7 +391,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
             loop.threads = c.resources.tf_threads
             executor = executor_factory(loop.on_report)
         else:
-            executor, loop.threads = make_executor(c, loop.on_report, (setup.train_images, setup.valid_images))
+            executor, loop.threads = make_executor(c, loop.on_report, (setup.train_images, setup.valid_images),
+                                                   setup.table)
         before = loop.finished
         try:
             loop.run(executor)

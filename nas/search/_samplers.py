@@ -1,0 +1,105 @@
+"""The samplers a study can use: a registry, filled here and open to users.
+
+A sampler is a factory registered under the name a config's ``sampler.name`` gives; it receives the study's
+:class:`~nas.search.SearchConfig` and returns an Optuna sampler (seeded with ``config.seed``)::
+
+    from nas.search import register_sampler
+
+    @register_sampler("cmaes", "CMA-ES over the integer choices")
+    def _cmaes(config):
+        import optuna
+        return optuna.samplers.CmaEsSampler(seed=config.seed)
+
+The registered names are the config's choices (an unknown name is refused when the config is read). The samplers
+see each trial's constraints (latency budget, latency model range) through ``Trial.set_constraint``. Optuna is
+imported by the factories, not by this module (a config is validated without it).
+
+Built in:
+
+* ``tpe``: Optuna's TPE, multivariate, with the constant liar (a running trial counts as a bad one, so parallel
+  workers are not sent to the same place);
+* ``gp``: Optuna's Gaussian-process sampler (constrained, multi-objective; needs PyTorch: ``pip install
+  'npu-nas[gp]'``);
+* ``nsga2``: Optuna's NSGA-II (``sampler.population_size``);
+* ``random``: independent uniform draws;
+* ``balanced``: space-filling (a Latin hypercube over the choices): in every run of k trials each of a parameter's
+  k values appears once, in an order drawn per parameter and run, so any number of trials covers every value of
+  every parameter as evenly as it can (what a benchmark table is made with).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from typing import Callable
+
+from nas.errors import SearchError
+
+__all__ = ["SAMPLERS", "SamplerEntry", "register_sampler", "make_sampler"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerEntry:
+    name: str
+    factory: Callable
+    summary: str
+
+
+SAMPLERS: dict[str, SamplerEntry] = {}
+"""Sampler name -> its entry (factory(config) -> an Optuna sampler, and a one-line summary)."""
+
+
+def register_sampler(name: str, summary: str = ""):
+    """Register ``factory(config) -> optuna sampler`` under ``name`` (decorator)."""
+    def add(factory):
+        SAMPLERS[name] = SamplerEntry(name, factory, summary or (factory.__doc__ or "").strip().split("\n")[0])
+        return factory
+
+    return add
+
+
+def make_sampler(config):
+    """The Optuna sampler ``config.sampler`` names."""
+    entry = SAMPLERS.get(config.sampler.name)
+    if entry is None:
+        raise SearchError(f"unknown sampler '{config.sampler.name}' (registered: {', '.join(sorted(SAMPLERS))})")
+    return entry.factory(config)
+
+
+@register_sampler("tpe", "TPE, multivariate, constant liar for parallel workers (the default)")
+def _tpe(c):
+    import optuna
+
+    return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True,
+                                      constant_liar=c.sampler.constant_liar)
+
+
+@register_sampler("gp", "Gaussian process (Optuna's GPSampler; needs PyTorch)")
+def _gp(c):
+    if importlib.util.find_spec("torch") is None:
+        raise SearchError("sampler 'gp' needs PyTorch, which is not installed: pip install 'npu-nas[gp]' (or torch), "
+                          "or choose another sampler (tpe, nsga2, random, balanced)")
+    import optuna
+
+    return optuna.samplers.GPSampler(seed=c.seed, n_startup_trials=c.sampler.n_startup_trials)
+
+
+@register_sampler("nsga2", "NSGA-II (sampler.population_size)")
+def _nsga2(c):
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(population_size=c.sampler.population_size, seed=c.seed)
+
+
+@register_sampler("random", "independent uniform draws")
+def _random(c):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=c.seed)
+
+
+@register_sampler("balanced", "space-filling: every value of every parameter equally often (benchmark tables)")
+def _balanced(c):
+    from nas.search._balanced import BalancedSampler
+
+    return BalancedSampler(seed=c.seed)

@@ -1,0 +1,332 @@
+"""Benchmark tables of a search space (NAS-Bench style): every row a spec trained once by the study's proxy, so
+that samplers can be compared on the table in seconds instead of days.
+
+A table is made by the product itself: :func:`table_from_study` reads a study (run with the space-filling
+``balanced`` sampler and no pruning, resumable like any study) and :meth:`BenchTable.write_csv` writes it as a CSV
+whose ``#`` header lines say what it was made with (space and its digest, proxy, data, latency model, package
+version). :class:`TableExecutor` is an :class:`~nas.search._executor.Executor` whose trials look their results up
+in a table instead of training: the same driver, storage, constraints, pessimistic latency and (optional) MLflow
+logging run on it. It simulates ``capacity`` workers: each trial takes its row's training seconds on a simulated
+clock, its validation curve is reported to the pruner at the simulated times, and :meth:`TableExecutor.poll` returns
+the trial that finishes first, so asynchronous arrivals of parallel workers are reproduced exactly and
+deterministically.
+
+A spec the table lacks gets the result of its nearest row (``missing="nearest"``: the distance counts width and
+depth steps and differing choices; the outcome says which row and how far) or fails (``missing="fail"``). A
+sampler can exploit the nearest-row rule only within one step of a measured spec: the latency is always the spec's
+own prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import heapq
+import io
+import json
+from pathlib import Path
+from typing import Iterable, Literal
+
+from optuna.trial import TrialState
+
+import nas
+from nas._files import atomic_write
+from nas.errors import SearchError
+from nas.search._executor import Executor, OnReport
+from nas.search._record import Cause, TrialRecord
+from nas.search._trial import TrialJob, TrialOutcome
+from nas.space import ArchSpec, deploy_ops, load_space
+
+__all__ = ["BenchTable", "TableRow", "TableExecutor", "table_from_study", "space_digest", "TABLE_FORMAT"]
+
+TABLE_FORMAT = 1
+"""The version of the CSV layout (a ``# format:`` header line)."""
+
+_COLUMNS = ("hash", "spec", "describe", "state", "cause", "reason", "int8_psnr", "int8_ssim", "fp32_psnr",
+            "fp32_ssim", "latency_ms", "latency_sigma_ms", "macs", "params", "train_s", "curve", "trial")
+_FLOATS = ("int8_psnr", "int8_ssim", "fp32_psnr", "fp32_ssim", "latency_ms", "latency_sigma_ms", "train_s")
+_METRICS = ("int8_psnr", "int8_ssim", "fp32_psnr", "fp32_ssim")
+
+
+def space_digest(space) -> str:
+    """A short digest of a search space's choices (a table made on another space is refused)."""
+    return hashlib.sha256(json.dumps(space.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+    """One spec of a table: its deployed INT8 and FP32 quality after the proxy, its predicted latency, size, and
+    the proxy's training seconds; a failed spec keeps its cause and reason."""
+
+    spec: ArchSpec
+    state: Literal["complete", "failed"]
+    cause: str = ""
+    reason: str = ""
+    int8_psnr: float | None = None
+    int8_ssim: float | None = None
+    fp32_psnr: float | None = None
+    fp32_ssim: float | None = None
+    latency_ms: float | None = None
+    latency_sigma_ms: float | None = None
+    macs: int = 0
+    params: int = 0
+    train_s: float | None = None
+    curve: tuple[tuple[int, float], ...] = ()
+    trial: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in ("complete", "failed"):
+            raise ValueError(f"a table row is complete or failed, not {self.state!r}")
+        if self.state == "complete" and self.int8_psnr is None:
+            raise ValueError(f"complete row {self.spec.hash} has no INT8 PSNR")
+        if self.state == "failed" and not self.reason:
+            raise ValueError(f"failed row {self.spec.hash} needs its reason")
+
+    @property
+    def hash(self) -> str:
+        return self.spec.hash
+
+    def metrics(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in _METRICS if getattr(self, k) is not None} | (
+            {"int8_drop_db": self.fp32_psnr - self.int8_psnr} if self.fp32_psnr is not None
+            and self.int8_psnr is not None else {})
+
+    def to_csv_row(self) -> dict[str, str]:
+        def num(v):
+            return "" if v is None else repr(float(v))  # (the shortest text that reads back to the same float)
+
+        return {"hash": self.hash, "spec": json.dumps(self.spec.to_dict(), separators=(",", ":")),
+                "describe": self.spec.describe(), "state": self.state, "cause": self.cause, "reason": self.reason,
+                **{k: num(getattr(self, k)) for k in _FLOATS}, "macs": str(self.macs), "params": str(self.params),
+                "curve": " ".join(f"{s}:{float(v)!r}" for s, v in self.curve),
+                "trial": "" if self.trial is None else str(self.trial)}
+
+    @classmethod
+    def from_csv_row(cls, row: dict[str, str], where: str) -> "TableRow":
+        try:
+            spec = ArchSpec.from_dict(json.loads(row["spec"]))
+            if spec.hash != row["hash"]:
+                raise ValueError(f"hash {row['hash']} is not its spec's ({spec.hash})")
+            curve = tuple((int(s), float(v)) for s, v in (p.split(":") for p in row["curve"].split()))
+            return cls(spec, row["state"], row["cause"], row["reason"],
+                       **{k: float(row[k]) if row[k] else None for k in _FLOATS if k != "train_s"},
+                       macs=int(row["macs"]), params=int(row["params"]),
+                       train_s=float(row["train_s"]) if row["train_s"] else None, curve=curve,
+                       trial=int(row["trial"]) if row["trial"] else None)
+        except (ValueError, KeyError, TypeError, nas.NasError) as exc:
+            raise SearchError(f"{where}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchTable:
+    """Rows of distinct specs and what they were made with (``meta``: space, space_digest, proxy, data,
+    latency_model, latency_k, references, nas_version, study)."""
+
+    rows: tuple[TableRow, ...]
+    meta: dict
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for r in self.rows:
+            if r.hash in seen:
+                raise ValueError(f"spec {r.hash} ({r.spec.describe()}) is in the table twice")
+            seen.add(r.hash)
+        object.__setattr__(self, "_by_hash", {r.hash: r for r in self.rows})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, spec: ArchSpec) -> TableRow | None:
+        return self._by_hash.get(spec.hash)
+
+    @property
+    def digest(self) -> str:
+        """A digest of the rows' results (what a study on this table depends on)."""
+        body = "\n".join(",".join(r.to_csv_row().values()) for r in sorted(self.rows, key=lambda r: r.hash))
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def nearest(self, spec: ArchSpec) -> tuple[TableRow, float]:
+        """The row nearest to ``spec`` and its distance (0: the spec itself; see :func:`spec_distance`)."""
+        if not self.rows:
+            raise SearchError("the benchmark table has no rows")
+        row = self.get(spec)
+        if row is not None:
+            return row, 0.0
+        return min(((r, spec_distance(spec, r.spec)) for r in self.rows), key=lambda p: (p[1], p[0].hash))
+
+    # ------------------------------------------------------------------------------------------------ files
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the table (``#`` header lines with :attr:`meta`, then the rows sorted by hash), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        buf.write(f"# nas benchmark table, format {TABLE_FORMAT}\n")
+        for k, v in sorted(self.meta.items()):
+            buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
+        w = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in sorted(self.rows, key=lambda r: r.hash):
+            w.writerow(r.to_csv_row())
+        with atomic_write(path) as fh:
+            fh.write(buf.getvalue().encode("utf-8"))
+        return path
+
+    @classmethod
+    def read_csv(cls, path: str | Path) -> "BenchTable":
+        path = Path(path)
+        if not path.exists():
+            raise SearchError(f"benchmark table not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if not lines or not lines[0].startswith("# nas benchmark table, format "):
+            raise SearchError(f"{path} is not a benchmark table (its first line should be '# nas benchmark table, "
+                              f"format {TABLE_FORMAT}')")
+        fmt = lines[0].rsplit(" ", 1)[-1]
+        if fmt != str(TABLE_FORMAT):
+            raise SearchError(f"{path}: table format {fmt}, this nas reads format {TABLE_FORMAT}")
+        meta, i = {}, 1
+        while i < len(lines) and lines[i].startswith("# "):
+            key, _, value = lines[i][2:].partition(": ")
+            try:
+                meta[key] = json.loads(value)
+            except ValueError:
+                raise SearchError(f"{path} line {i + 1}: header '{key}' is not JSON") from None
+            i += 1
+        reader = csv.DictReader(io.StringIO("\n".join(lines[i:])))
+        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SearchError(f"{path}: columns {missing} are missing")
+        rows = [TableRow.from_csv_row(r, f"{path} line {i + 2 + n}") for n, r in enumerate(reader)]
+        try:
+            return cls(tuple(rows), meta)
+        except ValueError as exc:
+            raise SearchError(f"{path}: {exc}") from None
+
+
+def spec_distance(a: ArchSpec, b: ArchSpec) -> float:
+    """How far two specs are apart: width steps of 16 and depth steps count one each, and one for each other choice
+    that differs (block, skip, clip placement, clip kind, tail, expansion)."""
+    block = {x for x, s in zip(a.blocks, a.convs()) if s.kernel == 3} != {
+        x for x, s in zip(b.blocks, b.convs()) if s.kernel == 3}
+    return (abs(a.width - b.width) / 16 + abs(a.depth - b.depth) + block + (a.skip != b.skip)
+            + (a.clip_where != b.clip_where) + (a.clip_kind != b.clip_kind) + (a.tail != b.tail)
+            + (a.expansion != b.expansion))
+
+
+# ---------------------------------------------------------------------------------------------- from a study
+def table_from_study(config, trials: Iterable, input_hw: tuple[int, int], references: dict | None = None,
+                     study: str = "") -> BenchTable:
+    """A table of a finished study's ``trials`` (Optuna FrozenTrials with their records): each spec once, completed
+    ones with their results, infeasible ones with their reason; duplicates, pruned trials and trials run again after
+    a crash or an interruption are left out (they say nothing about the spec)."""
+    space = load_space(config.space)
+    rows: dict[str, TableRow] = {}
+    for t in trials:
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        if not rec.hash or rec.duplicate_of is not None or rec.hash in rows:
+            continue
+        if t.state == TrialState.COMPLETE:
+            state, cause, reason = "complete", "", ""
+        elif t.state == TrialState.FAIL and rec.cause is Cause.INFEASIBLE:
+            state, cause, reason = "failed", rec.cause.value, rec.reason
+        else:
+            continue
+        spec = ArchSpec.from_dict(dict(rec.spec))
+        ops = deploy_ops(spec, *input_hw)
+        m = rec.metrics
+        rows[rec.hash] = TableRow(
+            spec, state, cause, reason, m.get("int8_psnr"), m.get("int8_ssim"), m.get("fp32_psnr"),
+            m.get("fp32_ssim"), rec.latency_ms, rec.latency_sigma_ms, sum(o.macs for o in ops),
+            sum(o.params for o in ops), (rec.seconds or {}).get("train"), tuple(rec.curve), t.number)
+    meta = {"space": config.space, "space_digest": space_digest(space), "proxy": config.proxy.model_dump(mode="json"),
+            "data": {"train": config.data.train, "valid": config.data.valid}, "seed": config.seed,
+            "latency_model": config.latency.model, "latency_k": config.latency.k,
+            "input_size": list(input_hw), "references": references or {}, "nas_version": nas.__version__,
+            "study": study}
+    return BenchTable(tuple(rows.values()), meta)
+
+
+# ------------------------------------------------------------------------------------------------ executor
+class TableExecutor(Executor):
+    """Trials answered from a :class:`BenchTable` on a simulated clock (see the module docstring).
+
+    ``capacity`` trials run at once; a trial takes its row's ``train_s`` (``default_s`` when the row has none) of
+    simulated time; :attr:`clock` is the simulated time of the last event. ``missing``: what a spec the table lacks
+    gets ("nearest": the nearest row's result, "fail": a failed trial)."""
+
+    def __init__(self, table: BenchTable, on_report: OnReport | None = None, capacity: int = 1,
+                 missing: Literal["nearest", "fail"] = "nearest", default_s: float = 60.0):
+        super().__init__(on_report)
+        if capacity < 1:
+            raise SearchError(f"a table executor needs capacity >= 1, got {capacity}")
+        if missing not in ("nearest", "fail"):
+            raise SearchError(f"missing must be 'nearest' or 'fail', got {missing!r}")
+        self.table, self.capacity, self.missing, self.default_s = table, capacity, missing, default_s
+        self.clock = 0.0
+        self.lookups = {"exact": 0, "nearest": 0, "missing": 0}
+        self._events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, curve index)
+        self._jobs: dict[int, tuple[TrialJob, TableRow | None, float, float]] = {}  # number -> job, row, dist, start
+        self._order = 0
+
+    def submit(self, job: TrialJob) -> None:
+        if len(self._jobs) >= self.capacity:
+            raise SearchError(f"table executor: {len(self._jobs)} trials already run on {self.capacity} workers")
+        row, dist = self.table.nearest(job.spec)
+        if dist > 0 and self.missing == "fail":
+            row = None
+        self.lookups["exact" if dist == 0 else "nearest" if row is not None else "missing"] += 1
+        self._jobs[job.number] = (job, row, dist, self.clock)
+        first = 0 if row is not None and row.state == "complete" and row.curve else -1
+        self._push(job.number, first)
+
+    def _duration(self, row: TableRow | None) -> float:
+        return row.train_s if row is not None and row.train_s else self.default_s
+
+    def _push(self, number: int, index: int) -> None:
+        job, row, _, start = self._jobs[number]
+        dur = self._duration(row)
+        if index >= 0:
+            last = row.curve[-1][0]
+            t = start + dur * row.curve[index][0] / max(last, 1)
+        else:
+            t = start + dur
+        self._order += 1
+        heapq.heappush(self._events, (t, self._order, number, index))
+
+    def running(self) -> list[int]:
+        return list(self._jobs)
+
+    def poll(self, timeout: float) -> list[TrialOutcome]:
+        while self._events:
+            t, _, number, index = heapq.heappop(self._events)
+            self.clock = max(self.clock, t)
+            job, row, dist, start = self._jobs[number]
+            if index >= 0 and index < len(row.curve) - 1:  # an intermediate report: the pruner may stop it here
+                step, value = row.curve[index]
+                if self.on_report(number, step, value):
+                    del self._jobs[number]
+                    return [TrialOutcome(number, "pruned", f"pruned at step {step}: validation PSNR {value:.2f} dB",
+                                         curve=row.curve[:index + 1], seconds={"train": t - start},
+                                         worker="table")]
+                self._push(number, index + 1)
+                continue
+            if index >= 0:  # the final validation: the pruner sees the whole curve (as from a trained trial)
+                self.on_report(number, *row.curve[index])
+            del self._jobs[number]
+            return [self._outcome(job, row, dist, t - start)]
+        return []
+
+    def _outcome(self, job: TrialJob, row: TableRow | None, dist: float, seconds: float) -> TrialOutcome:
+        sec = {"train": seconds}
+        if row is None:
+            return TrialOutcome(job.number, "failed", f"spec {job.spec.hash} ({job.spec.describe()}) is not in the "
+                                "benchmark table", seconds=sec, worker="table", cause=Cause.INFEASIBLE)
+        if row.state != "complete":
+            return TrialOutcome(job.number, "failed", row.reason, seconds=sec, worker="table",
+                                cause=Cause.INFEASIBLE)
+        metrics = row.metrics() | {"table_distance": dist}
+        return TrialOutcome(job.number, "complete", "", metrics, row.curve, sec, {}, "table")
+
+    def describe(self) -> str:
+        return f"benchmark table of {len(self.table)} specs ({self.capacity} simulated workers)"
