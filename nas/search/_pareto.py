@@ -17,7 +17,8 @@ from typing import Mapping, Sequence
 
 from nas.space import zoo_entries
 
-__all__ = ["FrontPoint", "front_figure", "pareto_front", "write_front", "zoo_points"]
+__all__ = ["FrontPoint", "front_figure", "pareto_front", "write_front", "zoo_points", "hypervolume",
+           "hypervolume_history"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,34 @@ def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
             and (q.psnr > p.psnr or q.latency_objective_ms < p.latency_objective_ms) for q in feas)
         out.append(dataclasses.replace(p, on_front=not dominated))
     return sorted(out, key=lambda p: (p.latency_objective_ms, -p.psnr))
+
+
+def hypervolume(points: Sequence[tuple[float, float]], ref_psnr: float, ref_latency_ms: float) -> float:
+    """The area (dB x ms) that the (PSNR, latency) ``points`` dominate above ``ref_psnr`` and below
+    ``ref_latency_ms``: the front's hypervolume, exact (points outside the reference box add nothing)."""
+    pts = sorted((lat, psnr) for psnr, lat in points if psnr > ref_psnr and lat < ref_latency_ms)
+    area, best = 0.0, ref_psnr
+    for i, (lat, psnr) in enumerate(pts):
+        best = max(best, psnr)
+        nxt = pts[i + 1][0] if i + 1 < len(pts) else ref_latency_ms
+        area += (best - ref_psnr) * (nxt - lat)
+    return area
+
+
+def hypervolume_history(points: Sequence[tuple[float, float] | None], ref_psnr: float,
+                        ref_latency_ms: float) -> list[float]:
+    """The hypervolume after each of ``points`` in the order the trials finished (``None``: a trial that added no
+    feasible point: pruned, failed, infeasible)."""
+    seen: list[tuple[float, float]] = []
+    out = []
+    for p in points:
+        if p is not None:
+            seen.append(p)
+            seen = [(q_psnr, q_lat) for q_psnr, q_lat in seen  # keep the non-dominated ones (cheap: fronts are small)
+                    if not any(r_psnr >= q_psnr and r_lat <= q_lat and (r_psnr, r_lat) != (q_psnr, q_lat)
+                               for r_psnr, r_lat in seen)]
+        out.append(hypervolume(seen, ref_psnr, ref_latency_ms))
+    return out
 
 
 def zoo_points(latency_model, k: float = 1.0) -> list[dict]:

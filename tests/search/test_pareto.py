@@ -88,3 +88,14 @@ def test_budget_constraint_makes_a_trial_infeasible_and_keeps_it_off_the_front()
     pts = pareto_front(trial_points(st))
     assert [(p.number, p.feasible, p.on_front) for p in pts] == [(0, True, True), (1, False, False)]
     assert dict(st.trials[1].constraints) == {"latency_budget": 5.0}
+
+
+def test_hypervolume_is_the_area_the_front_dominates_inside_the_reference_box():
+    from nas.search._pareto import hypervolume, hypervolume_history
+
+    # (30 dB, 10 ms) and (29 dB, 5 ms) above 28 dB and below 20 ms: 2 x 10 + 1 x 5
+    assert hypervolume([(30.0, 10.0), (29.0, 5.0)], 28.0, 20.0) == 25.0
+    assert hypervolume([(27.5, 1.0), (31.0, 25.0)], 28.0, 20.0) == 0.0  # outside the box: nothing
+    # in the order trials finish: a dominated point, a failed trial (None) and a point outside add nothing
+    assert hypervolume_history([(29.0, 5.0), None, (30.0, 10.0), (28.5, 6.0), (27.0, 1.0)], 28.0, 20.0) == [
+        15.0, 15.0, 25.0, 25.0, 25.0]

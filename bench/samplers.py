@@ -1,0 +1,245 @@
+"""Search quality the way NAS papers measure it: every sampler run many times on the committed benchmark table.
+
+    python bench/samplers.py [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64] [--workers 1,4,16]
+                             [--samplers tpe,gp,nsga2,random] [--objectives pareto,score] [--jobs 2]
+                             [--work runs/bench-samplers] [--png bench/figures/samplers.png]
+
+Each run is a real study (the product's driver, Optuna storage, constraints, pessimistic latency, warm start,
+pruner) whose trials look their results up in the table (``table:`` in the config; a spec the table lacks gets its
+nearest row), on ``--workers`` simulated workers that finish in the order of the table's training seconds. For each
+sampler, objective and worker count, over ``--seeds`` seeds:
+
+* hypervolume of the front (INT8 PSNR vs the pessimistic VS680 latency, reference point REF below) and best log2
+  score after 8, 16, 32 and 64 trials: median and interquartile range;
+* trials each sampler needs to reach random search's median 64-trial hypervolume (median over seeds);
+* with 4 and 16 workers: the sample efficiency kept (sequential trials-to-target / parallel trials-to-target);
+* the best zoo network of the table (same proxy, same latency model) against the default search at 32 trials.
+
+Runs are cached in ``--work`` (a second run only prints). ``gp`` needs PyTorch; without it, it is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib.util
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.evaluate import log2_score  # noqa: E402
+from nas.latency import load_latency_model  # noqa: E402
+from nas.search import BenchTable, SearchConfig, TableExecutor, run_search  # noqa: E402
+from nas.search._pareto import hypervolume_history  # noqa: E402
+from nas.search._record import TrialRecord  # noqa: E402
+from nas.search._store import load_optuna_study, open_study  # noqa: E402
+from nas.search._study import NullTrialLog  # noqa: E402
+from nas.space import load_space, zoo_entries  # noqa: E402
+
+REF = (27.0, 80.0)
+"""The hypervolume's fixed reference point: (INT8 PSNR dB, pessimistic VS680 latency ms). Fixed here, not taken
+from the runs, so that figures of different runs and tables compare."""
+BUDGETS = (8, 16, 32, 64)
+DEFAULT = "tpe"
+
+
+def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: int, trials: int, work: str) -> dict:
+    """One study on the table; the finished trials in the order they finished."""
+    table = BenchTable.read_csv(table_path)
+    name = f"{sampler}-{objective}-w{workers}-s{seed}"
+    folder = Path(work) / "studies"
+    cfg = SearchConfig.model_validate({
+        "name": name, "out": str(folder), "n_trials": trials, "workers": workers, "seed": seed, "table": table_path,
+        "objective": objective, "sampler": {"name": sampler}, "storage": f"journal:///{folder}/{name}.log",
+        "export": {"input_size": table.meta.get("input_size")}})
+    order: list[int] = []
+    made: list[TableExecutor] = []
+
+    def factory(on_report):
+        made.append(TableExecutor(table, on_report, capacity=workers))
+        return made[-1]
+
+    t0 = time.perf_counter()
+    run_search(cfg, callback=lambda ev: order.append(ev.number) if ev.kind == "finish" and ev.number is not None
+               else None, executor_factory=factory, trial_log=NullTrialLog(), plots=False)
+    wall = time.perf_counter() - t0
+    st = load_optuna_study(open_study(cfg.study_dir))
+    by = {t.number: t for t in st.get_trials(deepcopy=False)}
+    points = []
+    for n in order:
+        t = by[n]
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        ok = t.state.name == "COMPLETE" and rec.feasible
+        points.append((rec.metrics["int8_psnr"], rec.latency_objective_ms) if ok else None)
+    shutil.rmtree(cfg.study_dir, ignore_errors=True)
+    Path(f"{folder}/{name}.log").unlink(missing_ok=True)
+    return {"points": points, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
+
+
+def _key(sampler, objective, workers, seed, trials, digest) -> str:
+    return f"{sampler}-{objective}-w{workers}-s{seed}-n{trials}-{digest}"
+
+
+def _median_iqr(values: list[float]) -> tuple[float, float, float]:
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return statistics.median(values), q[0], q[2]
+
+
+def _to_reach(hv: list[float], target: float) -> int | None:
+    return next((i + 1 for i, v in enumerate(hv) if v >= target - 1e-9), None)
+
+
+def _best_log2(points) -> list[float]:
+    out, best = [], float("-inf")
+    for p in points:
+        if p is not None:
+            best = max(best, log2_score(*p))
+        out.append(best)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default="bench/tables/mai2022-300.csv")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=64)
+    ap.add_argument("--workers", default="1,4,16")
+    ap.add_argument("--samplers", default="tpe,gp,nsga2,random")
+    ap.add_argument("--objectives", default="pareto,score")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", default="runs/bench-samplers")
+    ap.add_argument("--png", default="bench/figures/samplers.png")
+    a = ap.parse_args()
+    table = BenchTable.read_csv(a.table)
+    samplers = [s for s in a.samplers.split(",") if s != "gp" or importlib.util.find_spec("torch")]
+    if len(samplers) < len(a.samplers.split(",")):
+        print("gp: skipped (PyTorch is not installed: pip install 'npu-nas[gp]')")
+    workers = [int(w) for w in a.workers.split(",")]
+    objectives = a.objectives.split(",")
+    work = Path(a.work)
+    cache_dir = work / "results"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    runs = [(s, o, w, seed) for o in objectives for s in samplers for w in workers for seed in range(a.seeds)]
+    results: dict[tuple, dict] = {}
+    todo = []
+    for r in runs:
+        f = cache_dir / f"{_key(*r, a.trials, table.digest)}.json"
+        if f.exists():
+            results[r] = json.loads(f.read_text())
+        else:
+            todo.append(r)
+    print(f"table {a.table}: {len(table)} specs ({table.meta.get('study')}, proxy {table.meta['proxy']['steps']} "
+          f"steps); {len(runs)} studies of {a.trials} trials, {len(todo)} to run")
+    t0 = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        futs = {pool.submit(run_one, a.table, *r, a.trials, str(work)): r for r in todo}
+        for i, fut in enumerate(concurrent.futures.as_completed(futs), 1):
+            r = futs[fut]
+            results[r] = fut.result()
+            (cache_dir / f"{_key(*r, a.trials, table.digest)}.json").write_text(json.dumps(results[r]))
+            if i % 20 == 0 or i == len(todo):
+                print(f"  {i}/{len(todo)} studies ({time.perf_counter() - t0:.0f} s)", flush=True)
+    report(table, results, samplers, objectives, workers, a.seeds, a.trials, Path(a.png))
+    return 0
+
+
+def _zoo_best(table: BenchTable) -> tuple[float, str]:
+    space = load_space(table.meta["space"])
+    lat = load_latency_model(table.meta["latency_model"])
+    k = table.meta.get("latency_k", 1.0)
+    best = (float("-inf"), "")
+    for e in zoo_entries():
+        row = table.get(space.project(e.spec))
+        if row is not None and row.state == "complete":
+            best = max(best, (log2_score(row.int8_psnr, lat.predict(row.spec).pessimistic(k)), e.name))
+    return best
+
+
+def report(table, results, samplers, objectives, workers, seeds, trials, png: Path) -> None:
+    budgets = [b for b in BUDGETS if b <= trials]
+    hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
+    lg = {r: _best_log2(v["points"]) for r, v in results.items()}
+    exact = sum(v["lookups"]["exact"] for v in results.values())
+    total = sum(sum(v["lookups"].values()) for v in results.values())
+    print(f"hypervolume reference point: INT8 PSNR {REF[0]} dB, pessimistic latency {REF[1]} ms; "
+          f"{exact / max(total, 1):.0%} of the trials' specs were in the table (the rest took their nearest row)")
+    zoo_log2, zoo_name = _zoo_best(table)
+    for o in objectives:
+        target = statistics.median(hv[("random", o, 1, s)][trials - 1] for s in range(seeds)) if "random" in samplers \
+            else None
+        print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
+        head = "  ".join(f"HV@{b:<14}" for b in budgets)
+        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>16}  {'best log2@32':>22}")
+        for s in samplers:
+            cells = []
+            for b in budgets:
+                m, lo, hi = _median_iqr([hv[(s, o, 1, seed)][b - 1] for seed in range(seeds)])
+                cells.append(f"{m:6.1f} [{lo:5.1f},{hi:5.1f}]")
+            reach = [_to_reach(hv[(s, o, 1, seed)], target) for seed in range(seeds)] if target else []
+            got = [x for x in reach if x is not None]
+            need = (f"{statistics.median(got):5.0f} ({len(got)}/{seeds} seeds)" if got else "never") if target \
+                else "-"
+            m, lo, hi = _median_iqr([lg[(s, o, 1, seed)][min(32, trials) - 1] for seed in range(seeds)])
+            print(f"  {s:<8} " + "  ".join(cells) + f"  {need:>16}  {m:7.3f} [{lo:6.3f},{hi:6.3f}]")
+        if target:
+            print(f"  random's median {trials}-trial hypervolume: {target:.1f}")
+        if len(workers) > 1 and target:
+            print(f"  parallel: trials to reach random's sequential HV@{trials} (median over seeds that reach it), "
+                  "and the sample efficiency kept against 1 worker")
+            for s in samplers:
+                row = []
+                base = None
+                for w in workers:
+                    got = [x for x in (_to_reach(hv[(s, o, w, seed)], target) for seed in range(seeds)) if x]
+                    med = statistics.median(got) if got else None
+                    base = med if w == workers[0] else base
+                    eff = f" ({base / med:.0%})" if med and base and w != workers[0] else ""
+                    row.append(f"{w:>2} workers {'never' if med is None else f'{med:.0f}'}{eff}")
+                print(f"  {s:<8} " + "; ".join(row))
+        d = [lg[(DEFAULT, o, 1, seed)][min(32, trials) - 1] for seed in range(seeds)] if DEFAULT in samplers else []
+        if d:
+            print(f"  best zoo network in the table: {zoo_name} log2 score {zoo_log2:.3f}; default ({DEFAULT}) at "
+                  f"32 trials, median seed: {statistics.median(d):.3f} ({statistics.median(d) - zoo_log2:+.3f})")
+    _plot(hv, lg, samplers, objectives, seeds, trials, png)
+
+
+def _plot(hv, lg, samplers, objectives, seeds, trials, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2 * len(objectives), figsize=(6 * len(objectives) * 2, 4.2))
+    x = np.arange(1, trials + 1)
+    for j, o in enumerate(objectives):
+        for k, (data, label) in enumerate(((hv, "hypervolume (dB x ms)"), (lg, "best log2 score"))):
+            ax = axes[2 * j + k]
+            for s in samplers:
+                ys = np.array([data[(s, o, 1, seed)] for seed in range(seeds)], dtype=float)
+                ys[~np.isfinite(ys)] = np.nan
+                med = np.nanmedian(ys, axis=0)
+                lo, hi = np.nanpercentile(ys, 25, axis=0), np.nanpercentile(ys, 75, axis=0)
+                ax.plot(x, med, label=s)
+                ax.fill_between(x, lo, hi, alpha=0.2)
+            ax.set_xlabel("trials")
+            ax.set_ylabel(label)
+            ax.set_title(f"objective {o}: {label} (median, IQR; {seeds} seeds)", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"\nfigure: {png}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
