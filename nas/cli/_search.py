@@ -110,16 +110,39 @@ def rebuild(study: str = typer.Argument(..., help="Study folder (runs/NAME) or n
               f"{r.failed} failed, {r.requeued} queued to run again){aside}")
 
 
-def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
-           as_json: bool = JSON_OPT) -> None:
-    """Print a study's Pareto front (INT8 PSNR vs pessimistic predicted latency) and write its plot files."""
-    from nas.search import study_front
+def _hv_ref(text: str | None) -> tuple[float, float] | None:
+    from nas.errors import SearchError
 
-    info, points, best, files = study_front(study, out)
+    if not text:
+        return None
+    try:
+        psnr, ms = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SearchError(f"--hv-ref {text!r}: give the reference point as PSNR_DB,LATENCY_MS (e.g. 28,60)") from None
+    if ms <= 0:
+        raise SearchError(f"--hv-ref {text!r}: the reference latency must be positive")
+    return psnr, ms
+
+
+def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), out: str = OUT_OPT,
+           hv_ref: Optional[str] = typer.Option(None, "--hv-ref", help="Hypervolume reference point PSNR_DB,"
+                                                "LATENCY_MS (default: 1 dB below bicubic, 10% above the slowest "
+                                                "trial; give it to compare studies)."),
+           as_json: bool = JSON_OPT) -> None:
+    """Print a study's Pareto front (INT8 PSNR vs pessimistic predicted latency), its hypervolume history, and write
+    their plot files."""
+    from nas.search import study_front
+    from nas.search._store import load_optuna_study, open_study
+    from nas.search._study import hypervolume_trace
+
+    ref = _hv_ref(hv_ref)
+    info, points, best, files = study_front(study, out, hv_ref=ref)
+    trace = hypervolume_trace(load_optuna_study(open_study(study, out)), ref)
     front = [p for p in points if p.on_front]
     if as_json:
         sys.stdout.write(json.dumps({"study": info.name, "front": [p.to_dict() for p in front],
                                      "trials": len(points), "best": best.to_dict() if best else None,
+                                     "hypervolume": trace.to_dict(),
                                      "files": {k: str(v) for k, v in files.items()}}, indent=2) + "\n")
         return
     con = out_console()
@@ -129,8 +152,13 @@ def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or na
     con.print(_front_table(front, f"Pareto front of {info.name} ({len(front)} of {len(points)} completed trials)"))
     if best is not None:
         con.print(f"best: trial {best.number} ({best.spec})")
+    if trace.values:
+        n = len(trace.values)
+        marks = sorted({i for i in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, n) if i <= n})
+        con.print(f"hypervolume (reference {trace.ref_psnr:.2f} dB, {trace.ref_latency_ms:.1f} ms) after "
+                  + ", ".join(f"{i} trials {trace.values[i - 1]:.2f}" for i in marks), soft_wrap=True)
     for key, path in files.items():
-        con.print(f"{key:7s} {path}")
+        con.print(f"{key:11s} {path}")
 
 
 def retrain_cmd(

@@ -17,8 +17,8 @@ from typing import Mapping, Sequence
 
 from nas.space import zoo_entries
 
-__all__ = ["FrontPoint", "front_figure", "pareto_front", "write_front", "zoo_points", "hypervolume",
-           "hypervolume_history"]
+__all__ = ["FrontPoint", "front_figure", "pareto_front", "pareto_ranks", "write_front", "zoo_points", "hypervolume",
+           "hypervolume_history", "write_hypervolume"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,20 @@ def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
     return sorted(out, key=lambda p: (p.latency_objective_ms, -p.psnr))
 
 
+def pareto_ranks(points: Sequence[FrontPoint]) -> dict[int, int]:
+    """Trial number -> Pareto rank of each feasible point (1: on the front; 2: on the front once rank 1 is removed;
+    ...), by non-dominated sorting on INT8 PSNR and the pessimistic latency. Infeasible points have no rank."""
+    left = [p for p in points if p.feasible and math.isfinite(p.psnr)]
+    ranks: dict[int, int] = {}
+    rank = 1
+    while left:
+        layer = pareto_front(left)
+        ranks.update({p.number: rank for p in layer if p.on_front})
+        left = [p for p in left if p.number not in ranks]
+        rank += 1
+    return ranks
+
+
 def hypervolume(points: Sequence[tuple[float, float]], ref_psnr: float, ref_latency_ms: float) -> float:
     """The area (dB x ms) that the (PSNR, latency) ``points`` dominate above ``ref_psnr`` and below
     ``ref_latency_ms``: the front's hypervolume, exact (points outside the reference box add nothing)."""
@@ -81,6 +95,28 @@ def hypervolume_history(points: Sequence[tuple[float, float] | None], ref_psnr: 
                                for r_psnr, r_lat in seen)]
         out.append(hypervolume(seen, ref_psnr, ref_latency_ms))
     return out
+
+
+def write_hypervolume(trace, folder: str | Path, title: str) -> Path:
+    """``hypervolume.png`` in ``folder``: a :class:`~nas.search._study.HypervolumeTrace` against finished trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.step(range(1, len(trace.values) + 1), trace.values, where="post")
+    ax.set_xlabel("finished trials")
+    ax.set_ylabel("hypervolume (dB x ms)")
+    ax.set_title(f"{title}\nreference: {trace.ref_psnr:.2f} dB, {trace.ref_latency_ms:.1f} ms", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = folder / "hypervolume.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def zoo_points(latency_model, k: float = 1.0) -> list[dict]:

@@ -35,7 +35,8 @@ from nas.export import load_target
 from nas.latency import load_latency_model
 from nas.search._config import SearchConfig
 from nas.search._executor import make_executor
-from nas.search._pareto import FrontPoint, pareto_front, write_front, zoo_points
+from nas.search._pareto import (FrontPoint, hypervolume_history, pareto_front, pareto_ranks, write_front,
+                                write_hypervolume, zoo_points)
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
@@ -45,7 +46,7 @@ from nas.search._trial_log import NullTrialLog, TrialLog
 from nas.space import load_space, zoo_get
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front",
-           "trial_points", "TrialLog", "NullTrialLog"]
+           "trial_points", "TrialLog", "NullTrialLog", "HypervolumeTrace", "hypervolume_trace"]
 
 log = get_logger("search")
 
@@ -346,8 +347,8 @@ class _Loop:
                             "best_log2_score": log2_score(best.psnr, best.latency_ms),
                             "best_log2_score_objective": best.log2_score})
             parent_tags = {"nas.best_trial": best.number, "nas.best_spec": best.spec}
-        on = {p.number for p in front}
-        self.log.conclude(files, {p.number: p.number in on for p in points}, self.records, metrics, parent_tags)
+        ranks = pareto_ranks(points)
+        self.log.conclude(files, {p.number: ranks.get(p.number) for p in points}, self.records, metrics, parent_tags)
         self.event("end", message=str(self.store.folder))
         return summary
 
@@ -413,8 +414,10 @@ def _warm_start(store: StudyStore, space, names) -> None:
             store.enqueue(space.params_of(spec), TrialRecord(warm_start=entry.name))
 
 
-def study_front(study: str | Path, out: str | Path = "runs", write: bool = True):
-    """The front of a study (all its completed trials with ``on_front`` set) and, with ``write``, its files."""
+def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
+                hv_ref: tuple[float, float] | None = None):
+    """The front of a study (all its completed trials with ``on_front`` set) and, with ``write``, its files (the
+    hypervolume history's plot among them; ``hv_ref``: its reference point, see :func:`hypervolume_trace`)."""
     info = open_study(study, out)
     st = load_optuna_study(info)
     points = pareto_front(trial_points(st))
@@ -422,7 +425,40 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True)
     if write and points:
         lat = load_latency_model(info.config.latency.model)
         k = info.config.latency.k
+        refs = st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config))
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
-                            zoo=zoo_points(lat, k), k=k,
-                            references=st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config)))
+                            zoo=zoo_points(lat, k), k=k, references=refs)
+        files["hypervolume"] = write_hypervolume(hypervolume_trace(st, hv_ref), info.folder / "pareto",
+                                                 f"study {info.name}: hypervolume of the front by finished trial")
     return info, points, _best(points), files
+
+
+@dataclasses.dataclass(frozen=True)
+class HypervolumeTrace:
+    """The hypervolume of a study's front after each finished trial, in the order they finished."""
+    ref_psnr: float
+    ref_latency_ms: float
+    numbers: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"ref_psnr": self.ref_psnr, "ref_latency_ms": self.ref_latency_ms,
+                "history": [{"trial": n, "hypervolume": v} for n, v in zip(self.numbers, self.values)]}
+
+
+def hypervolume_trace(study, ref: tuple[float, float] | None = None) -> HypervolumeTrace:
+    """The hypervolume history of an Optuna ``study`` of this driver (INT8 PSNR up, pessimistic latency down; only
+    completed feasible trials add points). ``ref`` (PSNR dB, latency ms) defaults to 1 dB below the study's bicubic
+    reference and 10% above its slowest completed trial: give it explicitly to compare studies."""
+    finished = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
+                      key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+    points = {p.number: p for p in trial_points(study)}
+    if ref is None:
+        bicubic = (study.user_attrs.get(REFERENCE_ATTR) or {}).get("bicubic x3")
+        lowest = min((p.psnr for p in points.values()), default=0.0)
+        ref = (bicubic - 1.0 if bicubic is not None else lowest - 0.1,
+               1.1 * max((p.latency_objective_ms for p in points.values()), default=1.0))
+    seq = [(points[t.number].psnr, points[t.number].latency_objective_ms)
+           if t.number in points and points[t.number].feasible else None for t in finished]
+    return HypervolumeTrace(float(ref[0]), float(ref[1]), tuple(t.number for t in finished),
+                            tuple(hypervolume_history(seq, *ref)))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.errors import SearchError
-from nas.search._record import TrialRecord
+from nas.search._record import CONSTRAINTS, TrialRecord
 from nas.search._store import INTERRUPTED
 from nas.search._tracking import Tracker
 from nas.space import ArchSpec
@@ -31,6 +31,12 @@ def spec_params(spec: ArchSpec) -> dict[str, Any]:
             "skip": spec.skip.value, "clip_where": spec.clip_where.value, "clip_kind": spec.clip_kind.value,
             "tail": "-".join(map(str, spec.tail)) or "none", "expansion": spec.expansion, "hash": spec.hash,
             "describe": spec.describe()}
+
+
+def constraint_metrics(record: TrialRecord) -> dict[str, float]:
+    """A trial's feasibility (1 or 0) and each of its Optuna constraints' values (feasible when <= 0) as metrics."""
+    return {"feasible": float(record.feasible),
+            **{f"constraint_{name}": float(v) for name, v in zip(CONSTRAINTS, record.constraints)}}
 
 
 class TrialLog:
@@ -65,12 +71,14 @@ class TrialLog:
     def start(self, number: int, spec: ArchSpec, record: TrialRecord) -> str:
         """A trial's run, opened when it is asked for: its spec and predicted latency."""
         tags = {"nas.spec_hash": spec.hash, "nas.outside_range": str(record.outside_range).lower(),
-                "nas.warm_start": record.warm_start, "nas.state": "running"}
+                "nas.warm_start": record.warm_start, "nas.state": "running",
+                "nas.feasible": str(record.feasible).lower()}
         with self.guard(f"starting trial {number}'s run"):
             run_id = self.tracker.start_trial(self.parent, self.study, number, spec_params(spec), tags)
             self.tracker.log_metrics(run_id, {"latency_ms": record.latency_ms,
                                               "latency_sigma_ms": record.latency_sigma_ms,
-                                              "latency_objective_ms": record.latency_objective_ms})
+                                              "latency_objective_ms": record.latency_objective_ms,
+                                              **constraint_metrics(record)})
         return run_id
 
     def duplicate(self, number: int, record: TrialRecord, state: str) -> None:
@@ -123,17 +131,21 @@ class TrialLog:
                                                             "nas.cause": "interrupted"})
                     self.tracker.end(run.info.run_id, "failed")
 
-    def conclude(self, files: Mapping[str, Path], tags: Mapping[int, bool], records: Mapping[int, TrialRecord],
+    def conclude(self, files: Mapping[str, Path], ranks: Mapping[int, int | None], records: Mapping[int, TrialRecord],
                  metrics: Mapping[str, float], parent_tags: Mapping[str, Any]) -> None:
-        """The front's files on the parent run, ``nas.pareto`` on every trial in ``tags`` (number -> on the
-        front), the study's metrics, and the parent run ended."""
+        """The front's files on the parent run; on every completed trial in ``ranks`` (number -> Pareto rank, 1 on
+        the front, None when infeasible) the tags ``nas.pareto`` and ``nas.pareto_rank`` and the metric
+        ``pareto_rank``; the study's metrics; and the parent run ended."""
         with self.guard("logging the study's Pareto front"):
             if files:
                 self.tracker.log_files(self.parent, files.values(), "pareto")
-            for number, on in tags.items():
+            for number, rank in ranks.items():
                 rid = records[number].mlflow_run_id if number in records else ""
                 if rid:
-                    self.tracker.set_tags(rid, {"nas.pareto": str(on).lower()})
+                    self.tracker.set_tags(rid, {"nas.pareto": str(rank == 1).lower(),
+                                                "nas.pareto_rank": "infeasible" if rank is None else str(rank)})
+                    if rank is not None:
+                        self.tracker.log_metrics(rid, {"pareto_rank": rank})
             if parent_tags:
                 self.tracker.set_tags(self.parent, parent_tags)
             self.tracker.log_metrics(self.parent, metrics)
@@ -165,5 +177,5 @@ class NullTrialLog(TrialLog):
     def repair(self, records, outcome) -> None:
         pass
 
-    def conclude(self, files, tags, records, metrics, parent_tags) -> None:
+    def conclude(self, files, ranks, records, metrics, parent_tags) -> None:
         pass

@@ -99,3 +99,13 @@ def test_hypervolume_is_the_area_the_front_dominates_inside_the_reference_box():
     # in the order trials finish: a dominated point, a failed trial (None) and a point outside add nothing
     assert hypervolume_history([(29.0, 5.0), None, (30.0, 10.0), (28.5, 6.0), (27.0, 1.0)], 28.0, 20.0) == [
         15.0, 15.0, 25.0, 25.0, 25.0]
+
+
+def test_pareto_ranks_peel_the_fronts_in_layers_and_leave_infeasible_points_out():
+    from nas.search._pareto import FrontPoint, pareto_ranks
+
+    def pt(n, psnr, ms, feasible=True):
+        return FrontPoint(n, "", "", psnr, ms, 0.0, ms, 0.0, feasible=feasible)
+
+    pts = [pt(0, 30.0, 10.0), pt(1, 29.0, 5.0), pt(2, 29.5, 12.0), pt(3, 28.0, 20.0), pt(4, 31.0, 1.0, False)]
+    assert pareto_ranks(pts) == {0: 1, 1: 1, 2: 2, 3: 3}

@@ -19,6 +19,7 @@ from nas.errors import SearchError
 from nas.evaluate import challenge_score
 from nas.latency import load_latency_model
 from nas.search import load_search_config, run_search
+from nas.search._pareto import hypervolume
 from nas.search._record import TrialRecord
 from nas.search._store import _Lock
 from nas.space import ArchSpec
@@ -70,6 +71,14 @@ def test_mlflow_holds_the_study_its_trials_and_the_front(study):
         assert {"spec.json", "model_int8.tflite", "npu_check.json", "latency.csv", "outcome.json"} <= names
     tagged = sorted(int(r.data.tags["nas.trial"]) for r in trials if r.data.tags["nas.pareto"] == "true")
     assert tagged == sorted(p.number for p in summary.front)
+    for r in trials:  # what Optuna's own MLflow callback does not log: rank, feasibility, each constraint's value
+        on = r.data.tags["nas.pareto"] == "true"
+        assert (r.data.metrics["pareto_rank"] == 1) == on and r.data.tags["nas.pareto_rank"] == str(
+            int(r.data.metrics["pareto_rank"]))
+        assert r.data.metrics["feasible"] == 1.0 and r.data.tags["nas.feasible"] == "true"
+        assert r.data.metrics["constraint_latency_budget"] <= 0 and "constraint_latency_model_range" in r.data.metrics
+    if len(summary.front) < 3:  # a dominated trial is on a later layer
+        assert max(r.data.metrics["pareto_rank"] for r in trials) >= 2
 
 
 @pytest.mark.slow  # the driver's rule is tested fast in test_driver.py; this is the same through real training
@@ -132,6 +141,16 @@ def test_pareto_command_reads_the_front_back(study):
     # piped, the table keeps whole values (Rich's default of 80 columns cut them: "clip:bef…")
     assert "…" not in table.stdout and all(p["spec"] in table.stdout for p in data["front"]), table.stdout
     assert "log2 score (mean+k sigma)" in table.stdout
+    # the hypervolume history, at a reference point below and beyond every trial: it ends at the front's own area
+    proc = subprocess.run([sys.executable, "-m", "nas", "pareto", str(summary.study.folder), "--json",
+                           "--hv-ref", "20,1000"], capture_output=True, text=True, timeout=120)
+    hv = json.loads(proc.stdout)["hypervolume"]
+    values = [h["hypervolume"] for h in hv["history"]]
+    assert len(values) >= 3 and values == sorted(values) and values[0] > 0
+    assert values[-1] == pytest.approx(hypervolume([(p["psnr"], p["latency_objective_ms"]) for p in data["front"]],
+                                                   20.0, 1000.0))
+    assert (summary.study.folder / "pareto" / "hypervolume.png").stat().st_size > 5000
+    assert "hypervolume (reference" in table.stdout
 
 
 def test_running_a_finished_study_again_says_there_is_nothing_left(study):
