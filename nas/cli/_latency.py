@@ -62,8 +62,9 @@ def _accuracy_table(model):
 @latency_app.command("calibrate")
 def calibrate_cmd(
     out: Path = typer.Option(..., "--out", help="Latency model to write (.json), e.g. latency_models/mycpu.json."),
-    board: str = typer.Option("litert-cpu", help="Where to measure: litert-cpu (this machine's CPU), adb (an "
-                                                 "Android device), or a measurements .csv/.yaml file."),
+    board: str = typer.Option("litert-cpu", help="Where to measure: litert-cpu (this machine's CPU, XNNPACK), "
+                                                 "litert-builtin (LiteRT's own kernels), adb (an Android device), "
+                                                 "or a measurements .csv/.yaml file."),
     space: str = typer.Option("mai2022", help="Search space file or name: the specs are chosen from it."),
     n: int = typer.Option(40, "--n", help="Number of specs to export and measure."),
     input_size: str = typer.Option("360x640", help="Input size HxW the model predicts for."),
@@ -80,12 +81,15 @@ def calibrate_cmd(
                                                    "(default runs/latency/<out name>); re-running resumes."),
     export_only: bool = typer.Option(False, "--export-only", help="Only export the chosen specs (to time them "
                                      "elsewhere, then calibrate with --board FILE.csv)."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Latency model of another board to start from "
+                                        "(name or .json): a new board from about ten measurements (--n 10)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Pick diverse specs, export and measure them, fit a latency model and print its cross-validated accuracy."""
-    from nas.latency import calibrate
+    from nas.latency import calibrate, load_latency_model
     from nas.space import load_space
 
+    start = load_latency_model(prior) if prior else None
     hw = parse_hw(input_size)
     sp = load_space(space)
     b = None if export_only else _board(board, threads, runs, warmup, serial, delegate)
@@ -93,7 +97,7 @@ def calibrate_cmd(
     con = out_console()
     with _progress(con, not as_json) as callback:
         model = calibrate(b, sp, n, out, input_hw=hw, work_dir=work, alignment=alignment, folds=folds,
-                          rounds=rounds, seed=seed, callback=callback)
+                          rounds=rounds, seed=seed, callback=callback, prior=start)
     if model is None:
         msg = (f"exported {n} models to {work / 'models'} (listed in {work / 'specs.csv'}); time them on your board "
                f"and run this again with --board FILE.csv (columns model, median_ms)")
@@ -105,6 +109,9 @@ def calibrate_cmd(
     con.print(_accuracy_table(model))
     con.print(f"alignment {model.alignment}, uncertainty +-{model.sigma_rel * 100:.1f}% (1 sigma); "
               f"measurements in {work}")
+    if "prior" in model.meta:
+        con.print(f"started from {model.meta['prior']['board']}: this board takes {model.meta['prior']['scale']:.2f}x "
+                  "its time, everything else equal")
     con.print(f"wrote {out}")
 
 

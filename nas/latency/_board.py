@@ -80,21 +80,25 @@ class Board(abc.ABC):
 
 
 class LiteRTCPUBoard(Board):
-    """This machine's CPU through LiteRT's interpreter (XNNPACK delegate, ``threads`` threads)."""
+    """This machine's CPU through LiteRT's interpreter, ``threads`` threads: with the XNNPACK delegate (LiteRT's
+    default, board ``litert-cpu-<threads>t``) or, with ``xnnpack=False``, LiteRT's own built-in kernels (ruy and
+    the optimized reference ops, board ``litert-builtin-<threads>t``): another cost structure on the same machine
+    (about twice the time of XNNPACK for a conv net, with other ratios between ops)."""
 
-    def __init__(self, threads: int = 1, warmup: int = 3, runs: int = 20):
+    def __init__(self, threads: int = 1, warmup: int = 3, runs: int = 20, xnnpack: bool = True):
         if threads < 1 or warmup < 0 or runs < 1:
             raise LatencyError(f"threads and runs must be positive and warmup not negative "
                                f"(got threads={threads}, warmup={warmup}, runs={runs})")
-        self.threads, self.warmup, self.runs = int(threads), int(warmup), int(runs)
-        self.name = f"litert-cpu-{threads}t"
+        self.threads, self.warmup, self.runs, self.xnnpack = int(threads), int(warmup), int(runs), bool(xnnpack)
+        self.name = f"litert-{'cpu' if xnnpack else 'builtin'}-{threads}t"
 
     def measure(self, model: str | Path) -> Measurement:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         path = Path(model)
         read_tflite(path)  # a clear error for a file that is not a TFLite model
-        interp = Interpreter(model_path=str(path), num_threads=self.threads)
+        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interp = Interpreter(model_path=str(path), num_threads=self.threads, experimental_op_resolver_type=resolver)
         interp.allocate_tensors()
         rng = np.random.default_rng(0)
         for d in interp.get_input_details():
@@ -191,15 +195,16 @@ class FileBoard(Board):
         return self._rows[key]
 
 
-BOARDS = "litert-cpu (this machine's CPU), adb (an Android device), or a measurements .csv/.yaml file"
+BOARDS = ("litert-cpu (this machine's CPU, XNNPACK), litert-builtin (this machine's CPU, LiteRT's built-in kernels), "
+          "adb (an Android device), or a measurements .csv/.yaml file")
 """What :func:`make_board` accepts."""
 
 
 def make_board(board: str, *, threads: int = 1, runs: int = 20, warmup: int = 3, serial: str | None = None,
                delegate: str = "nnapi") -> Board:
     """The board named ``board`` (see :data:`BOARDS`)."""
-    if board == "litert-cpu":
-        return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs)
+    if board in ("litert-cpu", "litert-builtin"):
+        return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs, xnnpack=board == "litert-cpu")
     if board == "adb":
         from nas.latency._adb import AdbBoard  # _adb builds on this module's Board: imported when asked for
 

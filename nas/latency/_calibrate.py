@@ -19,7 +19,7 @@ import numpy as np
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import LatencyError
-from nas.export import export_int8
+from nas.export import PersistentConverter, export_int8
 from nas.latency._board import Board, Measurement
 from nas.latency._model import Sample, fit_model
 from nas.space import ArchSpec, SearchSpace, deploy_ops
@@ -157,12 +157,16 @@ def measure_specs(specs: Sequence[ArchSpec], board: Board | None, work_dir: str 
 
 def _export_all(specs: Sequence[ArchSpec], models: Path, input_hw: tuple[int, int],
                 callback: Callable[[CalibrationEvent], None] | None) -> None:
-    for i, spec in enumerate(specs):
-        path = models / f"{spec.hash}.tflite"
-        if not path.exists():  # an export is written under a temporary name and renamed: present means complete
-            export_int8(spec, path, input_hw=input_hw, n_calibration=1, require_pass=False)
-        if callback:
-            callback(CalibrationEvent("export", i + 1, len(specs), spec))
+    converter = PersistentConverter(max_jobs=16)  # one converter process for 16 models (TensorFlow starts once)
+    try:
+        for i, spec in enumerate(specs):
+            path = models / f"{spec.hash}.tflite"
+            if not path.exists():  # an export is written under a temporary name and renamed: present means complete
+                export_int8(spec, path, input_hw=input_hw, n_calibration=1, require_pass=False, converter=converter)
+            if callback:
+                callback(CalibrationEvent("export", i + 1, len(specs), spec))
+    finally:
+        converter.close()
 
 
 def _append(table: Path, spec: ArchSpec, m: Measurement) -> None:
@@ -186,9 +190,14 @@ def specs_of(work_dir: str | Path) -> list[ArchSpec]:
 def calibrate(board: Board, space: SearchSpace, n: int, out: str | Path, *, input_hw: tuple[int, int],
               work_dir: str | Path, alignment: int | None = None, folds: int = 5, rounds: int = 2, seed: int = 0,
               peak_tops: float | None = None, bandwidth_gbs: float | None = None,
-              callback: Callable[[CalibrationEvent], None] | None = None):
+              callback: Callable[[CalibrationEvent], None] | None = None, prior=None):
     """Choose ``n`` space-filling specs, export and measure them on ``board``, fit, save to ``out`` and return the
     model (its metadata holds the k-fold accuracy beside the MACs-only and parameters-only fits).
+
+    ``prior``: a :class:`~nas.latency.LatencyModel` of another board to start from (few-shot calibration: about
+    ten measurements adjust its cost structure; see :func:`~nas.latency.fit_model`). The n specs are the first n
+    of the space-filling sequence: the extremes and the middle of width, depth and MACs, and every skip, clip and
+    tail choice, before anything else.
 
     With ``board=None`` the chosen specs are only exported to ``work_dir/models`` for timing elsewhere (returns None);
     calibrating again with a :class:`FileBoard` of those timings fits the model.
@@ -202,8 +211,9 @@ def calibrate(board: Board, space: SearchSpace, n: int, out: str | Path, *, inpu
         return None
     model = fit_model(samples, kind="ops", board=board.name, input_hw=input_hw, alignment=alignment,
                       peak_tops=peak_tops, bandwidth_gbs=bandwidth_gbs, folds=min(folds, len(samples)), seed=seed,
+                      prior=prior,
                       source=f"nas latency calibrate: {len(samples)} specs of space '{space.name}' measured on "
-                             f"{board.name}")
+                             f"{board.name}" + (f", starting from the model of {prior.board}" if prior else ""))
     model.meta["space"] = space.name
     model.save(out)
     return model

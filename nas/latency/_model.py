@@ -304,8 +304,12 @@ def _design(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int) 
     return np.hstack([X, np.ones((len(samples), 1))])  # last column: the per-inference overhead
 
 
-def _solve(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    """Non-negative coefficients minimising the squared relative error plus ``lam`` x the scaled ridge penalty."""
+def _solve(X: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative coefficients minimising the squared relative error plus ``lam`` x the scaled ridge penalty.
+
+    With ``prior`` (coefficients of another board's model, in the same design), the penalty pulls toward the
+    prior scaled to these measurements (``_prior_scale``) instead of toward zero: a few measurements then adjust
+    a known cost structure rather than learn one."""
     from scipy.optimize import nnls
 
     scale = np.abs(X).max(axis=0)
@@ -314,30 +318,41 @@ def _solve(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     b = np.ones(len(y))
     if lam > 0:
         A = np.vstack([A, math.sqrt(lam) * np.eye(X.shape[1])])
-        b = np.concatenate([b, np.zeros(X.shape[1])])
+        centre = np.zeros(X.shape[1]) if prior is None else _prior_scale(X, y, prior) * prior * scale
+        b = np.concatenate([b, math.sqrt(lam) * centre])
     phi, _ = nnls(A, b, maxiter=50 * X.shape[1])
     return phi / scale
 
 
-def _loo(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+def _prior_scale(X: np.ndarray, y: np.ndarray, prior: np.ndarray) -> float:
+    """The factor s minimising the squared relative error of ``s x prior`` on these measurements (how much faster
+    or slower this board is, everything else equal)."""
+    r = (X @ prior) / y
+    return float(r.sum() / max((r * r).sum(), 1e-300))
+
+
+_PRIOR_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e6)  # 1e6: the scaled prior itself
+
+
+def _loo(X: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None = None) -> np.ndarray:
     pred = np.empty(len(y))
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        pred[i] = X[i] @ _solve(X[keep], y[keep], lam)
+        pred[i] = X[i] @ _solve(X[keep], y[keep], lam, prior)
     return pred
 
 
-def _fit_arrays(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _fit_arrays(X: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """Coefficients, the chosen ridge strength and the leave-one-out relative RMS error at that strength."""
     best = None
-    for lam in _LAMBDAS:
-        pred = _loo(X, y, lam)
+    for lam in (_LAMBDAS if prior is None else _PRIOR_LAMBDAS):
+        pred = _loo(X, y, lam, prior)
         mape = float(np.mean(np.abs(pred - y) / y))
         if best is None or mape < best[0] - 1e-12:
             best = (mape, lam, pred)
     _, lam, pred = best
     sigma = float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
-    return _solve(X, y, lam), lam, sigma
+    return _solve(X, y, lam, prior), lam, sigma
 
 
 def _check_samples(samples: Sequence[Sample], minimum: int) -> None:
@@ -352,10 +367,20 @@ def _check_samples(samples: Sequence[Sample], minimum: int) -> None:
 ALIGNMENTS = (1, 4, 8, 16, 32)
 
 
-def _fit_auto(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int | None
-              ) -> tuple[np.ndarray, float, float, int, np.ndarray]:
-    """Fit with a given channel alignment, or choose it (by leave-one-out error on ``samples`` alone) when None."""
+def _prior_vector(prior: "LatencyModel") -> np.ndarray:
+    return np.array([prior.coef[f] for f in prior.features] + [prior.overhead_ms], float)
+
+
+def _fit_auto(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int | None,
+              prior: "LatencyModel | None" = None) -> tuple[np.ndarray, float, float, int, np.ndarray]:
+    """Fit with a given channel alignment, or choose it (by leave-one-out error on ``samples`` alone) when None;
+    with a ``prior`` model, at its alignment and pulled toward its coefficients."""
     y = np.array([s.ms for s in samples])
+    if prior is not None:  # at the board's own alignment where it is known, else the prior's
+        a = alignment or prior.alignment
+        X = _design(cls, samples, a)
+        theta, lam, sigma = _fit_arrays(X, y, _prior_vector(prior))
+        return theta, lam, sigma, a, X
     best = None
     for a in ([alignment] if alignment else (ALIGNMENTS if cls.kind == "ops" else (1,))):
         X = _design(cls, samples, a)
@@ -367,31 +392,47 @@ def _fit_auto(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int
 
 def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input_hw: tuple[int, int],
               alignment: int | None = 1, peak_tops: float | None = None, bandwidth_gbs: float | None = None,
-              folds: int | None = None, baselines: bool = True, source: str = "", seed: int = 0) -> LatencyModel:
+              folds: int | None = None, baselines: bool = True, source: str = "", seed: int = 0,
+              prior: "LatencyModel | None" = None) -> LatencyModel:
     """Fit a ``kind`` model to whole-model measurements and record its cross-validated accuracy in ``meta``.
 
     ``alignment``: the board's channel alignment, or None to choose it from the measurements (by leave-one-out
     error, inside every cross-validation fold as well). ``folds``: k of the k-fold cross-validation (default:
     leave-one-out up to 20 samples, else 5). With ``baselines`` the MACs-only and parameters-only fits are
     cross-validated on the same folds beside it.
+
+    ``prior``: a model of another board (same kind; its alignment is used unless ``alignment`` is given). The fit
+    then starts from the prior's
+    cost structure scaled to these measurements and moves away from it only as far as they support (the pull's
+    strength is chosen by leave-one-out, up to the scaled prior itself): few-shot calibration of a new board from
+    a handful of measurements (4 at least).
     """
     if kind not in _KINDS:
         raise LatencyError(f"unknown latency model kind '{kind}' (known: {', '.join(_KINDS)})")
+    if prior is not None and prior.kind != kind:
+        raise LatencyError(f"a {kind} latency model cannot start from a {prior.kind} prior ({prior.board})")
     _check_samples(samples, 4)
     cls = _KINDS[kind]
     requested = alignment if kind == "ops" else 1
-    theta, lam, sigma, alignment, X = _fit_auto(cls, samples, requested)
+    theta, lam, sigma, alignment, X = _fit_auto(cls, samples, requested, prior)
     y = np.array([s.ms for s in samples])
     k = folds or (len(samples) if len(samples) <= 20 else 5)
-    acc = cross_validate(samples, kind=kind, alignment=requested, folds=k, seed=seed)
+    acc = cross_validate(samples, kind=kind, alignment=requested, folds=k, seed=seed, prior=prior)
     hi = X[:, :-1].max(axis=0)
     lo = X[:, :-1].min(axis=0)
+    if prior is not None:  # graph features are the board's no more than the prior's: its range counts as fitted
+        for i, f in enumerate(cls.features):
+            if f in prior.feature_range:
+                lo[i] = min(lo[i], prior.feature_range[f][0])
+                hi[i] = max(hi[i], prior.feature_range[f][1])
     meta: dict[str, Any] = {
         "created": datetime.date.today().isoformat(), "source": source, "n": len(samples), "ridge": lam,
         "alignment_chosen": requested is None,
         "accuracy": acc.to_dict(),
         "samples": [{"name": s.name, "ms": s.ms, "cv_predicted_ms": p} for s, p in zip(samples, acc.predicted)],
     }
+    if prior is not None:
+        meta["prior"] = {"board": prior.board, "scale": _prior_scale(X, y, _prior_vector(prior))}
     if baselines:
         meta["baselines"] = {b: cross_validate(samples, kind=b, folds=k, seed=seed).to_dict()
                              for b in _KINDS if b != kind}
@@ -403,9 +444,10 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
 
 
 def cross_validate(samples: Sequence[Sample], *, kind: str = "ops", alignment: int | None = 1,
-                   folds: int | None = None, seed: int = 0) -> Accuracy:
-    """k-fold (``folds`` = n: leave-one-out) accuracy of fitting a ``kind`` model; the ridge strength (and the
-    alignment when None) are chosen inside each fold from its training part only."""
+                   folds: int | None = None, seed: int = 0, prior: "LatencyModel | None" = None) -> Accuracy:
+    """k-fold (``folds`` = n: leave-one-out) accuracy of fitting a ``kind`` model (from ``prior``, see
+    :func:`fit_model`); the ridge strength (and the alignment when None) are chosen inside each fold from its
+    training part only."""
     if kind not in _KINDS:
         raise LatencyError(f"unknown latency model kind '{kind}' (known: {', '.join(_KINDS)})")
     _check_samples(samples, 5)
@@ -422,7 +464,7 @@ def cross_validate(samples: Sequence[Sample], *, kind: str = "ops", alignment: i
     for f in range(k):
         test = np.flatnonzero(fold == f)
         train = [samples[i] for i in np.flatnonzero(fold != f)]
-        theta, _, _, a, _ = _fit_auto(cls, train, alignment if kind == "ops" else 1)
+        theta, _, _, a, _ = _fit_auto(cls, train, alignment if kind == "ops" else 1, prior)
         pred[test] = _design(cls, [samples[i] for i in test], a) @ theta
     return Accuracy.of(y, pred, k)
 

@@ -177,3 +177,36 @@ def test_vs680_default_model_is_fitted_to_the_published_rows():
                       bandwidth_gbs=model.bandwidth_gbs, baselines=False)
     assert all(math.isclose(refit.coef[f], model.coef[f], rel_tol=1e-6, abs_tol=1e-9) for f in FEATURES)
 
+
+
+def test_a_new_board_from_a_few_measurements_starts_from_another_boards_model():
+    from nas.latency import select_specs
+
+    prior = fit_model([Sample(s.hash, deploy_ops(s, *HW), _truth(s)) for s in _specs(40, 1)], board="old",
+                      input_hw=HW, alignment=8, baselines=False)
+    held = _specs(40, 9)
+
+    def board(clip: float):  # 1.8x slower than the old board overall, its clips ``clip`` times dearer again
+        coef = {k: 1.8 * v for k, v in TRUE.items()}
+        coef["clip_mb"] *= clip
+        return OpFeatureModel(board="new", input_hw=HW, coef=coef, overhead_ms=2.7, alignment=8)
+
+    def fit(truth, k: int, **kw):
+        noise = np.random.default_rng(5)  # 2% measurement noise
+        few = [Sample(s.hash, deploy_ops(s, *HW), truth.predict(s).mean_ms * float(noise.normal(1.0, 0.02)))
+               for s in select_specs(load_space("mai2022"), k, seed=0)]
+        model = fit_model(few, board="new", input_hw=HW, alignment=8, baselines=False, **kw)
+        return model, Accuracy.of([truth.predict(s).mean_ms for s in held],
+                                  [model.predict_ops(deploy_ops(s, *HW)).mean_ms for s in held], 1)
+
+    # same cost structure, another speed: 5 measurements (fewer than the model's 9 coefficients) find it
+    started, a = fit(board(1.0), 5, prior=prior)
+    _, b = fit(board(1.0), 5)
+    assert a.mape < 0.02 and a.within_10 == 1.0 and b.mape > 2 * a.mape, (a, b)
+    assert started.meta["prior"]["board"] == "old" and 1.7 < started.meta["prior"]["scale"] < 1.9
+    # another structure (clips 3x dearer): ten measurements move the fit away from the prior where they show it
+    _, c = fit(board(3.0), 10, prior=prior)
+    assert c.within_10 >= 0.95 and c.spearman >= 0.95, c
+    six = [Sample(s.hash, deploy_ops(s, *HW), _truth(s)) for s in held[:6]]
+    with pytest.raises(LatencyError, match="cannot start from a macs prior"):
+        fit_model(six, board="new", input_hw=HW, prior=fit_model(six, kind="macs", board="m", input_hw=HW))
