@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nas._files import write_json
+from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import SearchError
 from nas.evaluate import log2_score
@@ -269,6 +269,9 @@ def proxy_check(
                            "reason": out.reason, "int8_psnr": out.metrics.get("int8_psnr"),
                            "fp32_psnr": out.metrics.get("fp32_psnr"), "train_s": out.seconds.get("train"),
                            "worker": out.worker}
+                    if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated
+                        with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # again on other images
+                            fh.write(out.files["weights.npz"])
                     write_json(results_dir / f"{job.key(digest)}.json", rec)
                     results[job] = rec
                     if progress:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nas.latency import load_latency_model
+from nas.model import load_weights
 from nas.search import kendall, load_search_config, proxy_check, spread_specs
 from nas.space import load_space
 
@@ -83,6 +84,8 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     for name in ("report.json", "specs.csv", "proxy_check.png"):
         assert (rep.folder / name).stat().st_size > 0
     assert (rep.folder / "proxy_check.png").read_bytes()[:4] == b"\x89PNG"
+    kept = sorted((rep.folder / "results").glob("*.npz"))  # every trained net, to evaluate again on other images
+    assert len(kept) == 10 and len(load_weights(kept[0])) > 0
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=cfg.tracking_uri)
