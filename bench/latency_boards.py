@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import statistics
 import sys
@@ -34,7 +35,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.latency import Accuracy, LiteRTCPUBoard, Sample, fit_model, measure_specs, select_specs  # noqa: E402
+from nas.latency import (  # noqa: E402
+    Accuracy,
+    LiteRTCPUBoard,
+    Sample,
+    cross_validate,
+    fit_model,
+    measure_specs,
+    published_samples,
+    select_specs,
+)
 from nas.latency._calibrate import _graph_key  # noqa: E402
 from nas.space import ArchSpec, deploy_ops, load_space  # noqa: E402
 
@@ -153,6 +163,38 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
                     line(f"k={k}: prior {p}", fit_model(few, board=b, input_hw=hw, alignment=None, baselines=False,
                                                          prior=full[p]))
         out["boards"][b] = {"repeatability": r, "fits": rows}
+    out["full_models"] = full
+    return out
+
+
+def vs680(prior_models: dict, published: Path) -> dict:
+    """The VS680 from its published rows: leave-one-out without and with each host board's model as the prior, and
+    the ceiling the rows allow (a perfect graph-to-latency map predicts the mean of the rows of the same graph)."""
+    from scipy.stats import spearmanr
+
+    samples = published_samples(published)
+    y = np.array([s.ms for s in samples])
+    graphs: dict = {}
+    for s in samples:
+        graphs.setdefault(tuple(s.ops), []).append(s.ms)
+    perfect = np.array([statistics.mean(graphs[tuple(s.ops)]) for s in samples])
+    ceiling = float(spearmanr(y, perfect).statistic)
+    shared = sum(len(v) for v in graphs.values() if len(v) > 1)
+    print(f"\nVS680 NPU, {len(samples)} published rows (confidence high/medium), leave-one-out; {len(graphs)} distinct "
+          f"graphs, {shared} rows share a graph with another row")
+    print(f"  ceiling: a perfect graph-to-latency map (each row predicted by the mean of its graph's rows) reaches "
+          f"Spearman {ceiling:.3f}, MAPE {float(np.mean(np.abs(perfect - y) / y)) * 100:.1f}%")
+    print(f"  {'fit':<44} {HEAD}")
+    out = {"ceiling_spearman": ceiling, "fits": {}}
+    for label, kw in [("no prior (per-op, alignment 16)", {})] + [(f"prior {b}", {"prior": m})
+                                                                    for b, m in prior_models.items()]:
+        acc = cross_validate(samples, alignment=16, **kw)
+        out["fits"][label] = acc.to_dict()
+        print(f"  {label:<44} {_cells(acc)}")
+    for kind in ("macs", "params"):
+        acc = cross_validate(samples, kind=kind)
+        out["fits"][f"{kind}-only"] = acc.to_dict()
+        print(f"  {kind + '-only':<44} {_cells(acc)}")
     return out
 
 
@@ -167,6 +209,7 @@ def main() -> int:
     ap.add_argument("--ks", default="5,10,20,40")
     ap.add_argument("--work", default="runs/bench-latency-boards")
     ap.add_argument("--phase", choices=("all", "export", "time", "fit"), default="all")
+    ap.add_argument("--published", default=str(ROOT.parent / "shared" / "latency" / "vs680-published.yaml"))
     a = ap.parse_args()
     hw = tuple(int(v) for v in a.input_size.lower().split("x"))
     work = Path(a.work)
@@ -181,7 +224,13 @@ def main() -> int:
         time_all(specs, boards, work, a.rounds, a.runs)
     if a.phase in ("all", "fit"):
         ms, rep = truth(work, boards)
-        report(cal, test, ms, rep, boards, [int(k) for k in a.ks.split(",")], hw)
+        result = report(cal, test, ms, rep, boards, [int(k) for k in a.ks.split(",")], hw)
+        if Path(a.published).exists():
+            result["vs680"] = vs680(result.pop("full_models"), Path(a.published))
+        else:
+            result.pop("full_models")
+        (work / "report.json").write_text(json.dumps(result, indent=1))
+        print(f"\nreport: {work / 'report.json'}")
     return 0
 
 

@@ -372,21 +372,20 @@ def _prior_vector(prior: "LatencyModel") -> np.ndarray:
 
 
 def _fit_auto(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int | None,
-              prior: "LatencyModel | None" = None) -> tuple[np.ndarray, float, float, int, np.ndarray]:
-    """Fit with a given channel alignment, or choose it (by leave-one-out error on ``samples`` alone) when None;
-    with a ``prior`` model, at its alignment and pulled toward its coefficients."""
+              prior: "LatencyModel | None" = None) -> tuple[np.ndarray, float, float, int, np.ndarray, bool]:
+    """Fit with a given channel alignment, or choose it (by leave-one-out error on ``samples`` alone) when None.
+
+    With a ``prior`` model every alignment is fitted twice, pulled toward the scaled prior and toward zero, and the
+    leave-one-out error picks among all of them: a prior whose cost structure the measurements contradict is not
+    used (the last value says whether it was)."""
     y = np.array([s.ms for s in samples])
-    if prior is not None:  # at the board's own alignment where it is known, else the prior's
-        a = alignment or prior.alignment
-        X = _design(cls, samples, a)
-        theta, lam, sigma = _fit_arrays(X, y, _prior_vector(prior))
-        return theta, lam, sigma, a, X
     best = None
     for a in ([alignment] if alignment else (ALIGNMENTS if cls.kind == "ops" else (1,))):
         X = _design(cls, samples, a)
-        theta, lam, sigma = _fit_arrays(X, y)
-        if best is None or sigma < best[2] - 1e-12:
-            best = (theta, lam, sigma, a, X)
+        for centre in ((None,) if prior is None else (_prior_vector(prior), None)):
+            theta, lam, sigma = _fit_arrays(X, y, centre)
+            if best is None or sigma < best[2] - 1e-12:
+                best = (theta, lam, sigma, a, X, centre is not None)
     return best
 
 
@@ -414,7 +413,7 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
     _check_samples(samples, 4)
     cls = _KINDS[kind]
     requested = alignment if kind == "ops" else 1
-    theta, lam, sigma, alignment, X = _fit_auto(cls, samples, requested, prior)
+    theta, lam, sigma, alignment, X, used = _fit_auto(cls, samples, requested, prior)
     y = np.array([s.ms for s in samples])
     k = folds or (len(samples) if len(samples) <= 20 else 5)
     acc = cross_validate(samples, kind=kind, alignment=requested, folds=k, seed=seed, prior=prior)
@@ -432,7 +431,7 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
         "samples": [{"name": s.name, "ms": s.ms, "cv_predicted_ms": p} for s, p in zip(samples, acc.predicted)],
     }
     if prior is not None:
-        meta["prior"] = {"board": prior.board, "scale": _prior_scale(X, y, _prior_vector(prior))}
+        meta["prior"] = {"board": prior.board, "scale": _prior_scale(X, y, _prior_vector(prior)), "used": used}
     if baselines:
         meta["baselines"] = {b: cross_validate(samples, kind=b, folds=k, seed=seed).to_dict()
                              for b in _KINDS if b != kind}
@@ -464,7 +463,7 @@ def cross_validate(samples: Sequence[Sample], *, kind: str = "ops", alignment: i
     for f in range(k):
         test = np.flatnonzero(fold == f)
         train = [samples[i] for i in np.flatnonzero(fold != f)]
-        theta, _, _, a, _ = _fit_auto(cls, train, alignment if kind == "ops" else 1, prior)
+        theta, _, _, a, _, _ = _fit_auto(cls, train, alignment if kind == "ops" else 1, prior)
         pred[test] = _design(cls, [samples[i] for i in test], a) @ theta
     return Accuracy.of(y, pred, k)
 

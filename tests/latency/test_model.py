@@ -204,6 +204,7 @@ def test_a_new_board_from_a_few_measurements_starts_from_another_boards_model():
     _, b = fit(board(1.0), 5)
     assert a.mape < 0.02 and a.within_10 == 1.0 and b.mape > 2 * a.mape, (a, b)
     assert started.meta["prior"]["board"] == "old" and 1.7 < started.meta["prior"]["scale"] < 1.9
+    assert started.meta["prior"]["used"]  # leave-one-out chose the prior over the fit without it
     # another structure (clips 3x dearer): ten measurements move the fit away from the prior where they show it
     _, c = fit(board(3.0), 10, prior=prior)
     assert c.within_10 >= 0.95 and c.spearman >= 0.95, c
