@@ -37,7 +37,8 @@ def installed(tmp_path_factory) -> Path:
     (("space", "show", "mai2022"), "search space 'mai2022'"),
     (("latency", "predict", "vs680", "zoo:abpn"), "on vs680"),
     (("search", "--show-config"), "space: mai2022"),
-], ids=["space", "latency", "show-config"])
+    (("samplers",), "balanced   space-filling"),
+], ids=["space", "latency", "show-config", "samplers"])
 def test_the_installed_wheel_finds_its_built_in_files_from_any_directory(installed, tmp_path, args, expect):
     # the wheel's package first on the path: the source tree (an editable install's) is not what runs
     code = ("import sys, nas; assert nas.__file__.startswith(sys.argv[1]), nas.__file__; "
