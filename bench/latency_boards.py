@@ -148,6 +148,15 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
             print(f"  {label:<44} {_cells(acc)}")
 
         line(f"full: {len(full[b].meta['samples'])} specs, per-op features", full[b])
+        errs = [(full[b].predict_ops(ops[s.hash]).mean_ms / ms[b][s.hash] - 1.0, s) for s in held]
+        by = {}
+        for e, s in errs:
+            by.setdefault(f"skip {s.skip.value}", []).append(e)
+            by.setdefault(f"w{s.width}", []).append(e)
+        print("    full fit's signed error on the held-out specs by group (mean): " + ", ".join(
+            f"{g} {statistics.mean(v) * 100:+.1f}% (n={len(v)})" for g, v in sorted(by.items())))
+        print("    largest: " + "; ".join(f"{s.describe()} {e * 100:+.1f}%" for e, s in
+                                          sorted(errs, key=lambda p: -abs(p[0]))[:4]))
         have = [s for s in cal if s.hash in ms[b]]
         for kind in ("macs", "params"):
             line(f"full: {len(have)} specs, {kind}-only", fit_model(
