@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-__all__ = ["JSON_OPT", "OUT_OPT", "PIPED_WIDTH", "out_console", "status_console", "print_json", "parse_hw", "live_trials"]
+__all__ = ["JSON_OPT", "OUT_OPT", "PIPED_WIDTH", "out_console", "status_console", "print_json", "parse_hw",
+           "live_trials"]
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 OUT_OPT = typer.Option("runs", "--out", help="Folder of the study folders (where a study NAME is looked up).")

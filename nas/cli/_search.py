@@ -132,12 +132,8 @@ def pareto(study: str = typer.Argument(..., help="Study folder (runs/NAME) or na
     """Print a study's Pareto front (INT8 PSNR vs pessimistic predicted latency), its hypervolume history, and write
     their plot files."""
     from nas.search import study_front
-    from nas.search._store import load_optuna_study, open_study
-    from nas.search._study import hypervolume_trace
 
-    ref = _hv_ref(hv_ref)
-    info, points, best, files = study_front(study, out, hv_ref=ref)
-    trace = hypervolume_trace(load_optuna_study(open_study(study, out)), ref)
+    info, points, best, files, trace = study_front(study, out, hv_ref=_hv_ref(hv_ref))
     front = [p for p in points if p.on_front]
     if as_json:
         sys.stdout.write(json.dumps({"study": info.name, "front": [p.to_dict() for p in front],

@@ -400,11 +400,11 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
     leave-one-out up to 20 samples, else 5). With ``baselines`` the MACs-only and parameters-only fits are
     cross-validated on the same folds beside it.
 
-    ``prior``: a model of another board (same kind; its alignment is used unless ``alignment`` is given). The fit
-    then starts from the prior's
-    cost structure scaled to these measurements and moves away from it only as far as they support (the pull's
-    strength is chosen by leave-one-out, up to the scaled prior itself): few-shot calibration of a new board from
-    a handful of measurements (4 at least).
+    ``prior``: a model of another board (same kind). At each alignment tried the fit is made twice: pulled toward
+    the prior's cost structure scaled to these measurements (moving away from it only as far as they support; the
+    pull's strength is chosen by leave-one-out, up to the scaled prior itself) and without the prior; the
+    leave-one-out error picks one (``meta["prior"]["used"]``), so a prior the measurements contradict is left out:
+    few-shot calibration of a new board from a handful of measurements (4 at least).
     """
     if kind not in _KINDS:
         raise LatencyError(f"unknown latency model kind '{kind}' (known: {', '.join(_KINDS)})")

@@ -416,11 +416,12 @@ def _warm_start(store: StudyStore, space, names) -> None:
 
 def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
                 hv_ref: tuple[float, float] | None = None):
-    """The front of a study (all its completed trials with ``on_front`` set) and, with ``write``, its files (the
-    hypervolume history's plot among them; ``hv_ref``: its reference point, see :func:`hypervolume_trace`)."""
+    """The front of a study (all its completed trials with ``on_front`` set), its hypervolume history (reference
+    point ``hv_ref``, see :func:`hypervolume_trace`) and, with ``write``, their files."""
     info = open_study(study, out)
     st = load_optuna_study(info)
     points = pareto_front(trial_points(st))
+    trace = hypervolume_trace(st, hv_ref)
     files = {}
     if write and points:
         lat = load_latency_model(info.config.latency.model)
@@ -428,9 +429,9 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
         refs = st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config))
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
                             zoo=zoo_points(lat, k), k=k, references=refs)
-        files["hypervolume"] = write_hypervolume(hypervolume_trace(st, hv_ref), info.folder / "pareto",
+        files["hypervolume"] = write_hypervolume(trace, info.folder / "pareto",
                                                  f"study {info.name}: hypervolume of the front by finished trial")
-    return info, points, _best(points), files
+    return info, points, _best(points), files, trace
 
 
 @dataclasses.dataclass(frozen=True)

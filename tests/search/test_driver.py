@@ -178,7 +178,7 @@ def test_a_moved_study_folder_finds_its_own_storage(make, tmp_path):
     moved = tmp_path / "elsewhere" / "d"
     shutil.copytree(cfg.study_dir, moved)
     shutil.rmtree(cfg.study_dir)
-    info, points, best, _ = study_front(moved, write=False)
+    info, points, best, _, _ = study_front(moved, write=False)
     assert info.storage == f"sqlite:///{(moved / 'optuna.db').as_posix()}"
     assert len(points) >= 1 and best is not None
 
@@ -231,7 +231,7 @@ def test_a_study_on_a_journal_file_resumes(make, tmp_path):
     first, _ = _run(make(name="j", n=6, storage=url), log=False)
     more, _ = _run(make(name="j", n=9, storage=url), log=False)
     assert more.new_trials == 3 and more.complete + more.pruned + more.failed == 9
-    info, points, best, _ = study_front(more.study.folder, write=False)
+    info, points, best, _, _ = study_front(more.study.folder, write=False)
     assert info.storage == url and {p.number for p in points} >= {p.number for p in first.front}
 
 
