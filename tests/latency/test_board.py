@@ -32,7 +32,7 @@ def test_litert_builtin_kernels_are_another_board_on_the_same_machine(two_sizes)
     assert (xnn.name, builtin.name) == ("litert-cpu-1t", "litert-builtin-1t")
     a, b = xnn.measure(big), builtin.measure(big)
     assert b.board == "litert-builtin-1t"
-    # without XNNPACK LiteRT's own kernels run ABPN's convs about 2x slower here (1.9x at 180x320): a distinct
+    # without XNNPACK LiteRT's own kernels run ABPN's convs about 2x slower here: a distinct
     # cost structure, not the same board under another name
     assert b.median_ms > 1.2 * a.median_ms, (a.median_ms, b.median_ms)
 

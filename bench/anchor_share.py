@@ -1,0 +1,52 @@
+"""How much of a validation set the nearest-neighbour anchor already gets exactly right (pixels a network cannot
+improve), beside the standard test sets: does the embedded validation set tell networks apart?
+
+    python bench/anchor_share.py [--sets embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.data import default_valid_source, load_images  # noqa: E402
+from nas.evaluate import Bicubic, evaluate  # noqa: E402
+
+
+def share(source, split: str, label: str) -> None:
+    images = load_images(source, split)
+    exact, near, psnr = [], [], []
+    for p in images.pairs:
+        lr, hr = p.lr.astype(np.float64), p.hr.astype(np.float64)
+        nn = np.repeat(np.repeat(lr, 3, 0), 3, 1)[:hr.shape[0], :hr.shape[1]]
+        d = np.abs(nn - hr)
+        exact.append((d == 0).mean())
+        near.append((d <= 1).mean())
+        psnr.append(10 * np.log10(255 ** 2 / ((nn - hr) ** 2).mean()))
+    bic = evaluate(Bicubic(), images, with_ssim=False).psnr_rgb
+    print(f"{label}: {len(images)} images; anchor exactly right on {100 * np.mean(exact):.1f}% of pixels (within one "
+          f"level {100 * np.mean(near):.1f}%; per image {[round(100 * x) for x in exact][:12]}); nearest-neighbour "
+          f"PSNR {np.mean(psnr):.2f} dB, bicubic {bic:.2f} dB (RGB)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5")
+    for name in ap.parse_args().sets.split(","):
+        if name == "embedded-valid":
+            share(default_valid_source("embedded"), "valid", "embedded validation")
+        elif name == "embedded-train":
+            share("embedded", "train", "embedded training")
+        elif Path(name).exists():
+            share(name, "valid", Path(name).name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
