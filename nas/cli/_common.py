@@ -85,5 +85,7 @@ def live_trials(con, enabled: bool, target: int):
                                    f"(mean+k sigma) {best}", soft_wrap=True)
             elif ev.kind == "finish" and ev.number is not None and not ev.message.startswith("complete"):
                 prog.console.print(f"trial {ev.number}: {ev.message}")
+            elif ev.kind == "measure":  # the closed latency loop timed a trial's INT8 model on the board
+                prog.console.print(f"trial {ev.number}: {ev.message}", soft_wrap=True)
 
         yield callback

@@ -23,6 +23,7 @@ from nas.latency._model import (
     cross_validate,
     fit_model,
     load_latency_model,
+    scale_model,
 )
 from nas.latency._published import ops_from_layers, published_samples
 
@@ -49,6 +50,7 @@ __all__ = [
     "op_rows",
     "peak_floor_ms",
     "fit_model",
+    "scale_model",
     "cross_validate",
     "load_latency_model",
     "ops_from_layers",

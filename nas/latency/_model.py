@@ -36,6 +36,7 @@ __all__ = [
     "FORMAT_VERSION",
     "OpLatency",
     "LatencyPrediction",
+    "ResidualGP",
     "Sample",
     "Accuracy",
     "LatencyModel",
@@ -43,6 +44,7 @@ __all__ = [
     "MacsModel",
     "ParamsModel",
     "fit_model",
+    "scale_model",
     "cross_validate",
     "load_latency_model",
 ]
@@ -145,6 +147,74 @@ class Accuracy:
         return d
 
 
+@dataclasses.dataclass(frozen=True)
+class ResidualGP:
+    """A Gaussian process on the log ratio measured / predicted of a model's own measurements: the correction a
+    closed loop adds where it has measured (exact up to the measurement noise at a measured graph, fading to none
+    far from every one, in the model's features on a log scale).
+
+    ``points``: each measured graph's log features; ``alpha`` = (K + noise^2 I)^-1 r and ``kinv`` = (K + noise^2
+    I)^-1 for the kernel ``amp^2 exp(-d^2 / 2 length^2)``; ``eps``: the per-feature offset inside the log."""
+
+    length: float
+    amp: float
+    noise: float
+    eps: tuple[float, ...]
+    points: tuple[tuple[float, ...], ...]
+    alpha: tuple[float, ...]
+    kinv: tuple[tuple[float, ...], ...]
+    loo_rms: float = 0.0  # leave-one-out RMS of the log ratio after the correction (what it achieves unseen)
+
+    def __post_init__(self) -> None:
+        n = len(self.points)
+        if not (self.length > 0 and self.amp >= 0 and self.noise > 0) or len(self.alpha) != n or len(self.kinv) != n:
+            raise LatencyError("residual correction: malformed (length, amp, noise, points, alpha, kinv)")
+
+    def embed(self, sums: Sequence[float]) -> np.ndarray:
+        return np.log(np.asarray(sums, float) + np.asarray(self.eps))
+
+    def correct(self, sums: Sequence[float]) -> tuple[float, float]:
+        """(mean, variance) of the log ratio at a graph whose feature sums are ``sums``."""
+        if not self.points:
+            return 0.0, self.amp ** 2
+        d2 = ((np.asarray(self.points) - self.embed(sums)) ** 2).sum(axis=1)
+        k = self.amp ** 2 * np.exp(-d2 / (2 * self.length ** 2))
+        mean = float(k @ np.asarray(self.alpha))
+        var = float(max(self.amp ** 2 - k @ np.asarray(self.kinv) @ k, 0.0))
+        return mean, var
+
+    @classmethod
+    def fit(cls, sums: np.ndarray, log_ratio: np.ndarray, amp: float, noise: float) -> "ResidualGP":
+        """The correction for graphs with feature sums ``sums`` (one row each) whose log ratio measured/predicted
+        is ``log_ratio``; the length scale is chosen by exact leave-one-out error."""
+        eps = tuple(float(v) for v in 1e-3 * np.maximum(sums.max(axis=0), 1e-12))
+        Z = np.log(sums + np.asarray(eps))
+        d2 = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+        best = None
+        for length in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0):
+            K = amp ** 2 * np.exp(-d2 / (2 * length ** 2)) + noise ** 2 * np.eye(len(Z))
+            kinv = np.linalg.inv(K)
+            alpha = kinv @ log_ratio
+            loo = alpha / np.diag(kinv)  # r_i minus its prediction from the others (exact for a GP)
+            rms = float(np.sqrt(np.mean(loo ** 2)))
+            if best is None or rms < best[0] - 1e-12:
+                best = (rms, length, alpha, kinv)
+        rms, length, alpha, kinv = best
+        return cls(length, float(amp), float(noise), eps, tuple(tuple(map(float, z)) for z in Z),
+                   tuple(map(float, alpha)), tuple(tuple(map(float, r)) for r in kinv), rms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"length": self.length, "amp": self.amp, "noise": self.noise, "eps": list(self.eps),
+                "points": [list(p) for p in self.points], "alpha": list(self.alpha),
+                "kinv": [list(r) for r in self.kinv], "loo_rms": self.loo_rms}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResidualGP":
+        return cls(float(d["length"]), float(d["amp"]), float(d["noise"]), tuple(d["eps"]),
+                   tuple(tuple(p) for p in d["points"]), tuple(d["alpha"]), tuple(tuple(r) for r in d["kinv"]),
+                   float(d.get("loo_rms", 0.0)))
+
+
 # ------------------------------------------------------------------------------------------------------ models
 class LatencyModel(abc.ABC):
     """Predicts a deployed graph's latency on one board at one input size.
@@ -159,7 +229,7 @@ class LatencyModel(abc.ABC):
     def __init__(self, *, board: str, input_hw: tuple[int, int], coef: Mapping[str, float], overhead_ms: float = 0.0,
                  alignment: int = 1, peak_tops: float | None = None, bandwidth_gbs: float | None = None,
                  sigma_rel: float = 0.1, feature_range: Mapping[str, Sequence[float]] | None = None,
-                 meta: Mapping[str, Any] | None = None):
+                 meta: Mapping[str, Any] | None = None, residuals: ResidualGP | None = None):
         if not board:
             raise LatencyError("a latency model needs the board it was calibrated on")
         h, w = (int(v) for v in input_hw)
@@ -181,6 +251,10 @@ class LatencyModel(abc.ABC):
         rng = dict(feature_range or {})
         self.feature_range = {f: (float(rng[f][0]), float(rng[f][1])) for f in self.features if f in rng}
         self.meta = dict(meta or {})
+        if residuals is not None and len(residuals.eps) != len(self.features):
+            raise LatencyError(f"{self.kind} latency model: its residual correction has {len(residuals.eps)} "
+                               f"features, not {len(self.features)}")
+        self.residuals = residuals
 
     # -- the extension point
     @abc.abstractmethod
@@ -211,8 +285,37 @@ class LatencyModel(abc.ABC):
         if self.overhead_ms:
             per_op.append(OpLatency(OVERHEAD, "overhead", self.overhead_ms))
         outside, widen = self._extrapolation(rows)
-        return LatencyPrediction(float(total), float(total * self.sigma_rel * widen), tuple(per_op), not outside,
-                                 outside)
+        rel = self.sigma_rel
+        if self.residuals is not None:  # measured near here: corrected, and surer (every op by the same factor)
+            mean, var = self.residuals.correct([sum(col) for col in zip(*rows)])
+            factor = math.exp(mean)
+            per_op = [dataclasses.replace(o, ms=o.ms * factor) for o in per_op]
+            total *= factor
+            rel = math.sqrt(var + self.residuals.noise ** 2) if self.residuals.amp > 0 else rel
+        return LatencyPrediction(float(total), float(total * rel * widen), tuple(per_op), not outside, outside)
+
+    def with_residuals(self, samples: Sequence[Sample], noise: float = 0.03) -> "LatencyModel":
+        """A copy corrected by a :class:`ResidualGP` fitted to this model's errors on ``samples`` (measurements of
+        the same board at the same input size): measured graphs are then predicted to within about ``noise``
+        (relative), graphs near them better than before, far ones as before. The prior amplitude is the model's
+        own relative uncertainty."""
+        if not samples:
+            return self
+        base = self.without_residuals()
+        sums = np.array([[sum(col) for col in zip(*base.rows(s.ops))] for s in samples], float)
+        pred = np.array([base.predict_ops(s.ops).mean_ms for s in samples])
+        r = np.log(np.array([s.ms for s in samples]) / pred)
+        gp = ResidualGP.fit(sums, r, amp=max(base.sigma_rel, noise), noise=noise)
+        return type(self)(**{**base._init_args(), "residuals": gp})
+
+    def without_residuals(self) -> "LatencyModel":
+        return self if self.residuals is None else type(self)(**{**self._init_args(), "residuals": None})
+
+    def _init_args(self) -> dict[str, Any]:
+        return dict(board=self.board, input_hw=self.input_hw, coef=self.coef, overhead_ms=self.overhead_ms,
+                    alignment=self.alignment, peak_tops=self.peak_tops, bandwidth_gbs=self.bandwidth_gbs,
+                    sigma_rel=self.sigma_rel, feature_range=self.feature_range, meta=self.meta,
+                    residuals=self.residuals)
 
     def _extrapolation(self, rows: list[list[float]]) -> tuple[tuple[str, ...], float]:
         """Features outside the fitted range and the factor that widens the stddev (1 + log-distance outside)."""
@@ -240,7 +343,7 @@ class LatencyModel(abc.ABC):
             "input_hw": list(self.input_hw), "alignment": self.alignment, "peak_tops": self.peak_tops,
             "bandwidth_gbs": self.bandwidth_gbs, "coef_ms": dict(self.coef), "overhead_ms": self.overhead_ms,
             "sigma_rel": self.sigma_rel, "feature_range": {f: list(v) for f, v in self.feature_range.items()},
-            "meta": self.meta,
+            "meta": self.meta, **({"residuals": self.residuals.to_dict()} if self.residuals is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -419,7 +522,7 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
     acc = cross_validate(samples, kind=kind, alignment=requested, folds=k, seed=seed, prior=prior)
     hi = X[:, :-1].max(axis=0)
     lo = X[:, :-1].min(axis=0)
-    if prior is not None:  # graph features are the board's no more than the prior's: its range counts as fitted
+    if prior is not None and prior.input_hw == tuple(input_hw):  # the prior's graphs count as fitted
         for i, f in enumerate(cls.features):
             if f in prior.feature_range:
                 lo[i] = min(lo[i], prior.feature_range[f][0])
@@ -440,6 +543,32 @@ def fit_model(samples: Sequence[Sample], *, kind: str = "ops", board: str, input
     return cls(board=board, input_hw=input_hw, coef=dict(zip(cls.features, theta[:-1])), overhead_ms=theta[-1],
                alignment=alignment, peak_tops=peak_tops, bandwidth_gbs=bandwidth_gbs, sigma_rel=sigma,
                feature_range={f: (lo[i], hi[i]) for i, f in enumerate(cls.features)}, meta=meta)
+
+
+def scale_model(prior: LatencyModel, samples: Sequence[Sample], *, board: str, input_hw: tuple[int, int],
+                source: str = "") -> LatencyModel:
+    """``prior``'s cost structure times one factor fitted to ``samples`` (how much faster or slower this board is,
+    everything else equal): what a board has from 1 to 4 measurements, fewer than :func:`fit_model` needs.
+
+    Its uncertainty is the larger of the prior's and the relative RMS error on ``samples``; the prior's fitted
+    range is kept when it was fitted at the same input size, and its peak and bandwidth floors (another board's
+    physics) are not."""
+    if not samples:
+        raise LatencyError("scaling a latency model needs at least one measurement")
+    _check_samples(samples, 1)
+    cls = type(prior)
+    X = _design(cls, samples, prior.alignment)
+    y = np.array([s.ms for s in samples])
+    scale = _prior_scale(X, y, _prior_vector(prior))
+    theta = scale * _prior_vector(prior)
+    rms = float(np.sqrt(np.mean(((X @ theta - y) / y) ** 2)))
+    same = prior.input_hw == tuple(int(v) for v in input_hw)
+    meta = {"created": datetime.date.today().isoformat(), "source": source, "n": len(samples),
+            "prior": {"board": prior.board, "scale": scale, "used": True, "scaled_only": True},
+            "samples": [{"name": s.name, "ms": s.ms, "predicted_ms": float(p)} for s, p in zip(samples, X @ theta)]}
+    return cls(board=board, input_hw=input_hw, coef=dict(zip(cls.features, theta[:-1])), overhead_ms=theta[-1],
+               alignment=prior.alignment, sigma_rel=max(prior.sigma_rel, rms),
+               feature_range=prior.feature_range if same else None, meta=meta)
 
 
 def cross_validate(samples: Sequence[Sample], *, kind: str = "ops", alignment: int | None = 1,
@@ -487,7 +616,8 @@ def _model_from_dict(data: Any, where: str) -> LatencyModel:
                             overhead_ms=data.get("overhead_ms", 0.0), alignment=data.get("alignment", 1),
                             peak_tops=data.get("peak_tops"), bandwidth_gbs=data.get("bandwidth_gbs"),
                             sigma_rel=data.get("sigma_rel", 0.1), feature_range=data.get("feature_range"),
-                            meta=data.get("meta"))
+                            meta=data.get("meta"),
+                            residuals=ResidualGP.from_dict(data["residuals"]) if data.get("residuals") else None)
     except KeyError as exc:
         raise LatencyError(f"{where}: missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "ProxyConfig",
     "ExportConfig",
     "LatencyConfig",
+    "MeasureConfig",
     "SamplerConfig",
     "PrunerConfig",
     "ResourcesConfig",
@@ -91,6 +92,23 @@ class ExportConfig(_Strict):
         return v
 
 
+class MeasureConfig(_Strict):
+    """The closed loop's measurements (``latency.board`` set): how each INT8 model is timed and how many are."""
+
+    threads: int = Field(1, ge=1, description="threads the board runs a model on")
+    runs: int = Field(20, ge=1, description="timed runs per model (their median is the measurement)")
+    warmup: int = Field(3, ge=0)
+    every: int = Field(1, ge=1, description="completed trials between two measuring rounds (the study's end "
+                                            "always has one)")
+    uncertain: int = Field(1, ge=0, description="per round, also measure this many of the trials the model is "
+                                                "least sure of (extrapolated, or farthest from what was measured)")
+    serial: str | None = Field(None, description="adb board: the device's serial (default: the only one attached)")
+    delegate: str = Field("nnapi", description="adb board: the delegate benchmark_model uses")
+
+
+_LOOP_BOARDS = ("litert-cpu", "litert-builtin", "adb")
+
+
 class LatencyConfig(_Strict):
     """How a trial's latency is predicted and how the search treats the model's uncertainty.
 
@@ -104,6 +122,20 @@ class LatencyConfig(_Strict):
     k: float = Field(1.0, ge=0.0, le=10.0)
     budget_ms: float | None = Field(None, gt=0.0)
     outside_range: Literal["flag", "constrain"] = "flag"
+    board: str | None = Field(None, description="closed loop: a board to measure on while the study runs (" +
+                              ", ".join(_LOOP_BOARDS) + "); the front and the least certain trials are measured, "
+                              "the model is refitted (``model`` as its prior) and every trial is re-scored")
+    measure: MeasureConfig = MeasureConfig()
+
+    @field_validator("board")
+    @classmethod
+    def _board(cls, v: str | None) -> str | None:
+        if v is not None and v not in _LOOP_BOARDS:
+            hint = (" (a measurements file holds models timed before; it cannot time the study's new ones)"
+                    if Path(v).suffix.lower() in (".csv", ".yaml", ".yml") else "")
+            raise ValueError(f"'{v}' is not a board the closed loop can measure on ({', '.join(_LOOP_BOARDS)})"
+                             + hint)
+        return v
 
 
 class SamplerConfig(_Strict):
@@ -205,6 +237,9 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "SearchConfig":
+        if self.latency.board is not None and self.table is not None:
+            raise ValueError(f"latency.board {self.latency.board}: a table study (table: {self.table}) has no INT8 "
+                             "models to measure")
         if self.proxy.eval_every is not None and self.proxy.eval_every > self.proxy.steps:
             raise ValueError(f"proxy.eval_every {self.proxy.eval_every} is more than proxy.steps {self.proxy.steps}")
         return self
@@ -245,6 +280,11 @@ def identity_view(dump: dict) -> dict:
     keep = {k: dump.get(k) for k in IDENTITY_FIELDS}
     keep["data"] = {k: v for k, v in (keep["data"] or {}).items() if k != "cache"}
     keep["export"] = {k: v for k, v in (keep["export"] or {}).items() if k != "timeout_s"}
+    lat = dict(keep.get("latency") or {})
+    if lat.get("board") is None:  # no closed loop: the identity of studies made before it is kept
+        lat.pop("board", None)
+        lat.pop("measure", None)
+    keep["latency"] = lat
     if dump.get("table") is not None:  # (absent otherwise: the identity of studies made before tables is kept)
         keep["table"] = dump["table"]
     return keep

@@ -37,6 +37,7 @@ class FrontPoint:
     warm_start: str = ""
     feasible: bool = True
     on_front: bool = False
+    measured_ms: float | None = None  # measured on the study's board (closed loop), where it was
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,6 +163,7 @@ def write_front(points: Sequence[FrontPoint], folder: str | Path, *, title: str,
 PUBLISHED_TITLE = "published (Table 1): DIV2K, full training - another scale, not comparable"
 STUDY_TITLE = "this study: proxy-trained, INT8, on its validation images"
 OUTSIDE = "outside the latency model's range (latency extrapolated)"
+MEASURED = "measured on the board (closed loop; dotted: from its prediction)"
 
 
 def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str, k: float,
@@ -196,6 +198,20 @@ def _html(pts: Sequence[FrontPoint], zoo: Sequence[dict], path: Path, title: str
         fig.add_trace(go.Scatter(x=[p.latency_objective_ms for p in out], y=[p.psnr for p in out], mode="markers",
                                  name=OUTSIDE, marker=dict(symbol="x-thin-open", size=15, color="#000000",
                                                            line=dict(width=1.5)), hoverinfo="skip"), row=1, col=1)
+    meas = [p for p in pts if p.measured_ms is not None]
+    if meas:  # the closed loop's measurements, at their measured latency, each joined to its trial
+        xs, ys = [], []
+        for p in meas:
+            xs += [p.latency_objective_ms, p.measured_ms, None]
+            ys += [p.psnr, p.psnr, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#ff7f0e", width=1, dash="dot"),
+                                 hoverinfo="skip", showlegend=False), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[p.measured_ms for p in meas], y=[p.psnr for p in meas], mode="markers",
+                                 name=MEASURED, marker=dict(symbol="star-open", size=12, color="#ff7f0e",
+                                                            line=dict(width=1.5)),
+                                 hovertext=[f"trial {p.number}: measured {p.measured_ms:.2f} ms, predicted "
+                                            f"{p.latency_ms:.2f} ms" for p in meas], hoverinfo="text"),
+                      row=1, col=1)
     warm = [p for p in pts if p.warm_start]
     if warm:
         fig.add_trace(go.Scatter(x=[p.latency_objective_ms for p in warm], y=[p.psnr for p in warm],
@@ -274,7 +290,8 @@ def front_figure(pts: Sequence[FrontPoint], zoo: Sequence[dict], title: str, k: 
     behind = [p for p in pts if not p.on_front]
     key_lines = [f"#{p.number:<3d} {p.spec}  {p.psnr:.2f} dB  {p.latency_objective_ms:.1f} ms"
                  + (f"  ({p.warm_start}, warm start)" if p.warm_start else "")
-                 + ("  (latency extrapolated)" if p.outside_range else "") for p in front]
+                 + ("  (latency extrapolated)" if p.outside_range else "")
+                 + (f"  measured {p.measured_ms:.1f} ms" if p.measured_ms is not None else "") for p in front]
     key_h = 0.35 + 0.17 * len(key_lines)
     fig = plt.figure(figsize=(11.5 if zoo else 8.5, 5.5 + key_h), dpi=110)
     grid = fig.add_gridspec(2, 2 if zoo else 1, width_ratios=[3, 1.25] if zoo else None,
@@ -293,6 +310,12 @@ def front_figure(pts: Sequence[FrontPoint], zoo: Sequence[dict], title: str, k: 
     if out:
         ax.scatter([p.latency_objective_ms for p in out], [p.psnr for p in out], marker="x", s=70, color="black",
                    lw=1.2, label=OUTSIDE, zorder=4)
+    meas = [p for p in pts if p.measured_ms is not None]
+    if meas:
+        for p in meas:
+            ax.plot([p.latency_objective_ms, p.measured_ms], [p.psnr, p.psnr], ls=":", color="#ff7f0e", lw=0.9)
+        ax.scatter([p.measured_ms for p in meas], [p.psnr for p in meas], marker="*", s=90, facecolors="none",
+                   edgecolors="#ff7f0e", lw=1.2, label=MEASURED, zorder=5)
     warm = [p for p in pts if p.warm_start]
     if warm:
         ax.scatter([p.latency_objective_ms for p in warm], [p.psnr for p in warm], marker="D", s=110,

@@ -61,7 +61,7 @@ def _choose(info, study, trial: int | None, best: bool) -> int:
     if (trial is None) == (not best):
         raise SearchError("choose one trial: --trial N or --best")
     if best:
-        chosen = _best(trial_points(study))
+        chosen = _best(trial_points(study, info.folder))
         if chosen is None:
             raise SearchError(f"study '{info.name}' has no completed feasible trial yet")
         return chosen.number

@@ -330,6 +330,30 @@ class StudyStore:
         self.live.add_trials(trials)
         self._waiting = {t.number for t in trials if t.state == TrialState.WAITING}
 
+    def relive(self, updates: dict[int, tuple[TrialRecord, Any, dict[str, float], float]]) -> dict[int, Any]:
+        """Replace the live study by a copy whose trials carry ``updates`` (number -> record, values, constraints,
+        and the shift of its intermediate values): the closed latency loop re-scores every trial after a refit, and
+        Optuna cannot change a finished trial in place. The durable study keeps the values each trial finished
+        with. Returns number -> the new live ``optuna.Trial`` of each running trial (the driver swaps them in)."""
+        old = self.live
+        trials = old.get_trials(deepcopy=True)
+        for t in trials:
+            if t.number not in updates:
+                continue
+            record, values, constraints, shift = updates[t.number]
+            t.user_attrs = {**t.user_attrs, **record.attrs()}
+            t.system_attrs = {**t.system_attrs, **{f"constraints:{k}": float(v) for k, v in constraints.items()}}
+            if t.state == TrialState.COMPLETE and values is not None:
+                t.values = list(values) if isinstance(values, (list, tuple)) else [values]
+            if shift:
+                t.intermediate_values = {step: v + shift for step, v in t.intermediate_values.items()}
+        self.live = optuna.create_study(directions=DIRECTIONS[self.config.objective], sampler=old.sampler,
+                                        pruner=old.pruner)
+        self.live.add_trials(trials)
+        # the running trials, as trials of the new copy (what Study.ask hands out: Trial(study, trial_id))
+        return {t.number: optuna.trial.Trial(self.live, t._trial_id)
+                for t in self.live.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+
     def ask(self):
         """The next trial (an enqueued one first), from the live study."""
         return self.live.ask()

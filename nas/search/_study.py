@@ -21,9 +21,10 @@ closed. A second driver on the same study is refused (a lock file held while the
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from optuna.trial import TrialState
 
@@ -33,6 +34,7 @@ from nas.errors import NasError, SearchError
 from nas.evaluate import challenge_score, log2_score
 from nas.export import load_target
 from nas.latency import load_latency_model
+from nas.search._closed_loop import ClosedLoop, loop_model, measured_times
 from nas.search._config import SearchConfig
 from nas.search._executor import make_executor
 from nas.search._pareto import (FrontPoint, hypervolume_history, pareto_front, pareto_ranks, write_front,
@@ -43,7 +45,7 @@ from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna
 from nas.search._table import BenchTable, space_digest
 from nas.search._trial import TrialJob, TrialOutcome, _images, _valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
-from nas.space import load_space, zoo_get
+from nas.space import ArchSpec, load_space, zoo_get
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front",
            "trial_points", "TrialLog", "NullTrialLog", "HypervolumeTrace", "hypervolume_trace"]
@@ -53,7 +55,8 @@ log = get_logger("search")
 
 @dataclasses.dataclass(frozen=True)
 class SearchEvent:
-    """Progress of a study, sent to the callback: ``kind`` is start, submit, finish or end."""
+    """Progress of a study, sent to the callback: ``kind`` is start, submit, finish, measure (the closed latency
+    loop timed a trial's INT8 model on the board) or end."""
     kind: str
     done: int
     target: int
@@ -90,25 +93,60 @@ class SearchSummary:
 
 
 # ------------------------------------------------------------------------------------------------- points
-def _point(number: int, rec: TrialRecord) -> FrontPoint | None:
+def _point(number: int, rec: TrialRecord, measured: Mapping[str, Any] | None = None) -> FrontPoint | None:
     """A completed trial as a front point (log2 score on the latency the search optimised); None for a duplicate
-    (it is its original's point) or a trial without a result."""
+    (it is its original's point) or a trial without a result. ``measured``: spec hash -> its closed-loop
+    measurement."""
     psnr = rec.metrics.get("int8_psnr")
     if psnr is None or rec.duplicate_of is not None or rec.latency_objective_ms is None:
         return None
+    t = (measured or {}).get(rec.hash)
     return FrontPoint(number=number, spec=rec.describe, hash=rec.hash, psnr=psnr, latency_ms=rec.latency_ms,
                       latency_sigma_ms=rec.latency_sigma_ms, latency_objective_ms=rec.latency_objective_ms,
                       log2_score=log2_score(psnr, rec.latency_objective_ms), outside_range=rec.outside_range,
-                      warm_start=rec.warm_start, feasible=rec.feasible)
+                      warm_start=rec.warm_start, feasible=rec.feasible,
+                      measured_ms=None if t is None else t.median_ms)
 
 
-def trial_points(study) -> list[FrontPoint]:
+def _rescored(rec: TrialRecord, model, latency_config, specs: dict[str, ArchSpec]) -> TrialRecord:
+    """``rec`` with its latency, constraints and scores predicted again by ``model`` (a closed loop's refit)."""
+    if not rec.spec:
+        return rec
+    spec = specs.get(rec.hash) or specs.setdefault(rec.hash, ArchSpec.from_dict(rec.spec))
+    new = rec.predicted(spec, model.predict(spec), latency_config)
+    psnr = rec.metrics.get("int8_psnr")
+    if psnr is not None and "score" in rec.metrics:
+        new = new.with_(metrics={**rec.metrics, "score": challenge_score(psnr, new.latency_ms),
+                                 "log2_score": log2_score(psnr, new.latency_ms),
+                                 "log2_score_objective": log2_score(psnr, new.latency_objective_ms)})
+    return new
+
+
+def trial_points(study, folder: str | Path | None = None) -> list[FrontPoint]:
     """The completed trials of an Optuna study as front points (log2 score on the pessimistic latency, as the
-    search optimised it and as the live line shows it)."""
+    search optimised it and as the live line shows it). With the study's ``folder``, a closed-loop study's trials
+    are re-scored by its last refitted latency model and carry their measurements."""
+    info = _loop_state(folder)
+    specs: dict[str, ArchSpec] = {}
+    points = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        if info is not None:
+            rec = _rescored(rec, info[0], info[2], specs)
+        p = _point(t.number, rec, None if info is None else info[1])
+        if p is not None:
+            points.append(p)
+    return points
 
-    points = (_point(t.number, TrialRecord.from_attrs(t.user_attrs))
-              for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    return [p for p in points if p is not None]
+
+def _loop_state(folder):
+    """(refitted model, measurements, latency config) of a closed-loop study folder, or None."""
+    if folder is None:
+        return None
+    model = loop_model(folder)
+    if model is None:
+        return None
+    return model, measured_times(folder), open_study(folder).config.latency
 
 
 def _front_title(name: str, latency, points: list[FrontPoint]) -> str:
@@ -184,6 +222,10 @@ class _Loop:
         self.points: dict[int, FrontPoint] = {}  # completed trials (duplicates are their original's point)
         self.best: FrontPoint | None = None
         self.running: dict[int, tuple[Any, TrialRecord, float]] = {}  # number -> (trial, record, ask seconds)
+        self.results: dict[int, tuple[Any, Any]] = {}  # finished trial -> (Optuna state, values)
+        self.latency = setup.latency  # the model trials are predicted with (a closed loop refits it)
+        self.closed: ClosedLoop | None = None
+        self._specs: dict[str, ArchSpec] = {}  # parsed specs by hash (re-scoring)
 
     @property
     def finished(self) -> int:
@@ -197,15 +239,20 @@ class _Loop:
 
     def _count(self, number: int, state, values, rec: TrialRecord) -> None:
         self.records[number] = rec
+        self.results[number] = (state, values)
         if state == TrialState.FAIL and rec.superseded:
             return
         key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(state, "failed")
         self.counts[key] += 1
+        self._index(number, state, values, rec)
+
+    def _index(self, number: int, state, values, rec: TrialRecord) -> None:
+        """A counted trial in what the driver derives from the results: evaluated specs, curves, points, best."""
         if rec.evaluated(state == TrialState.COMPLETE):
             self.evaluated.setdefault(rec.hash, (number, values, rec))
         if state == TrialState.COMPLETE and rec.duplicate_of is None:
             self.curves.append((rec.latency_objective_ms, rec.curve))
-            point = _point(number, rec)
+            point = _point(number, rec, None if self.closed is None else self.closed.times)
             if point is not None:
                 self.points[number] = point
                 if point.feasible and (self.best is None or point.log2_score > self.best.log2_score):
@@ -240,7 +287,7 @@ class _Loop:
             self.store.finish(trial, rec, TrialState.FAIL)
             self._count(trial.number, TrialState.FAIL, None, rec)
             return
-        pred = self.setup.latency.predict(spec)
+        pred = self.latency.predict(spec)
         rec = before.predicted(spec, pred, self.c.latency)
         folder = self.store.trial_dir(trial.number)
         folder.mkdir(parents=True, exist_ok=True)
@@ -311,6 +358,10 @@ class _Loop:
             log.warning("trial %d failed (%s): queued again (attempt %d)", outcome.number, outcome.cause.value,
                         rec.attempt + 1)
         self._count(outcome.number, state, values, done)
+        if self.closed is not None and state == TrialState.COMPLETE:
+            self.closed.since += 1
+            if self.closed.due:
+                self.close_loop()
         # MLflow, with the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
         driver = ask_seconds + time.perf_counter() - t0
         summary["seconds"] = {**summary["seconds"], "driver": driver}
@@ -321,17 +372,80 @@ class _Loop:
             f"complete, {rec.describe}: INT8 {m['int8_psnr']:.2f} dB, {rec.latency_objective_ms:.1f} ms "
             "(mean+k sigma)" if outcome.state == "complete" else outcome.reason + (" (run again)" if retry else "")))
 
+    # ------------------------------------------------------------------------------------------- closed loop
+    def close_loop(self) -> None:
+        """One round of the closed loop (see :mod:`nas.search._closed_loop`): measure the front's unmeasured members
+        (and the least certain trials), refit, re-score; again while a refit brings unmeasured trials onto the
+        front."""
+        loop = self.closed
+        loop.since = 0
+        for round_ in range(len(self.points) + 1):  # each pass measures at least one new trial, or stops
+            todo = loop.choose(self.points.values(), self.records, self.latency, uncertain=round_ == 0)
+            measured = []
+            for p in todo:
+                t = loop.measure(p, self.records[p.number], self.store.trial_dir(p.number) / "model_int8.tflite")
+                if t is None:
+                    continue
+                measured.append(t)
+                self.log.measured(self.records[p.number].mlflow_run_id, t)
+                self.event("measure", p.number, f"measured on {t.board}: {t.median_ms:.2f} ms (predicted "
+                                                f"{t.predicted_ms:.2f} ms)")
+            if not measured:
+                return
+            model, path = loop.refit()
+            self.rescore(model)
+            err = loop.error(self.points.values())
+            self.log.refit(path, {"loop_measured": len(loop.times), **{f"loop_{k}": v for k, v in err.items()}},
+                           len(loop.times))
+            log.info("closed loop: refitted on %d measurements (measured trials now within %.1f%% on average, "
+                     "%.1f%% at most)", len(loop.times), 100 * err.get("mean_rel_error", 0.0),
+                     100 * err.get("max_rel_error", 0.0))
+
+    def rescore(self, model) -> None:
+        """Every trial predicted again by ``model`` (latency, constraints, scores, objective values), the driver's
+        derived state rebuilt, and the live study replaced by a re-scored copy (running trials included)."""
+        self.latency = model
+        lat = self.c.latency
+        updates = {}
+        for number, rec in list(self.records.items()):
+            new = _rescored(rec, model, lat, self._specs)
+            self.records[number] = new
+            state, values = self.results[number]
+            if state == TrialState.COMPLETE and values is not None and new.latency_objective_ms is not None:
+                values = self.policy.values(new.metrics["int8_psnr"], new.latency_objective_ms,
+                                            new.metrics["log2_score_objective"])
+                self.results[number] = (state, values)
+            updates[number] = (new, values, dict(zip(CONSTRAINTS, new.constraints)), _shift(rec, new))
+        for number, (trial, rec, ask_s) in list(self.running.items()):
+            new = _rescored(rec, model, lat, self._specs)
+            self.running[number] = (trial, new, ask_s)
+            updates[number] = (new, None, dict(zip(CONSTRAINTS, new.constraints)), _shift(rec, new))
+        self.evaluated, self.curves, self.points, self.best = {}, [], {}, None
+        for number in sorted(self.records):
+            rec = self.records[number]
+            state, values = self.results[number]
+            if not (state == TrialState.FAIL and rec.superseded):
+                self._index(number, state, values, rec)
+        for number, trial in self.store.relive(updates).items():
+            if number in self.running:
+                _, rec, ask_s = self.running[number]
+                self.running[number] = (trial, rec, ask_s)
+
     # ---------------------------------------------------------------------------------------------- the end
     def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float,
                  plots: bool = True) -> SearchSummary:
         c = self.c
+        if self.closed is not None:
+            self.close_loop()  # the study's end: every member of the front measured
+            if self.closed.model is not None:
+                self.log.rescored(self.records)
         points = pareto_front([self.points[n] for n in sorted(self.points)])
         front = [p for p in points if p.on_front]
         files = {}
         if points and plots:
             files = write_front(points, self.store.folder / "pareto",
-                                title=_front_title(c.name, self.setup.latency, points),
-                                zoo=zoo_points(self.setup.latency, c.latency.k), k=c.latency.k,
+                                title=_front_title(c.name, self.latency, points),
+                                zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k,
                                 references=self.store.references)
         best = _best(points)
         n = self.counts
@@ -351,6 +465,14 @@ class _Loop:
         self.log.conclude(files, {p.number: ranks.get(p.number) for p in points}, self.records, metrics, parent_tags)
         self.event("end", message=str(self.store.folder))
         return summary
+
+
+def _shift(old: TrialRecord, new: TrialRecord) -> float:
+    """How much a re-score moves a trial's intermediate values (the scalar objective reports log2 scores on the
+    pessimistic latency: they move by log2(old / new latency); the Pareto objective reports none)."""
+    if old.latency_objective_ms and new.latency_objective_ms:
+        return math.log2(old.latency_objective_ms / new.latency_objective_ms)
+    return 0.0
 
 
 def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] | None = None,
@@ -387,7 +509,11 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
             _warm_start(store, setup.space, c.warm_start)
         store.go_live(policy.sampler(), policy.pruner())
         loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), None)
+        if c.latency.board is not None:
+            loop.closed = ClosedLoop(c, setup.latency, setup.input_hw, store.folder)
         loop.load(trials)
+        if loop.closed is not None and loop.closed.load() is not None:
+            loop.rescore(loop.closed.model)  # before any trial is asked: what the last run had refitted
         if executor_factory is not None:
             loop.threads = c.resources.tf_threads
             executor = executor_factory(loop.on_report)
@@ -420,11 +546,11 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
     point ``hv_ref``, see :func:`hypervolume_trace`) and, with ``write``, their files."""
     info = open_study(study, out)
     st = load_optuna_study(info)
-    points = pareto_front(trial_points(st))
-    trace = hypervolume_trace(st, hv_ref)
+    points = pareto_front(trial_points(st, info.folder))
+    trace = hypervolume_trace(st, hv_ref, info.folder)
     files = {}
     if write and points:
-        lat = load_latency_model(info.config.latency.model)
+        lat = loop_model(info.folder) or load_latency_model(info.config.latency.model)
         k = info.config.latency.k
         refs = st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config))
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
@@ -447,13 +573,15 @@ class HypervolumeTrace:
                 "history": [{"trial": n, "hypervolume": v} for n, v in zip(self.numbers, self.values)]}
 
 
-def hypervolume_trace(study, ref: tuple[float, float] | None = None) -> HypervolumeTrace:
+def hypervolume_trace(study, ref: tuple[float, float] | None = None,
+                      folder: str | Path | None = None) -> HypervolumeTrace:
     """The hypervolume history of an Optuna ``study`` of this driver (INT8 PSNR up, pessimistic latency down; only
     completed feasible trials add points). ``ref`` (PSNR dB, latency ms) defaults to 1 dB below the study's bicubic
-    reference and 10% above its slowest completed trial: give it explicitly to compare studies."""
+    reference and 10% above its slowest completed trial: give it explicitly to compare studies. With the study's
+    ``folder``, a closed-loop study is traced on its last refitted latency model."""
     finished = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
                       key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
-    points = {p.number: p for p in trial_points(study)}
+    points = {p.number: p for p in trial_points(study, folder)}
     if ref is None:
         bicubic = (study.user_attrs.get(REFERENCE_ATTR) or {}).get("bicubic x3")
         lowest = min((p.psnr for p in points.values()), default=0.0)

@@ -114,6 +114,35 @@ class TrialLog:
         with self.guard("logging metrics"):
             self.tracker.log_metrics(run_id, metrics)
 
+    def measured(self, run_id: str, t) -> None:
+        """A trial's INT8 model measured on the study's board (closed loop): metric ``latency_measured_ms`` beside
+        the predicted ``latency_ms``, and the tag ``nas.measured``."""
+        if not run_id:
+            return
+        with self.guard("logging a board measurement"):
+            self.tracker.log_metrics(run_id, {"latency_measured_ms": t.median_ms,
+                                              "latency_predicted_before_ms": t.predicted_ms})
+            self.tracker.set_tags(run_id, {"nas.measured": "true", "nas.measured_on": t.board})
+
+    def refit(self, path: Path, metrics: Mapping[str, float], step: int) -> None:
+        """A closed loop's refitted latency model, an artifact of the parent run (``latency/``), with its accuracy
+        on the measured trials as metrics at ``step`` (the number of measurements)."""
+        with self.guard("logging a refitted latency model"):
+            self.tracker.log_files(self.parent, [path], "latency")
+            self.tracker.log_metrics(self.parent, metrics, step=step)
+
+    def rescored(self, records: Mapping[int, TrialRecord]) -> None:
+        """Every trial's latency and scores as the closed loop's last refit predicts them (logged again over the
+        values the trial finished with)."""
+        with self.guard("logging the re-scored trials"):
+            for rec in records.values():
+                if not rec.mlflow_run_id or rec.latency_ms is None:
+                    continue
+                self.tracker.log_metrics(rec.mlflow_run_id, {
+                    "latency_ms": rec.latency_ms, "latency_sigma_ms": rec.latency_sigma_ms,
+                    "latency_objective_ms": rec.latency_objective_ms, **dict(rec.metrics),
+                    **constraint_metrics(rec)}, step=1)
+
     def repair(self, records: Mapping[int, TrialRecord], outcome) -> None:
         """Runs a killed driver left open: logged again from the trial's folder where it finished (``outcome(n)``:
         its outcome.json, or None), closed as failed (interrupted) otherwise."""
@@ -175,6 +204,15 @@ class NullTrialLog(TrialLog):
         pass
 
     def repair(self, records, outcome) -> None:
+        pass
+
+    def measured(self, run_id, t) -> None:
+        pass
+
+    def refit(self, path, metrics, step) -> None:
+        pass
+
+    def rescored(self, records) -> None:
         pass
 
     def conclude(self, files, ranks, records, metrics, parent_tags) -> None:

@@ -211,3 +211,43 @@ def test_a_new_board_from_a_few_measurements_starts_from_another_boards_model():
     six = [Sample(s.hash, deploy_ops(s, *HW), _truth(s)) for s in held[:6]]
     with pytest.raises(LatencyError, match="cannot start from a macs prior"):
         fit_model(six, board="new", input_hw=HW, prior=fit_model(six, kind="macs", board="m", input_hw=HW))
+
+
+def test_one_to_four_measurements_scale_the_prior():
+    """Below the five measurements a fit needs, a closed loop has the prior times one factor."""
+    from nas.latency import scale_model
+
+    prior = OpFeatureModel(board="old", input_hw=HW, coef=TRUE, overhead_ms=1.5, alignment=8, sigma_rel=0.05)
+    specs = _specs(3, 4)
+    samples = [Sample(s.hash, deploy_ops(s, *HW), 2.5 * prior.predict(s).mean_ms) for s in specs]
+    model = scale_model(prior, samples, board="new", input_hw=HW)
+    for s in _specs(10, 6):  # unseen specs: 2.5x the prior, exactly (the board differs by one factor)
+        assert model.predict(s).mean_ms == pytest.approx(2.5 * prior.predict(s).mean_ms, rel=1e-9)
+    assert model.meta["prior"]["scale"] == pytest.approx(2.5) and model.sigma_rel == pytest.approx(0.05)
+    odd = samples[:2] + [Sample(samples[2].name, samples[2].ops, samples[2].ms * 1.5)]  # one disagrees
+    assert scale_model(prior, odd, board="new", input_hw=HW).sigma_rel > 0.1  # its error is the uncertainty
+    with pytest.raises(LatencyError, match="at least one measurement"):
+        scale_model(prior, [], board="new", input_hw=HW)
+
+
+def test_residual_correction_is_exact_where_measured_and_fades_away_from_it(tmp_path):
+    """A model that misses a cost (add traffic 3x dearer than it thinks) is corrected at the measured graphs to
+    within the allowed noise, unchanged far from them, and surer near them; the correction survives JSON."""
+    truth = OpFeatureModel(board="t", input_hw=HW, coef={**TRUE, "add_mb": 0.9}, overhead_ms=1.5, alignment=8)
+    model = OpFeatureModel(board="t", input_hw=HW, coef=TRUE, overhead_ms=1.5, alignment=8, sigma_rel=0.2)
+    specs = _specs(12, 11)
+    samples = [Sample(s.hash, deploy_ops(s, *HW), truth.predict(s).mean_ms) for s in specs]
+    fixed = model.with_residuals(samples, noise=0.02)
+    before = [abs(model.predict(s).mean_ms / truth.predict(s).mean_ms - 1) for s in specs]
+    after = [abs(fixed.predict(s).mean_ms / truth.predict(s).mean_ms - 1) for s in specs]
+    assert max(before) > 0.10 and max(after) < 0.02, (before, after)
+    p = fixed.predict(specs[0])
+    assert p.stddev_ms / p.mean_ms < 0.05 < model.predict(specs[0]).stddev_ms / model.predict(specs[0]).mean_ms
+    assert sum(o.ms for o in p.per_op) == pytest.approx(p.mean_ms)  # the breakdown still sums to the total
+    unseen = [s for s in _specs(40, 99) if s.hash not in {m.hash for m in specs}]
+    doubt = max(fixed.predict(s).stddev_ms / fixed.predict(s).mean_ms for s in unseen)
+    assert 0.15 < doubt <= 0.2 + 1e-9  # nothing measured near it: about as unsure as the model was
+    fixed.save(tmp_path / "m.json")
+    again = load_latency_model(tmp_path / "m.json")
+    assert again.predict(specs[3]).mean_ms == pytest.approx(fixed.predict(specs[3]).mean_ms, rel=1e-9)
+    assert fixed.without_residuals().predict(specs[3]).mean_ms == pytest.approx(model.predict(specs[3]).mean_ms)
