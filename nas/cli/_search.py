@@ -22,13 +22,17 @@ def _front_table(points, title: str):
     from rich.table import Table
 
     t = Table(title=title)
-    for col in ("trial", "spec", "INT8 PSNR", "latency ms", "+k sigma", "log2 score (mean+k sigma)", "flags"):
+    measured = any(p.measured_ms is not None for p in points)  # a closed-loop study: the board's own figure too
+    cols = ("trial", "spec", "INT8 PSNR", "latency ms", "+k sigma") + (("measured ms",) if measured else ()) + (
+        "log2 score (mean+k sigma)", "flags")
+    for col in cols:
         t.add_column(col, justify="left" if col in ("spec", "flags") else "right")
     for p in points:
         flags = ", ".join(f for f, on in (("outside latency range", p.outside_range), ("infeasible", not p.feasible),
                                           (p.warm_start, bool(p.warm_start))) if on)
+        meas = (("-" if p.measured_ms is None else f"{p.measured_ms:.2f}",) if measured else ())
         t.add_row(str(p.number), p.spec, f"{p.psnr:.3f}", f"{p.latency_ms:.2f}",
-                  f"{p.latency_objective_ms - p.latency_ms:.2f}", f"{p.log2_score:.2f}", flags)
+                  f"{p.latency_objective_ms - p.latency_ms:.2f}", *meas, f"{p.log2_score:.2f}", flags)
     return t
 
 

@@ -1,0 +1,119 @@
+"""The closed latency loop on this machine's CPU: a real study measures its front while it runs; then how good the
+refitted model is, on the front (what the loop promises) and on the trials it never measured (what it does not).
+
+    python bench/closed_loop.py [--n 12] [--steps 60] [--input-size 90x160] [--board litert-cpu] \
+        [--uncertain 0] [--work runs/bench-closed-loop]
+
+The study starts from the VS680 model (another board, another input size: the loop's prior) and measures on
+``--board``. After it ends, every completed trial's INT8 model is timed again on the same board, in two interleaved
+rounds: the trials the loop never measured are the held-out set; the ones it measured give the machine's
+repeatability (a measurement a minute later against the loop's). Printed: the front's members measured vs
+predicted; held-out accuracy of the final model, of the same model without its residual correction, and of the
+prior scaled to the measurements. The study is resumable (``--work`` keeps it); a second run only re-times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from nas.latency import Accuracy, Sample, load_latency_model, make_board, scale_model  # noqa: E402
+from nas.search import load_search_config, run_search  # noqa: E402
+from nas.search._closed_loop import measured_times  # noqa: E402
+from nas.search._record import TrialRecord  # noqa: E402
+from nas.search._store import load_optuna_study  # noqa: E402
+from nas.space import ArchSpec, deploy_ops  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=12, help="trials of the study")
+    ap.add_argument("--steps", type=int, default=60, help="proxy steps per trial")
+    ap.add_argument("--input-size", default="90x160")
+    ap.add_argument("--board", default="litert-cpu")
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per measurement")
+    ap.add_argument("--uncertain", type=int, default=0, help="latency.measure.uncertain (the product's default, 1, "
+                    "measures nearly every trial of a short study and leaves no held-out set)")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench-closed-loop"))
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = work / "study.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        name: loop
+        n_trials: {args.n}
+        warm_start: [abpn]
+        proxy: {{steps: {args.steps}}}
+        export: {{input_size: {args.input_size}}}
+        latency: {{model: vs680, board: {args.board}, measure: {{runs: {args.runs}, uncertain: {args.uncertain}}}}}
+        out: {work}
+        """))
+    summary = run_search(load_search_config(cfg))
+    folder = summary.study.folder
+    model = load_latency_model(folder / "latency" / "current.json")
+    times = measured_times(folder)
+    hw = model.input_hw
+    print(f"study {folder}: {summary.complete} complete, {len(times)} measured on {model.board} at {hw[0]}x{hw[1]}")
+
+    print("\nthe front, measured by the loop vs the final model's prediction:")
+    errs = []
+    for p in summary.front:
+        t = times.get(p.hash)
+        e = None if t is None else p.latency_ms / t.median_ms - 1
+        errs.append(e)
+        print(f"  #{p.number:<3d} {p.spec:<55} predicted {p.latency_ms:8.2f} ms  measured "
+              + ("    (not measured)" if t is None else f"{t.median_ms:8.2f} ms  {100 * e:+6.1f}%"))
+    measured_front = [e for e in errs if e is not None]
+    print(f"  front members measured: {len(measured_front)} of {len(errs)}; largest error "
+          f"{100 * max(map(abs, measured_front), default=float('nan')):.1f}% (goal: all measured, within 5%)")
+
+    # every completed trial's model timed again, interleaved: held-out accuracy and repeatability
+    st = load_optuna_study(summary.study)
+    seen, trials = set(), []
+    for t in st.get_trials(deepcopy=False):
+        rec = TrialRecord.from_attrs(t.user_attrs)
+        path = summary.study.trial_dir(t.number) / "model_int8.tflite"
+        if rec.spec and rec.hash not in seen and path.exists():
+            seen.add(rec.hash)
+            trials.append((ArchSpec.from_dict(rec.spec), path))
+    board = make_board(args.board, runs=args.runs)
+    again: dict[str, float] = {}
+    for _ in range(2):
+        for spec, path in trials:
+            ms = board.measure(path).median_ms
+            again[spec.hash] = min(ms, again.get(spec.hash, ms))
+    rep = [abs(again[h] / t.median_ms - 1) for h, t in times.items() if h in again]
+    held = [(s, again[s.hash]) for s, _ in trials if s.hash not in times]
+    print(f"\nrepeatability: {len(rep)} measured models timed again: median |change| {100 * np.median(rep):.1f}%, "
+          f"max {100 * max(rep):.1f}%" if rep else "\nrepeatability: nothing measured")
+    if len(held) >= 3:
+        samples = [Sample(t.hash, deploy_ops(ArchSpec.from_json(t.spec), *hw), t.median_ms) for t in times.values()]
+        prior = load_latency_model("vs680")
+        variants = {
+            "final model (fit + residual correction)": model,
+            "same fit, no residual correction": model.without_residuals(),
+            "prior (vs680) scaled to the measurements": scale_model(prior, samples, board=model.board, input_hw=hw),
+        }
+        print(f"\nheld-out: {len(held)} completed trials the loop never measured")
+        print(f"  {'model':<44} {'MAPE':>7} {'Spearman':>9} {'within10':>9} {'max':>7}")
+        y = [ms for _, ms in held]
+        for name, m in variants.items():
+            acc = Accuracy.of(y, [m.predict(s).mean_ms for s, _ in held], 1)
+            print(f"  {name:<44} {100 * acc.mape:6.1f}%  {acc.spearman:8.3f}  {100 * acc.within_10:7.1f}%  "
+                  f"{100 * acc.max_ape:6.1f}%")
+    else:
+        print(f"\nheld-out: only {len(held)} unmeasured trials (the loop measured nearly all): none reported")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
