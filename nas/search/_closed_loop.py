@@ -16,7 +16,9 @@ A resumed study refits from the measurements before it asks for a trial, and mea
 each trial's values as they were when it finished (a finished trial cannot change there); the driver's live copy
 of the study, the front (``nas pareto`` too), its plots and MLflow carry the re-scored ones.
 
-The board is measured from the driver's process, one model at a time, between trials: never two at once.
+The board is measured between trials, one model at a time (never two at once): from the driver's process, or with
+``latency.measure.resource`` (e.g. ``board:pixel7``) as a Ray task on the node that holds one unit of that resource
+(the model's bytes travel with the task; a local Ray started for the study gives the driver's machine the unit).
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class ClosedLoop:
         try:
             if not tflite.exists():
                 raise LatencyError(f"{tflite} is missing")
-            m = self.board.measure(tflite)
+            m = self._remote(tflite) if self.c.latency.measure.resource else self.board.measure(tflite)
         except NasError as exc:
             log.warning("closed loop: trial %d could not be measured on %s (%s); the study goes on without it",
                         point.number, self.board.name, exc)
@@ -181,6 +183,20 @@ class ClosedLoop:
             w.writerow(t.row())
         self.times[t.hash] = t
         return t
+
+    def _remote(self, tflite: Path):
+        """Measure on the Ray node that holds the board (one unit of ``measure.resource``: one model at a time)."""
+        import ray
+
+        m = self.c.latency.measure
+        task = ray.remote(num_cpus=0, resources={m.resource: 1}, max_retries=0)(_measure_on_node)
+        kw = dict(board=self.c.latency.board, threads=m.threads, runs=m.runs, warmup=m.warmup, serial=m.serial,
+                  delegate=m.delegate)
+        try:
+            return ray.get(task.remote(kw, tflite.read_bytes(), tflite.name))
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
+            raise LatencyError(f"on the node with {m.resource}: {cause}") from None
 
     # ---------------------------------------------------------------------------------------------- refit
     def refit(self):
@@ -215,3 +231,13 @@ class ClosedLoop:
         if not errs:
             return {}
         return {"max_rel_error": max(errs), "mean_rel_error": float(np.mean(errs)), "n": float(len(errs))}
+
+
+def _measure_on_node(board_kwargs: dict, blob: bytes, name: str):
+    """A Ray task on the board's node: the model's bytes written to a temporary file there and measured."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nas-measure-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(blob)
+        return make_board(**board_kwargs).measure(path)

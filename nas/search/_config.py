@@ -104,6 +104,9 @@ class MeasureConfig(_Strict):
                                                 "least sure of (extrapolated, or farthest from what was measured)")
     serial: str | None = Field(None, description="adb board: the device's serial (default: the only one attached)")
     delegate: str = Field("nnapi", description="adb board: the delegate benchmark_model uses")
+    resource: str | None = Field(None, description="a Ray resource that only the node holding the board has (e.g. "
+                                 "board:pixel7): models are measured there, one at a time. Needs Ray (workers > 1 "
+                                 "or ray_address); a local Ray started for the study gets one unit of it")
 
 
 _LOOP_BOARDS = ("litert-cpu", "litert-builtin", "adb")
@@ -237,6 +240,10 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "SearchConfig":
+        res = self.latency.measure.resource
+        if res is not None and self.latency.board is not None and self.workers == 1 and not self.ray_address:
+            raise ValueError(f"latency.measure.resource {res}: measuring on a Ray node needs Ray (workers > 1 or "
+                             "ray_address); without it the board is measured from this process (leave resource out)")
         if self.latency.board is not None and self.table is not None:
             raise ValueError(f"latency.board {self.latency.board}: a table study (table: {self.table}) has no INT8 "
                              "models to measure")

@@ -166,7 +166,7 @@ class RayExecutor(Executor):
     """
 
     def __init__(self, *, workers: int, cpus: float = 1.0, gpus: float = 0.0, address: str | None = None,
-                 retries: int = 1, on_report: OnReport | None = None):
+                 retries: int = 1, on_report: OnReport | None = None, resources: dict[str, float] | None = None):
         super().__init__(on_report)
         # A local Ray of our own listens on 127.0.0.1 only: Ray binds its servers to the machine's address unless it
         # runs in "single machine" mode, which this variable (read once, when Ray is imported) selects. A cluster
@@ -201,7 +201,7 @@ class RayExecutor(Executor):
                 else:
                     need = max(1, int(round(workers * cpus)))
                     ray.init(address="local", num_cpus=need, num_gpus=int(gpus * workers) if gpus else 0,
-                             dashboard_host="127.0.0.1", **kw)
+                             dashboard_host="127.0.0.1", resources=dict(resources or {}) or None, **kw)
             except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError, ValueError...
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
                 if "auth" in type(exc).__name__.lower() or "InvalidAuthToken" in str(exc):
@@ -216,6 +216,10 @@ class RayExecutor(Executor):
             raise SearchError(f"a trial asks for {cpus:g} CPUs but the Ray cluster has {have.get('CPU', 0):g}")
         if gpus and have.get("GPU", 0) < gpus:
             raise SearchError(f"a trial asks for {gpus:g} GPUs but the Ray cluster has {have.get('GPU', 0):g}")
+        for name in resources or {}:
+            if have.get(name, 0) < 1:
+                raise SearchError(f"no node of the Ray cluster has the resource '{name}' (the board's node starts "
+                                  f"with: ray start ... --resources '{{\"{name}\": 1}}')")
         self._nodes = len([n for n in ray.nodes() if n.get("Alive")])
         self._mailbox = ray.remote(num_cpus=0)(_Mailbox).remote()
         self._task = ray.remote(max_calls=TRIALS_PER_WORKER)(_ray_trial).options(
@@ -286,6 +290,8 @@ def make_executor(config, on_report: OnReport | None = None, images=None, table=
         return TableExecutor(table or BenchTable.read_csv(config.table), on_report, capacity=config.workers), None
     if config.workers == 1 and not config.ray_address:
         return InProcessExecutor(on_report, images=images), config.resources.threads
+    board = config.latency.measure.resource if config.latency.board else None  # the closed loop's board node
     return (RayExecutor(workers=config.workers, cpus=config.resources.cpus, gpus=config.resources.gpus,
-                        address=config.ray_address, retries=config.trial_retries, on_report=on_report),
+                        address=config.ray_address, retries=config.trial_retries, on_report=on_report,
+                        resources={board: 1} if board else None),
             config.resources.tf_threads)

@@ -116,3 +116,17 @@ def test_a_study_without_the_loop_keeps_its_identity():
     plain = SearchConfig()
     assert plain.identity_hash == SearchConfig(latency={"measure": {"runs": 3}}).identity_hash
     assert plain.identity_hash != SearchConfig(latency={"board": "litert-cpu"}).identity_hash
+
+
+@pytest.mark.slow
+def test_the_board_can_be_measured_on_the_ray_node_that_holds_it(small_config):
+    """``measure.resource``: models are measured by a Ray task on the node with that resource (a local Ray started for
+    the study gives it to this machine), and a cluster without it is refused before any trial runs."""
+    f = small_config("rl", n=3, workers=2, extra="latency: {board: litert-cpu, measure: {runs: 5, resource: "
+                                                  "'board:host'}}\nresources: {threads: 1}\n")
+    summary = run_search(load_search_config(f))
+    rows = _measurements(summary.study.folder)
+    assert rows and all(p.hash in {r["hash"] for r in rows} for p in summary.front)
+    assert all(float(r["median_ms"]) > 0 for r in rows)
+    with pytest.raises(SearchError, match="needs Ray"):
+        load_search_config(f, workers=1)
