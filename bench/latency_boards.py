@@ -108,7 +108,8 @@ def truth(work: Path, boards: list[str]) -> tuple[dict, dict]:
         ms[b] = {h: statistics.median(v) for h, v in per.get(b, {}).items()}
         spreads = [(max(v) - min(v)) / statistics.median(v) for v in per.get(b, {}).values() if len(v) > 1]
         rep[b] = {"median_spread": statistics.median(spreads) if spreads else None,
-                  "p90_spread": float(np.percentile(spreads, 90)) if spreads else None, "models": len(spreads)}
+                  "p90_spread": float(np.percentile(spreads, 90)) if spreads else None, "models": len(spreads),
+                  "rounds": per.get(b, {})}
     return ms, rep
 
 
@@ -155,6 +156,10 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
             by.setdefault(f"w{s.width}", []).append(e)
         print("    full fit's signed error on the held-out specs by group (mean): " + ", ".join(
             f"{g} {statistics.mean(v) * 100:+.1f}% (n={len(v)})" for g, v in sorted(by.items())))
+        inside = sum(min(r["rounds"][s.hash]) * 0.999 <= (1 + e) * ms[b][s.hash] <= max(r["rounds"][s.hash]) * 1.001
+                     for e, s in errs)
+        print(f"    the full fit's prediction lies inside the spread of the model's own per-round medians for {inside} "
+              f"of {len(errs)} held-out specs (a prediction cannot be told from the truth more finely than that)")
         print("    largest: " + "; ".join(f"{s.describe()} {e * 100:+.1f}%" for e, s in
                                           sorted(errs, key=lambda p: -abs(p[0]))[:4]))
         have = [s for s in cal if s.hash in ms[b]]
@@ -171,7 +176,8 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
                 if p != b:
                     line(f"k={k}: prior {p}", fit_model(few, board=b, input_hw=hw, alignment=None, baselines=False,
                                                          prior=full[p]))
-        out["boards"][b] = {"repeatability": r, "fits": rows}
+        out["boards"][b] = {"repeatability": {k: v for k, v in r.items() if k != "rounds"}, "fits": rows,
+                            "inside_round_spread": inside}
     out["full_models"] = full
     return out
 

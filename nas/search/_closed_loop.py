@@ -123,6 +123,7 @@ class ClosedLoop:
                 raise NasError(f"{self.folder / MEASUREMENTS} holds measurements on {', '.join(sorted(boards))}, "
                                f"not on {self.board.name}: resume the study with its own board")
             self.model = self._fit()
+            write_json(self.folder / CURRENT, self.model.to_dict())  # what this run predicts with (this version's fit)
             log.info("closed loop: %d measurements on %s, model refitted", len(self.times), self.board.name)
         return self.model
 
