@@ -2,6 +2,11 @@
 (leave-one-out over the published rows), each beside the MACs-only and parameters-only fits from the same run.
 
     python bench/latency.py [--n-cal 40] [--n-test 30] [--input-size 180x320] [--work runs/bench-latency]
+                            [--skip-cpu] [--skip-few-shot]
+
+Then the few-shot table of three host boards (k = 5, 10, 20, 40 measurements, with and without another board's model
+as the prior, MACs-only beside it) and the VS680 fitted from a host prior with the ceiling its published rows allow:
+bench/latency_boards.py refitting the timings kept in bench/results/.
 
 The calibration specs are chosen space-filling (``select_specs``), the held-out ones uniformly at random among the
 space's other deployed graphs. Every model is exported to INT8 and timed with LiteRT on one CPU thread; exports and
@@ -19,6 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from nas.latency import (  # noqa: E402
     Accuracy,
@@ -116,12 +122,22 @@ def main() -> None:
     p.add_argument("--input-size", default="180x320")
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-latency"))
     p.add_argument("--published", default=str(ROOT.parent / "shared" / "latency" / "vs680-published.yaml"))
-    p.add_argument("--skip-cpu", action="store_true", help="only the VS680 part")
+    p.add_argument("--skip-cpu", action="store_true", help="no host CPU calibration (the VS680 and few-shot parts)")
+    p.add_argument("--skip-few-shot", action="store_true", help="no few-shot table")
     args = p.parse_args()
     args.input_size = tuple(int(v) for v in args.input_size.split("x"))
     if not args.skip_cpu:
         host_cpu(args)
     vs680(args)
+    if not args.skip_few_shot:
+        # three boards of this machine, k = 5..40 with and without each other board's model as the prior, and the
+        # VS680 from a host prior with the ceiling its rows allow: refitted from the timings kept in the repository
+        # (bench/latency_boards.py times them again, 45 minutes)
+        import latency_boards
+
+        print("\nfew-shot calibration (python bench/latency_boards.py --phase fit):")
+        latency_boards.main(["--phase", "fit", "--work", str(Path(args.work) / "boards"),
+                             "--published", args.published])
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ def vs680(prior_models: dict, published: Path) -> dict:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-cal", type=int, default=60)
     ap.add_argument("--n-test", type=int, default=30)
@@ -225,7 +225,7 @@ def main() -> int:
     ap.add_argument("--work", default="runs/bench-latency-boards")
     ap.add_argument("--phase", choices=("all", "export", "time", "fit"), default="all")
     ap.add_argument("--published", default=str(ROOT.parent / "shared" / "latency" / "vs680-published.yaml"))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     hw = tuple(int(v) for v in a.input_size.lower().split("x"))
     work = Path(a.work)
     boards = a.boards.split(",")

@@ -53,6 +53,7 @@ OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "s
 """The study's objective names in Optuna (optuna-dashboard shows them instead of "Objective 0/1")."""
 DIRECTIONS = {"pareto": ["maximize", "minimize"], "score": ["maximize"]}
 INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queued again)"
+_LIVE = "live"  # the name of the live copy in its in-memory storage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +192,7 @@ class StudyStore:
         self.storage_url, self.tracking_uri = _addresses(config, self.folder)
         self.study = None  # the durable optuna.Study, once opened
         self.live = None  # its copy in memory that the driver asks and tells (go_live)
+        self._memory = None  # the live copy's in-memory storage
         self._storage = None
         self._study_id: int | None = None
         self._waiting: set[int] = set()  # enqueued trials not yet asked (in both copies)
@@ -325,8 +327,7 @@ class StudyStore:
         if [t.number for t in trials] != list(range(len(trials))):
             raise SearchError(f"Optuna study '{self.config.name}' in {self.storage_url} has gaps in its trial "
                               f"numbers: `nas rebuild {self.folder} --force` rebuilds it from the study folder")
-        self.live = optuna.create_study(directions=DIRECTIONS[self.config.objective], sampler=sampler,
-                                        pruner=pruner)
+        self.live = self._memory_study(sampler, pruner)
         self.live.add_trials(trials)
         self._waiting = {t.number for t in trials if t.state == TrialState.WAITING}
 
@@ -347,12 +348,20 @@ class StudyStore:
                 t.values = list(values) if isinstance(values, (list, tuple)) else [values]
             if shift:
                 t.intermediate_values = {step: v + shift for step, v in t.intermediate_values.items()}
-        self.live = optuna.create_study(directions=DIRECTIONS[self.config.objective], sampler=old.sampler,
-                                        pruner=old.pruner)
+        self.live = self._memory_study(old.sampler, old.pruner)
         self.live.add_trials(trials)
-        # the running trials, as trials of the new copy (what Study.ask hands out: Trial(study, trial_id))
-        return {t.number: optuna.trial.Trial(self.live, t._trial_id)
+        # the running trials, as trials of the new copy (what Study.ask hands out: Trial(study, trial_id), the id
+        # from the storage's own interface)
+        mem, sid = self._memory, self._memory.get_study_id_from_name(_LIVE)
+        return {t.number: optuna.trial.Trial(self.live, mem.get_trial_id_from_study_id_trial_number(sid, t.number))
                 for t in self.live.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+
+    def _memory_study(self, sampler, pruner):
+        """A new in-memory study for the live copy, on a storage this store holds (its trial ids are then reached
+        through the storage's public interface)."""
+        self._memory = optuna.storages.InMemoryStorage()
+        return optuna.create_study(storage=self._memory, study_name=_LIVE, directions=DIRECTIONS[self.config.objective],
+                                   sampler=sampler, pruner=pruner)
 
     def ask(self):
         """The next trial (an enqueued one first), from the live study."""
