@@ -178,8 +178,12 @@ class _Setup:
     valid_images: Any
     table: BenchTable | None = None  # the benchmark table the trials look their results up in
 
+    config: SearchConfig | None = None  # (references without images loaded: read them when first needed)
+
     @classmethod
-    def load(cls, c: SearchConfig) -> "_Setup":
+    def load(cls, c: SearchConfig, images: bool = True) -> "_Setup":
+        """Check and load what the study needs; ``images=False``: no training or validation images (an executor
+        of its own that needs none: the synthetic one of the driver's tests and bench)."""
         space = load_space(c.space)
         latency = load_latency_model(c.latency.model)
         load_target(c.export.target)
@@ -194,6 +198,8 @@ class _Setup:
                                   f"({made_on}), not on this study's space '{c.space}' ({space_digest(space)})")
             log.info("trials look their results up in %s (%d specs)", c.table, len(table))
             return cls(space, latency, input_hw, None, None, table)
+        if not images:
+            return cls(space, latency, input_hw, None, None, None, c)
         train, valid = _images(c)  # checked here, in the driver, before any trial starts
         log.info("data: %d training and %d validation images", len(train), len(valid))
         return cls(space, latency, input_hw, train, valid)
@@ -202,7 +208,7 @@ class _Setup:
         """Baselines drawn on the front: bicubic on the validation images (the table's, for a table study)."""
         if self.table is not None:
             return dict(self.table.meta.get("references") or {})
-        return reference_psnr(self.valid_images)
+        return reference_psnr(self.valid_images if self.valid_images is not None else _valid_images(self.config))
 
 
 # --------------------------------------------------------------------------------------------------- loop
@@ -481,13 +487,14 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     """Run (or resume) the study ``config`` describes until it holds ``config.n_trials`` finished trials.
 
     ``callback`` receives a :class:`SearchEvent` at every change. ``executor_factory(on_report)`` replaces the
-    default executor (in-process for one worker, Ray otherwise). ``trial_log`` replaces the study's MLflow log
+    default executor (in-process for one worker, Ray otherwise); the study's images are then not loaded (only the
+    validation images, once, for the bicubic reference of a new study). ``trial_log`` replaces the study's MLflow log
     (:class:`NullTrialLog`: the driver measured without MLflow). ``plots=False`` leaves the front's PNG and HTML
     unwritten (seconds of plotting that tests of the driver's rules and the driver bench do not need; ``nas
     pareto`` writes them later).
     """
     t_start = time.perf_counter()
-    setup = _Setup.load(config)
+    setup = _Setup.load(config, images=executor_factory is None)
     store = StudyStore(config)
     policy = SearchPolicy(config)
     tlog = trial_log or TrialLog(config.name, store.tracking_uri, store.folder, Path(config.out) / "mlartifacts")

@@ -3,6 +3,7 @@ duplicates, recovery after a kill, identity, constraints, pruning, retries, a mo
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import optuna
@@ -12,16 +13,30 @@ from optuna.trial import TrialState
 from nas.errors import SearchError
 from nas.search import SearchConfig, run_search
 from nas.search._record import Cause, TrialRecord
+from nas.search._store import load_optuna_study
 from nas.search._study import NullTrialLog, open_study, study_front, trial_points
 from nas.search._synthetic import SyntheticExecutor, synthetic_psnr
 from nas.space import ArchSpec
 
 
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory) -> str:
+    """One MLflow store for the module's studies (creating one costs seconds; each test's study has its own name,
+    so its own experiment)."""
+    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
+
+
 @pytest.fixture
-def make(tmp_path, image_cache):
-    def config(name: str = "d", n: int = 12, **kw) -> SearchConfig:
+def make(tmp_path, image_cache, tracking, request):
+    default = "d" + hashlib.sha1(request.node.name.encode()).hexdigest()[:6]
+
+    def config(name: str = default, n: int = 12, **kw) -> SearchConfig:
+        # Optuna's journal file unless a test says otherwise (storage=None: the default SQLite database): a third of
+        # the cost per trial, and no database to create (about a second); the SQLite path has its own tests here
+        journal = f"journal:///{(tmp_path / 'runs' / name / 'optuna.log').as_posix()}"
         base = {"name": name, "out": str(tmp_path / "runs"), "n_trials": n, "sampler": {"name": "random"},
-                "data": {"limit": 1, "valid_limit": 1, "cache": str(image_cache)}}
+                "data": {"limit": 1, "valid_limit": 1, "cache": str(image_cache)}, "storage": journal,
+                "tracking": tracking}
         for key, value in kw.items():
             base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
         return SearchConfig.model_validate(base)
@@ -42,7 +57,7 @@ def _run(cfg, capacity=4, behaviour=None, log=True, events=None):
 
 
 def _trials(summary):
-    st = optuna.load_study(study_name=summary.study.name, storage=summary.study.storage)
+    st = load_optuna_study(summary.study)
     return st, [(t, TrialRecord.from_attrs(t.user_attrs)) for t in st.trials]
 
 
@@ -91,7 +106,7 @@ class _Killed(BaseException):
 
 
 def test_a_killed_driver_requeues_what_ran_and_loses_nothing(make):
-    cfg = make(n=6)
+    cfg = make(n=6, storage=None)
     polls = []
 
     def behaviour(job, attempt):
@@ -102,7 +117,7 @@ def test_a_killed_driver_requeues_what_ran_and_loses_nothing(make):
 
     with pytest.raises(_Killed):
         _run(cfg, capacity=3, behaviour=behaviour)
-    st = optuna.load_study(study_name="d", storage=open_study(cfg.study_dir).storage)
+    st = load_optuna_study(open_study(cfg.study_dir))
     running = [t.number for t in st.trials if t.state == TrialState.RUNNING]
     assert running
     summary, _ = _run(cfg, capacity=3)
@@ -173,7 +188,7 @@ def test_a_crashed_trial_runs_again_and_an_infeasible_one_never(make):
 
 
 def test_a_moved_study_folder_finds_its_own_storage(make, tmp_path):
-    cfg = make(n=3)
+    cfg = make(n=3, storage=None)
     _run(cfg, log=False)
     moved = tmp_path / "elsewhere" / "d"
     shutil.copytree(cfg.study_dir, moved)
@@ -190,7 +205,7 @@ def test_a_damaged_optuna_database_is_rebuilt_from_the_study_folder(make):
     import subprocess
     import sys
 
-    cfg = make(n=10, pruner={"n_startup_trials": 2})
+    cfg = make(n=10, pruner={"n_startup_trials": 2}, storage=None)
     crash_once = lambda job, n: Cause.CRASH if job.number == 3 and n == 1 else None  # noqa: E731
     before, _ = _run(cfg, capacity=2, behaviour=crash_once, log=False)
     st, trials = _trials(before)
@@ -243,7 +258,7 @@ def test_the_durable_storage_holds_each_trial_as_the_live_study_runs_it(make):
     seen = []
 
     def behaviour(job, attempt):
-        st = optuna.load_study(study_name="m", storage=open_study(cfg.study_dir).storage)
+        st = load_optuna_study(open_study(cfg.study_dir))
         t = st.trials[job.number]
         rec = TrialRecord.from_attrs(t.user_attrs)
         seen.append((t.state, rec.hash == job.spec.hash, bool(t.params), len(t.constraints)))
@@ -262,7 +277,7 @@ def test_another_writer_on_the_study_stops_the_driver(make):
 
     def behaviour(job, attempt):
         if job.number == 1:
-            st = optuna.load_study(study_name="w", storage=open_study(cfg.study_dir).storage)
+            st = load_optuna_study(open_study(cfg.study_dir))
             st.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
         return None
 
