@@ -288,9 +288,10 @@ def identity_view(dump: dict) -> dict:
     keep["data"] = {k: v for k, v in (keep["data"] or {}).items() if k != "cache"}
     keep["export"] = {k: v for k, v in (keep["export"] or {}).items() if k != "timeout_s"}
     lat = dict(keep.get("latency") or {})
+    lat.pop("measure", None)  # how often and how many: a resumed closed loop may measure more or less (its board
+    # and threads are checked against the measurements it holds)
     if lat.get("board") is None:  # no closed loop: the identity of studies made before it is kept
         lat.pop("board", None)
-        lat.pop("measure", None)
     keep["latency"] = lat
     if dump.get("table") is not None:  # (absent otherwise: the identity of studies made before tables is kept)
         keep["table"] = dump["table"]

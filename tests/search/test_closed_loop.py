@@ -115,7 +115,9 @@ def test_a_study_without_the_loop_keeps_its_identity():
     """Studies made before the closed loop existed resume: an unset board is not part of the identity."""
     plain = SearchConfig()
     assert plain.identity_hash == SearchConfig(latency={"measure": {"runs": 3}}).identity_hash
-    assert plain.identity_hash != SearchConfig(latency={"board": "litert-cpu"}).identity_hash
+    loop = SearchConfig(latency={"board": "litert-cpu"})
+    assert plain.identity_hash != loop.identity_hash
+    assert loop.identity_hash == SearchConfig(latency={"board": "litert-cpu", "measure": {"every": 4}}).identity_hash
 
 
 @pytest.mark.slow
