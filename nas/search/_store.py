@@ -258,6 +258,8 @@ class StudyStore:
         if old.get("identity") == self.config.identity_hash:
             return
         now = identity_view(self.config.model_dump(mode="json"))
+        if before == now:  # the same fields, read by this version's identity (which may leave out more than before)
+            return
         diff = [k for k in IDENTITY_FIELDS if before[k] != now[k]]
         if "loss" not in (before.get("proxy") or {}):
             raise SearchError(
