@@ -132,3 +132,22 @@ def test_the_board_can_be_measured_on_the_ray_node_that_holds_it(small_config):
     assert all(float(r["median_ms"]) > 0 for r in rows)
     with pytest.raises(SearchError, match="needs Ray"):
         load_search_config(f, workers=1)
+
+
+def test_a_study_whose_identity_formula_changed_but_not_its_fields_resumes(tmp_path):
+    """study.json keeps the identity digest it was written with; a later version that leaves more out of the digest
+    (the closed loop's measuring cadence) still resumes a study whose identity fields are the same, and refuses one
+    whose fields differ."""
+    import json
+
+    cfg = SearchConfig(name="i", out=str(tmp_path), latency={"board": "litert-cpu"})
+    store = StudyStore(cfg)
+    with store.locked():
+        store.write_study_file(None)
+    path = cfg.study_dir / "study.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "identity": "0123456789ab"}))  # what an earlier formula wrote
+    store.check_identity()
+    other = StudyStore(cfg.with_overrides(latency={"board": "litert-builtin"}))
+    with pytest.raises(SearchError, match="different latency"):
+        other.check_identity()
