@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rc = app(args=argv, prog_name="nas", standalone_mode=False)
+        if rc == 130:  # Typer turns Ctrl-C into exit status 130 and says nothing
+            sys.stderr.write("interrupted\n")
     except NasError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1

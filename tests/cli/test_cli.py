@@ -159,3 +159,17 @@ def test_tensorflows_native_start_up_lines_are_filtered_and_verbose_brings_them_
     assert loud.returncode == 0, loud.stderr[-2000:]
     if not native.search(loud.stderr):
         pytest.skip("this TensorFlow build writes no native start-up lines here: nothing to filter")
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, capsys):
+    """Typer turns KeyboardInterrupt into exit status 130 and prints nothing; the command line says why it
+    stopped (tests/search/test_resume.py sends a real SIGINT to a running study)."""
+    import nas.space
+    from nas.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nas.space, "load_space", interrupted)  # (the command imports it when it runs)
+    assert main(["space", "show", "mai2022"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"

@@ -88,3 +88,28 @@ def test_a_second_driver_on_a_running_study_is_refused(small_config, tmp_path):
     finally:
         first.kill()
         first.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_study_with_one_line_and_the_same_command_continues(small_config, tmp_path):
+    """SIGINT (Ctrl-C) mid-trial: the command says it was interrupted and exits 130, no traceback; run again, the
+    interrupted trial is failed as interrupted and queued again, and the study completes."""
+    cfg = small_config(name="r", n=1)
+    storage = f"sqlite:///{tmp_path / 'runs' / 'r' / 'optuna.db'}"
+    cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not _has_run(storage, 0):  # trial 0 asked and started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the study did not start its first trial"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err, err[-2000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    trials = optuna.load_study(study_name="r", storage=storage).trials
+    first = TrialRecord.from_attrs(trials[0].user_attrs)
+    assert trials[0].state == TrialState.FAIL and first.cause is Cause.INTERRUPTED and first.requeued
+    assert trials[1].state == TrialState.COMPLETE and TrialRecord.from_attrs(trials[1].user_attrs).requeued_from == 0
