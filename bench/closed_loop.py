@@ -2,12 +2,13 @@
 refitted model is, on the front (what the loop promises) and on the trials it never measured (what it does not).
 
     python bench/closed_loop.py [--n 12] [--steps 60] [--input-size 90x160] [--board litert-cpu] \
-        [--uncertain 0] [--work runs/bench-closed-loop]
+        [--uncertain 0] [--space-specs 20] [--work runs/bench-closed-loop]
 
 The study starts from the VS680 model (another board, another input size: the loop's prior) and measures on
-``--board``. After it ends, every completed trial's INT8 model is timed again on the same board, in two interleaved
-rounds: the trials the loop never measured are the held-out set; the ones it measured give the machine's
-repeatability (a measurement a minute later against the loop's). Printed: the front's members measured vs
+``--board``. After it ends, every completed trial's INT8 model is timed again on the same board, in two shuffled
+rounds, together with ``--space-specs`` specs drawn uniformly from the space that the study never tried (exported
+at the study's input size): the trials the loop never measured and those specs are the two held-out sets; the trials
+it measured give the machine's repeatability (a measurement after the study against the loop's). Printed: the front's members measured vs
 predicted; held-out accuracy of the final model, of the same model without its residual correction, and of the
 prior scaled to the measurements. The study is resumable (``--work`` keeps it); a second run only re-times.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import textwrap
 from pathlib import Path
@@ -26,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nas.latency import Accuracy, Sample, load_latency_model, make_board, scale_model  # noqa: E402
+from nas.latency import Accuracy, Sample, load_latency_model, make_board, measure_specs, scale_model  # noqa: E402
 from nas.search import load_search_config, run_search  # noqa: E402
 from nas.search._closed_loop import measured_times  # noqa: E402
 from nas.search._record import TrialRecord  # noqa: E402
 from nas.search._store import load_optuna_study  # noqa: E402
-from nas.space import ArchSpec, deploy_ops  # noqa: E402
+from nas.space import ArchSpec, deploy_ops, load_space  # noqa: E402
 
 
 def main() -> int:
@@ -43,6 +45,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed runs per measurement")
     ap.add_argument("--uncertain", type=int, default=0, help="latency.measure.uncertain (the product's default, 1, "
                     "measures nearly every trial of a short study and leaves no held-out set)")
+    ap.add_argument("--space-specs", type=int, default=20, help="specs drawn from the space, never tried by the "
+                    "study, exported and timed as a second held-out set")
+    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-closed-loop"))
     args = ap.parse_args()
     work = Path(args.work)
@@ -85,33 +90,50 @@ def main() -> int:
         if rec.spec and rec.hash not in seen and path.exists():
             seen.add(rec.hash)
             trials.append((ArchSpec.from_dict(rec.spec), path))
+    # and specs of the space the study never tried (drawn uniformly over its choices): the space, not the study
+    space = load_space(summary.study.config.space)
+    rng = np.random.default_rng(args.seed)
+    tried = {s.hash for s, _ in trials}
+    fresh: dict[str, ArchSpec] = {}
+    while len(fresh) < args.space_specs:
+        s = space.sample(rng)
+        if s.hash not in tried:
+            fresh.setdefault(s.hash, s)
+    work_space = work / "space-specs"
+    measure_specs(list(fresh.values()), None, work_space, input_hw=hw)  # export only (kept for a second run)
+    items = trials + [(s, work_space / "models" / f"{s.hash}.tflite") for s in fresh.values()]
     board = make_board(args.board, runs=args.runs)
     again: dict[str, float] = {}
-    for _ in range(2):
-        for spec, path in trials:
+    for rnd in range(2):  # everything timed again in two shuffled rounds; each keeps its fastest
+        order = list(items)
+        random.Random(rnd).shuffle(order)
+        for spec, path in order:
             ms = board.measure(path).median_ms
             again[spec.hash] = min(ms, again.get(spec.hash, ms))
     rep = [abs(again[h] / t.median_ms - 1) for h, t in times.items() if h in again]
     held = [(s, again[s.hash]) for s, _ in trials if s.hash not in times]
+    unseen = [(s, again[s.hash]) for s in fresh.values()]
     print(f"\nrepeatability: {len(rep)} measured models timed again: median |change| {100 * np.median(rep):.1f}%, "
           f"max {100 * max(rep):.1f}%" if rep else "\nrepeatability: nothing measured")
-    if len(held) >= 3:
-        samples = [Sample(t.hash, deploy_ops(ArchSpec.from_json(t.spec), *hw), t.median_ms) for t in times.values()]
-        prior = load_latency_model("vs680")
-        variants = {
-            "final model (fit + residual correction)": model,
-            "same fit, no residual correction": model.without_residuals(),
-            "prior (vs680) scaled to the measurements": scale_model(prior, samples, board=model.board, input_hw=hw),
-        }
-        print(f"\nheld-out: {len(held)} completed trials the loop never measured")
+    samples = [Sample(t.hash, deploy_ops(ArchSpec.from_json(t.spec), *hw), t.median_ms) for t in times.values()]
+    prior = load_latency_model("vs680")
+    variants = {
+        "final model (fit + residual correction)": model,
+        "same fit, no residual correction": model.without_residuals(),
+        "prior (vs680) scaled to the measurements": scale_model(prior, samples, board=model.board, input_hw=hw),
+    }
+    for what, pairs in ((f"{len(held)} completed trials the loop never measured", held),
+                        (f"{len(unseen)} specs of the space the study never tried", unseen)):
+        if len(pairs) < 3:
+            print(f"\nheld-out: {what}: too few to report")
+            continue
+        print(f"\nheld-out: {what}")
         print(f"  {'model':<44} {'MAPE':>7} {'Spearman':>9} {'within10':>9} {'max':>7}")
-        y = [ms for _, ms in held]
+        y = [ms for _, ms in pairs]
         for name, m in variants.items():
-            acc = Accuracy.of(y, [m.predict(s).mean_ms for s, _ in held], 1)
+            acc = Accuracy.of(y, [m.predict(s).mean_ms for s, _ in pairs], 1)
             print(f"  {name:<44} {100 * acc.mape:6.1f}%  {acc.spearman:8.3f}  {100 * acc.within_10:7.1f}%  "
                   f"{100 * acc.max_ape:6.1f}%")
-    else:
-        print(f"\nheld-out: only {len(held)} unmeasured trials (the loop measured nearly all): none reported")
     return 0
 
 
