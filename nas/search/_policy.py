@@ -47,8 +47,15 @@ class SearchPolicy:
     def __init__(self, config: SearchConfig):
         self.config = config
 
-    def sampler(self):
-        return make_sampler(self.config)
+    def sampler(self, trials: int = 0):
+        """The study's sampler, for a study that already holds ``trials`` trials. A sampler draws from one random
+        stream from its seed, so a resumed study would draw its first run's specs again (each a duplicate that
+        uses up a trial): the seed moves on by the trials already there (the same history gives the same draws).
+        The balanced sampler draws by trial number and keeps its seed."""
+        c = self.config
+        if trials and c.sampler.name != "balanced":
+            c = c.model_copy(update={"seed": c.seed + trials})
+        return make_sampler(c)
 
     def pruner(self):
         p = self.config.pruner

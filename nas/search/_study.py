@@ -514,7 +514,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         tlog.repair({t.number: TrialRecord.from_attrs(t.user_attrs) for t in trials}, store.outcome)
         if not trials:
             _warm_start(store, setup.space, c.warm_start)
-        store.go_live(policy.sampler(), policy.pruner())
+        store.go_live(policy.sampler(len(trials)), policy.pruner())
         loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), None)
         if c.latency.board is not None:
             loop.closed = ClosedLoop(c, setup.latency, setup.input_hw, store.folder)

@@ -283,3 +283,15 @@ def test_another_writer_on_the_study_stops_the_driver(make):
 
     with pytest.raises(SearchError, match="written by another process"):
         _run(cfg, capacity=1, behaviour=behaviour, log=False)
+
+
+def test_a_resumed_study_does_not_draw_its_first_run_again(make):
+    """A sampler's random stream restarts with the process: the seed moves on by the trials the study holds, so the
+    second run draws new specs (before, a resumed random study asked its first run's specs again, each a duplicate
+    that used up a trial), and the same history still gives the same draws."""
+    first, _ = _run(make(n=6), log=False)
+    more, _ = _run(make(n=11), log=False)
+    _, trials = _trials(more)
+    params = [t.params for t, _ in trials]
+    assert params[6:11] != params[1:6]
+    assert not any(r.duplicate_of is not None for _, r in trials[6:])
