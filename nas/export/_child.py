@@ -52,12 +52,20 @@ def convert(job: dict) -> bytes:
 
     fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, h, w, 3), tf.float32)])
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    full_integer(conv, representative, tf.uint8)
+    return bytes(conv.convert())
+
+
+def full_integer(conv, representative, io_type) -> None:
+    """Set a ``tf.lite.TFLiteConverter`` to full-integer INT8: every op INT8 (none left in float), calibrated on
+    ``representative``, with ``io_type`` (``tf.uint8``, ``tf.int8``) input and output."""
+    import tensorflow as tf
+
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
-    return bytes(conv.convert())
+    conv.inference_input_type = io_type
+    conv.inference_output_type = io_type
 
 
 DONE = "@@nas-done"

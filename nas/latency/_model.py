@@ -290,10 +290,11 @@ class LatencyModel(abc.ABC):
             total += ms
         if self.overhead_ms:
             per_op.append(OpLatency(OVERHEAD, "overhead", self.overhead_ms))
-        outside, widen = self._extrapolation(rows)
+        sums = [sum(col) for col in zip(*rows)] if self.feature_range or self.residuals is not None else None
+        outside, widen = self._extrapolation(sums)
         rel = self.sigma_rel
         if self.residuals is not None:  # measured near here: corrected, and surer (every op by the same factor)
-            mean, var = self.residuals.correct([sum(col) for col in zip(*rows)])
+            mean, var = self.residuals.correct(sums)
             factor = math.exp(mean)
             per_op = [dataclasses.replace(o, ms=o.ms * factor) for o in per_op]
             total *= factor
@@ -308,7 +309,7 @@ class LatencyModel(abc.ABC):
         if not samples:
             return self
         base = self.without_residuals()
-        sums = np.array([[sum(col) for col in zip(*base.rows(s.ops))] for s in samples], float)
+        sums = np.array([base.feature_sums(s.ops) for s in samples], float)
         pred = np.array([base.predict_ops(s.ops).mean_ms for s in samples])
         r = np.log(np.array([s.ms for s in samples]) / pred)
         gp = ResidualGP.fit(sums, r, amp=max(base.sigma_rel, noise), noise=noise)
@@ -323,11 +324,15 @@ class LatencyModel(abc.ABC):
                     sigma_rel=self.sigma_rel, feature_range=self.feature_range, meta=self.meta,
                     residuals=self.residuals)
 
-    def _extrapolation(self, rows: list[list[float]]) -> tuple[tuple[str, ...], float]:
-        """Features outside the fitted range and the factor that widens the stddev (1 + log-distance outside)."""
+    def feature_sums(self, ops: Sequence[Op]) -> list[float]:
+        """A graph's features: the sum of its ops' rows (what the coefficients multiply)."""
+        return [sum(col) for col in zip(*self.rows(ops))]
+
+    def _extrapolation(self, sums: list[float] | None) -> tuple[tuple[str, ...], float]:
+        """Features (``sums``: the graph's feature sums) outside the fitted range and the factor that widens the
+        stddev (1 + log-distance outside)."""
         if not self.feature_range:
             return (), 1.0
-        sums = [sum(col) for col in zip(*rows)]
         outside, widen = [], 1.0
         for f, x in zip(self.features, sums):
             if f not in self.feature_range:
@@ -409,7 +414,7 @@ _KINDS: dict[str, type[LatencyModel]] = {m.kind: m for m in (OpFeatureModel, Mac
 # ----------------------------------------------------------------------------------------------------- fitting
 def _design(cls: type[LatencyModel], samples: Sequence[Sample], alignment: int) -> np.ndarray:
     probe = cls(board="fit", input_hw=(1, 1), coef={}, alignment=alignment)
-    X = np.array([[sum(c) for c in zip(*probe.rows(s.ops))] for s in samples], float)
+    X = np.array([probe.feature_sums(s.ops) for s in samples], float)
     return np.hstack([X, np.ones((len(samples), 1))])  # last column: the per-inference overhead
 
 

@@ -7,8 +7,9 @@ first, then the farthest, in the model's features, from everything measured). It
 from every measurement so far, with the study's own ``latency.model`` as the prior (scaled to the first
 measurements; from five on fitted with the prior's pull, see :func:`~nas.latency.fit_model`) and corrected by a
 Gaussian process on its residuals (measured graphs predicted to within about 2%, graphs near them better, far ones
-as before, see :meth:`~nas.latency.LatencyModel.with_residuals`), and re-scores every trial with it: predicted latency, score, constraints, the front, and the values the sampler sees. A refit can move
-the front; its new members are measured in the same round, until every member has been measured.
+as before, see :meth:`~nas.latency.LatencyModel.with_residuals`), and re-scores every trial with it: predicted
+latency, score, constraints, the front, and the values the sampler sees. A refit can move the front; its new
+members are measured in the same round, until every member has been measured.
 
 The study folder keeps the loop: ``latency/measurements.csv`` (one row per measured trial, appended as it is
 measured), ``latency/refit-NNN.json`` (the model after each refit, NNN measurements) and ``latency/current.json``.
@@ -31,7 +32,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from nas._files import write_json
 from nas._logging import get_logger
 from nas.errors import LatencyError, NasError
 from nas.latency import Sample, fit_model, load_latency_model, make_board, scale_model
@@ -106,8 +106,10 @@ class ClosedLoop:
         self.input_hw = tuple(int(v) for v in input_hw)
         self.folder = Path(folder) / FOLDER
         m = config.latency.measure
-        self.board = board or make_board(config.latency.board, threads=m.threads, runs=m.runs, warmup=m.warmup,
-                                         serial=m.serial, delegate=m.delegate)
+        # how the board is made, here or on the Ray node that holds it (_measure_on_node)
+        self.board_kwargs = dict(board=config.latency.board, threads=m.threads, runs=m.runs, warmup=m.warmup,
+                                 serial=m.serial, delegate=m.delegate)
+        self.board = board or make_board(**self.board_kwargs)
         self.times: dict[str, BoardTime] = {}
         self.unmeasurable: set[str] = set()  # hashes whose measurement failed this run (not tried again)
         self.model = None  # the last refit (None: the prior)
@@ -123,7 +125,7 @@ class ClosedLoop:
                 raise NasError(f"{self.folder / MEASUREMENTS} holds measurements on {', '.join(sorted(boards))}, "
                                f"not on {self.board.name}: resume the study with its own board")
             self.model = self._fit()
-            write_json(self.folder / CURRENT, self.model.to_dict())  # what this run predicts with (this version's fit)
+            self.model.save(self.folder / CURRENT)  # what this run predicts with (this version's fit)
             log.info("closed loop: %d measurements on %s, model refitted", len(self.times), self.board.name)
         return self.model
 
@@ -141,23 +143,23 @@ class ClosedLoop:
         n = self.c.latency.measure.uncertain if uncertain else 0
         rest = [p for p in pts if not p.on_front and self._open(p)]
         if n and rest:
-            todo += sorted(rest, key=lambda p: self._doubt(p, records[p.number], model), reverse=True)[:n]
+            seen = [self._features(ArchSpec.from_json(t.spec), model) for t in self.times.values()]
+            todo += sorted(rest, key=lambda p: self._doubt(p, records[p.number], model, seen), reverse=True)[:n]
         return todo
 
     def _open(self, p: FrontPoint) -> bool:
         return p.hash not in self.times and p.hash not in self.unmeasurable
 
-    def _doubt(self, p: FrontPoint, rec: TrialRecord, model) -> tuple[float, float]:
-        """(relative stddev, distance in log features to the nearest measured graph): larger is less certain."""
+    def _doubt(self, p: FrontPoint, rec: TrialRecord, model, seen: list[np.ndarray]) -> tuple[float, float]:
+        """(relative stddev, distance in log features to the nearest measured graph, ``seen``): larger is less
+        certain."""
         rel = p.latency_sigma_ms / p.latency_ms if p.latency_ms else math.inf
         x = self._features(ArchSpec.from_dict(rec.spec), model)
-        seen = [self._features(ArchSpec.from_json(t.spec), model) for t in self.times.values()]
         far = min((float(np.linalg.norm(x - s)) for s in seen), default=math.inf)
         return rel, far
 
     def _features(self, spec: ArchSpec, model) -> np.ndarray:
-        rows = model.rows(deploy_ops(spec, *self.input_hw))
-        return np.log1p(np.array([sum(col) for col in zip(*rows)], float))
+        return np.log1p(np.array(model.feature_sums(deploy_ops(spec, *self.input_hw)), float))
 
     # ------------------------------------------------------------------------------------------- measure
     def measure(self, point: FrontPoint, rec: TrialRecord, tflite: Path) -> BoardTime | None:
@@ -191,10 +193,8 @@ class ClosedLoop:
 
         m = self.c.latency.measure
         task = ray.remote(num_cpus=0, resources={m.resource: 1}, max_retries=0)(_measure_on_node)
-        kw = dict(board=self.c.latency.board, threads=m.threads, runs=m.runs, warmup=m.warmup, serial=m.serial,
-                  delegate=m.delegate)
         try:
-            return ray.get(task.remote(kw, tflite.read_bytes(), tflite.name))
+            return ray.get(task.remote(self.board_kwargs, tflite.read_bytes(), tflite.name))
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
             raise LatencyError(f"on the node with {m.resource}: {cause}") from None
@@ -205,7 +205,7 @@ class ClosedLoop:
         self.model = self._fit()
         n = len(self.times)
         path = self.model.save(self.folder / f"refit-{n:03d}.json")
-        write_json(self.folder / CURRENT, self.model.to_dict())
+        self.model.save(self.folder / CURRENT)
         self.since = 0
         return self.model, path
 

@@ -554,7 +554,7 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
     info = open_study(study, out)
     st = load_optuna_study(info)
     points = pareto_front(trial_points(st, info.folder))
-    trace = hypervolume_trace(st, hv_ref, info.folder)
+    trace = _trace(st, points, hv_ref)
     files = {}
     if write and points:
         lat = loop_model(info.folder) or load_latency_model(info.config.latency.model)
@@ -586,9 +586,14 @@ def hypervolume_trace(study, ref: tuple[float, float] | None = None,
     completed feasible trials add points). ``ref`` (PSNR dB, latency ms) defaults to 1 dB below the study's bicubic
     reference and 10% above its slowest completed trial: give it explicitly to compare studies. With the study's
     ``folder``, a closed-loop study is traced on its last refitted latency model."""
+    return _trace(study, trial_points(study, folder), ref)
+
+
+def _trace(study, trial_pts: list[FrontPoint], ref: tuple[float, float] | None) -> HypervolumeTrace:
+    """:func:`hypervolume_trace` from the study's front points ``trial_pts`` (read once by the caller)."""
     finished = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
                       key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
-    points = {p.number: p for p in trial_points(study, folder)}
+    points = {p.number: p for p in trial_pts}
     if ref is None:
         bicubic = (study.user_attrs.get(REFERENCE_ATTR) or {}).get("bicubic x3")
         lowest = min((p.psnr for p in points.values()), default=0.0)
