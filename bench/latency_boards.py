@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from nas.latency import (  # noqa: E402
     Accuracy,
     LiteRTCPUBoard,
+    ResidualGP,
     Sample,
     cross_validate,
     fit_model,
@@ -46,6 +47,7 @@ from nas.latency import (  # noqa: E402
     select_specs,
 )
 from nas.latency._calibrate import _graph_key  # noqa: E402
+from nas.search._closed_loop import _NOISE as LOOP_NOISE  # noqa: E402
 from nas.space import ArchSpec, deploy_ops, load_space  # noqa: E402
 
 BOARDS = {"litert-cpu-1t": dict(threads=1), "litert-cpu-2t": dict(threads=2),
@@ -149,6 +151,9 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
             print(f"  {label:<44} {_cells(acc)}")
 
         line(f"full: {len(full[b].meta['samples'])} specs, per-op features", full[b])
+        have = [s for s in cal if s.hash in ms[b]]
+        line("  + residual correction (the closed loop's)", full[b].with_residuals(
+            [Sample(s.hash, ops[s.hash], ms[b][s.hash]) for s in have], noise=LOOP_NOISE))
         errs = [(full[b].predict_ops(ops[s.hash]).mean_ms / ms[b][s.hash] - 1.0, s) for s in held]
         by = {}
         for e, s in errs:
@@ -162,15 +167,15 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
               f"of {len(errs)} held-out specs (a prediction cannot be told from the truth more finely than that)")
         print("    largest: " + "; ".join(f"{s.describe()} {e * 100:+.1f}%" for e, s in
                                           sorted(errs, key=lambda p: -abs(p[0]))[:4]))
-        have = [s for s in cal if s.hash in ms[b]]
         for kind in ("macs", "params"):
             line(f"full: {len(have)} specs, {kind}-only", fit_model(
                 [Sample(s.hash, ops[s.hash], ms[b][s.hash]) for s in have], kind=kind, board=b, input_hw=hw,
                 baselines=False, folds=5))
         for k in ks:
             few = [Sample(s.hash, ops[s.hash], ms[b][s.hash]) for s in have[:k]]
-            line(f"k={k}: no prior (alignment chosen)", fit_model(few, board=b, input_hw=hw, alignment=None,
-                                                                  baselines=False))
+            plain = fit_model(few, board=b, input_hw=hw, alignment=None, baselines=False)
+            line(f"k={k}: no prior (alignment chosen)", plain)
+            line(f"k={k}:   + residual correction", plain.with_residuals(few, noise=LOOP_NOISE))
             line(f"k={k}: macs-only", fit_model(few, kind="macs", board=b, input_hw=hw, baselines=False))
             for p in boards:
                 if p != b:
@@ -225,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/bench-latency-boards")
     ap.add_argument("--phase", choices=("all", "export", "time", "fit"), default="all")
     ap.add_argument("--published", default=str(ROOT.parent / "shared" / "latency" / "vs680-published.yaml"))
+    ap.add_argument("--residual-lengths", default=None,
+                    help="length scales the residual correction may choose from (default: ResidualGP.LENGTHS, "
+                         "0.1,0.2,0.5; 0.1,0.2,0.5,1,2,5 shows why longer ones are left out)")
     a = ap.parse_args(argv)
+    if a.residual_lengths:  # (this script's own process: the class default is what the product uses)
+        ResidualGP.LENGTHS = tuple(float(v) for v in a.residual_lengths.split(","))
     hw = tuple(int(v) for v in a.input_size.lower().split("x"))
     work = Path(a.work)
     boards = a.boards.split(",")

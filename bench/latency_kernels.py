@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from latency_boards import BOARDS, design  # noqa: E402
 
+from nas.export._child import full_integer  # noqa: E402
 from nas.latency import Accuracy, LiteRTCPUBoard, Sample, fit_model, measure_specs  # noqa: E402
 from nas.space import deploy_ops  # noqa: E402
 
@@ -87,11 +88,7 @@ def convert_kernel(model, seed: int = 0) -> bytes:
             yield [rng.uniform(0, 255, s).astype(np.float32) for s in shapes]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    full_integer(conv, representative, tf.int8)  # the product's settings, int8 at both ends (no quantize ops)
     return bytes(conv.convert())
 
 
