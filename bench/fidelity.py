@@ -12,13 +12,18 @@
   challenge's test set). The comparison is loose by nature (other data, other training), so it is a sanity check
   of the direction, not a fidelity figure.
 
-Everything is resumable: results are kept in ``--work`` and a second run trains only what is missing.
+Everything is resumable: results are kept in ``--work`` and a second run trains only what is missing. The tau
+part's results (one small JSON per training, named by spec, steps, seed and the config digest) are also copied as
+they come into ``--keep`` (``bench/results/fidelity-tau``, in the repository): the long trainings take more CPU
+hours than one sitting has, so a run on a fresh clone starts from what earlier runs committed there. The trained
+weights stay in ``--work`` only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,16 +36,32 @@ from nas.search import SearchConfig, TrialJob, proxy_check, run_trial  # noqa: E
 from nas.space import zoo_entries  # noqa: E402
 
 
+def _sync(src: Path, dst: Path) -> int:
+    """Copy the result files of ``src`` that ``dst`` lacks; how many were copied."""
+    dst.mkdir(parents=True, exist_ok=True)
+    new = [f for f in src.glob("*.json") if not (dst / f.name).exists()]
+    for f in new:
+        shutil.copyfile(f, dst / f.name)
+    return len(new)
+
+
 def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int,
-             workers: int = 1) -> None:
+             workers: int = 1, keep: Path | None = None) -> None:
     from nas.cli._proxy import _print_report
+    from nas.search._proxy_check import FOLDER
 
     # two single-thread trainings at once give about 1.2x the throughput of one on both cores (README, issue notes);
     # the results do not depend on it (the cache key leaves workers and threads out)
     cfg = SearchConfig(name="fidelity", out=str(work), workers=workers,
                        resources={"cpus": 1, "threads": 1} if workers > 1 else {})
 
+    results = cfg.study_dir / FOLDER / "results"
+    if keep is not None and keep.is_dir():
+        print(f"  {_sync(keep, results)} results taken from {keep}", flush=True)
+
     def progress(done: int, total: int, message: str) -> None:
+        if keep is not None:
+            _sync(results, keep)
         print(f"  [{done}/{total}] {message}", flush=True)
 
     t0 = time.perf_counter()
@@ -91,6 +112,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", default="runs/bench-fidelity")
     ap.add_argument("--workers", type=int, default=1, help="trainings at once (Ray, one thread each, when > 1)")
+    ap.add_argument("--keep", default=str(ROOT / "bench" / "results" / "fidelity-tau"),
+                    help="a folder the tau part's results are copied to and taken from ('' for none)")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -98,7 +121,7 @@ def main() -> int:
         zoo_part(work)
     if a.part in ("all", "tau"):
         tau_part(work, a.n, tuple(int(v) for v in a.candidates.split(",")), a.long_steps, a.repeats, a.seeds,
-                 a.workers)
+                 a.workers, Path(a.keep) if a.keep else None)
     return 0
 
 

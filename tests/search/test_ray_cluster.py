@@ -163,35 +163,44 @@ def test_study_on_a_two_node_cluster_then_retrain_the_best(cluster, small_config
                                                                               "model/spec.json"}
 
 
-def test_pruning_decisions_reach_ray_workers(cluster, monkeypatch):
-    """The driver's answer travels back through the mailbox actor: a trial told to stop comes back pruned."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # read when Ray is imported
-    monkeypatch.setenv("HOME", cluster.env["HOME"])  # where the cluster's token is
-    monkeypatch.setenv("RAY_AUTH_TOKEN", (Path(cluster.env["HOME"]) / ".ray" / "auth_token").read_text().strip())
-    import ray
+_PRUNING_DRIVER = """
+import json, sys
+from nas.search import RayExecutor, SearchConfig, TrialJob
+from nas.space import zoo_get
 
-    from nas.search import RayExecutor, SearchConfig, TrialJob
-    from nas.space import zoo_get
+asked = []
 
-    asked = []
+def stop(number, step, value):
+    asked.append((number, step, value))
+    return True
 
-    def stop(number, step, value):
-        asked.append((number, step, value))
-        return True
+cfg = SearchConfig(proxy={"steps": 20, "eval_every": 10, "batch_size": 4, "patch_size": 24},
+                   data={"limit": 2, "valid_limit": 1})
+ex = RayExecutor(workers=1, address=sys.argv[1], on_report=stop)
+try:
+    ex.submit(TrialJob(7, zoo_get("abpn").spec, cfg, (48, 64), 1))
+    out = []
+    while not out:
+        out = ex.poll(5.0)
+finally:
+    ex.close()
+print(json.dumps({"number": out[0].number, "state": out[0].state, "reason": out[0].reason,
+                  "files": sorted(out[0].files), "asked": asked}))
+"""
 
-    cfg = SearchConfig(proxy={"steps": 20, "eval_every": 10, "batch_size": 4, "patch_size": 24},
-                       data={"limit": 2, "valid_limit": 1})
-    ex = RayExecutor(workers=1, address=cluster.address, on_report=stop)
-    try:
-        ex.submit(TrialJob(7, zoo_get("abpn").spec, cfg, (48, 64), 1))
-        out = []
-        while not out:
-            out = ex.poll(5.0)
-    finally:
-        ex.close()
-        ray.shutdown()
-    assert out[0].number == 7 and out[0].state == "pruned" and out[0].reason.startswith("pruned at step 10")
-    assert asked and asked[0][:2] == (7, 10) and out[0].files == {}
+
+def test_pruning_decisions_reach_ray_workers(cluster):
+    """The driver's answer travels back through the mailbox actor: a trial told to stop comes back pruned.
+
+    The driver is a process of its own, as a study's is: Ray reads its authentication settings once, when it is
+    imported, so a driver in this process would carry those of whatever test imported Ray first (a local Ray of
+    the closed-loop test joined this token-protected cluster with the wrong token and could not connect)."""
+    proc = subprocess.run([sys.executable, "-c", _PRUNING_DRIVER, cluster.address], capture_output=True, text=True,
+                          timeout=600, env=cluster.env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["number"] == 7 and out["state"] == "pruned" and out["reason"].startswith("pruned at step 10")
+    assert out["asked"] and out["asked"][0][:2] == [7, 10] and out["files"] == []
 
 
 def _descends_from(pid: int, groups: tuple[int, ...]) -> bool:
