@@ -91,6 +91,17 @@ def _postgres():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _fresh_database(url: str, prefix: str) -> str:
+    """A new, empty database on the PostgreSQL server of ``url`` (a server given by --postgres may hold the studies
+    of earlier runs, which the driver would resume instead of running); its URL."""
+    import sqlalchemy
+
+    name = f"{prefix}_{time.time_ns()}"
+    with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
     """The Optuna calls of a trial made bare on the storage (no driver, no copy in memory): ask, 8 parameters, 2
     constraints, the record written twice, tell, with ``workers`` trials in flight. What a driver that asks the
@@ -178,7 +189,7 @@ def main() -> int:
         for storage in args.storages.split(","):
             url = None
             if storage == "postgresql":
-                url = args.postgres or stack.enter_context(_postgres())
+                url = _fresh_database(args.postgres or stack.enter_context(_postgres()), "nas_driver")
             elif storage == "journal":
                 url = f"journal:///{(work / storage / 'optuna.log').as_posix()}"
             elif storage != "sqlite":
@@ -190,14 +201,12 @@ def main() -> int:
             if storage == "journal":
                 bare = f"journal:///{(work / storage / 'floor.log').as_posix()}"
             if storage == "postgresql":  # a fresh database for the bare calls
-                import sqlalchemy
-
-                with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-                    conn.execute(sqlalchemy.text("CREATE DATABASE floor"))
-                bare = url.rsplit("/", 1)[0] + "/floor"
+                bare = _fresh_database(url, "nas_floor")
             f = floor(bare, args.trials, args.workers, args.sampler)
             row.update({"floor_first_ms": f["first_ms"], "floor_last_ms": f["last_ms"]})
             rows.append(row)
+            print(f"  driver {row['first_ms']:.1f} -> {row['last_ms']:.1f} ms a trial, bare Optuna "
+                  f"{f['first_ms']:.1f} -> {f['last_ms']:.1f}", flush=True)
     print(f"\ndriver time per trial without the sampler (median of the first and of the last {rows[0]['k']} trials);"
           " the sampler apart; the bare Optuna calls of a trial on the same storage beside it")
     print("  (trials: those that ran; the others were duplicates of a spec already run, answered from it)")
