@@ -115,6 +115,25 @@ def truth(work: Path, boards: list[str]) -> tuple[dict, dict]:
     return ms, rep
 
 
+def noise_ceiling(rounds: dict, ns=(1, 3, 5, 9), draws: int = 100_000, seed: int = 0) -> dict[int, float]:
+    """The held-out ``+-10%`` figure a perfect predictor would get against truths measured as the median of ``n``
+    rounds, per ``n``. A round's noise is drawn from the board's own round-to-round differences (every pair of
+    rounds of a model: log ratio / sqrt 2, both signs), independently per round: an estimate, since rounds taken
+    close together also drift together."""
+    noise = []
+    for v in rounds.values():
+        lv = np.log(np.asarray(v, float))
+        for i in range(len(lv)):
+            for j in range(i + 1, len(lv)):
+                d = (lv[i] - lv[j]) / np.sqrt(2)
+                noise += [d, -d]
+    if not noise:
+        return {}
+    rng = np.random.default_rng(seed)
+    return {n: float(np.mean(np.abs(np.expm1(np.median(rng.choice(noise, size=(draws, n)), axis=1))) <= 0.10))
+            for n in ns}
+
+
 def _acc(measured, predicted) -> Accuracy:
     return Accuracy.of(measured, predicted, 1)
 
@@ -142,6 +161,10 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
         r = rep[b]
         print(f"\n{b}: {len(held)} held-out specs; repeatability (spread of a model's per-round medians): median "
               f"{r['median_spread'] * 100:.1f}%, 90th percentile {r['p90_spread'] * 100:.1f}% ({r['models']} models)")
+        ceiling = noise_ceiling(r["rounds"])
+        print("  noise ceiling: a perfect predictor (the true latency) lies within +-10% of a model's median of n "
+              "rounds for " + ", ".join(f"{v * 100:.1f}% (n={n})" for n, v in ceiling.items())
+              + " (rounds' noise resampled from this board's own round-to-round differences)")
         print(f"  {'fit':<44} {HEAD}")
         rows = {}
 
@@ -182,7 +205,7 @@ def report(cal, test, ms, rep, boards, ks, hw) -> dict:
                     line(f"k={k}: prior {p}", fit_model(few, board=b, input_hw=hw, alignment=None, baselines=False,
                                                          prior=full[p]))
         out["boards"][b] = {"repeatability": {k: v for k, v in r.items() if k != "rounds"}, "fits": rows,
-                            "inside_round_spread": inside}
+                            "inside_round_spread": inside, "noise_ceiling": {str(n): v for n, v in ceiling.items()}}
     out["full_models"] = full
     return out
 
