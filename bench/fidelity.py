@@ -1,6 +1,6 @@
 """Proxy fidelity, measured the way Vertex AI NAS asks for it, and the zoo against its published PSNRs.
 
-    python bench/fidelity.py [--part all|tau|zoo] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
+    python bench/fidelity.py [--part all|tau|zoo|partial] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
                              [--repeats 3] [--seeds 3] [--work runs/bench-fidelity] [--workers 2]
 
 * tau: ``nas proxy check`` on the default study's config: ``--n`` seeded specs spread over the space's predicted
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from nas.model import TRAIN_FORM_VERSION  # noqa: E402
 from nas.search import SearchConfig, TrialJob, proxy_check, run_trial  # noqa: E402
-from nas.space import zoo_entries  # noqa: E402
+from nas.space import ArchSpec, zoo_entries  # noqa: E402
 
 
 def _sync(src: Path, dst: Path) -> int:
@@ -71,15 +71,44 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 
 
+def partial_part(keep: Path, proxy_steps: int, long_steps: int) -> None:
+    """What the kept results say so far (the long trainings take several sittings): Kendall tau of the proxy's INT8
+    PSNR against the long training's over the specs that have both, and the proxy's seed-to-seed spread."""
+    from nas.search._proxy_check import kendall
+
+    by: dict[str, dict] = {}
+    for f in sorted(keep.glob("*.json")):
+        r = json.loads(f.read_text())
+        d = by.setdefault(f.name.split("-")[0], {"spec": r["spec"], "runs": {}})
+        d["runs"][(r["steps"], r["seed"])] = r
+    seed = min((k[1] for d in by.values() for k in d["runs"]), default=0)
+    pairs = []
+    print(f"\n{len(by)} specs in {keep}; {proxy_steps}-step proxy against {long_steps} steps (INT8 PSNR, dB)")
+    for h, d in by.items():
+        short, long_ = d["runs"].get((proxy_steps, seed)), d["runs"].get((long_steps, seed))
+        seeds = [r["int8_psnr"] for (st, _), r in sorted(d["runs"].items()) if st == proxy_steps and r["int8_psnr"]]
+        got = [r["int8_psnr"] if r and r["state"] == "complete" else None for r in (short, long_)]
+        if None not in got:
+            pairs.append(got)
+        cells = " ".join("    -" if v is None else f"{v:6.2f}" for v in got)
+        spread = f"  seeds {' '.join(f'{v:.2f}' for v in seeds)}" if len(seeds) > 1 else ""
+        print(f"  {ArchSpec.from_dict(d['spec']).describe():<50} {cells}{spread}")
+    if len(pairs) >= 3:
+        t = kendall([a for a, _ in pairs], [b for _, b in pairs])
+        print(f"  Kendall tau over the {len(pairs)} specs with both: {t}")
+    else:
+        print(f"  {len(pairs)} specs with both: too few for a rank correlation")
+
+
 def zoo_part(work: Path) -> None:
     from scipy.stats import spearmanr
 
     cfg = SearchConfig(name="fidelity-zoo", out=str(work))
     cache = work / "zoo.json"
     kept = ROOT / "bench" / "results" / "fidelity-zoo.json"  # results measured before, kept in the repository
-    if not cache.exists() and kept.exists():
-        cache.write_text(kept.read_text())
-    results = json.loads(cache.read_text()) if cache.exists() else {}
+    results = json.loads(kept.read_text()) if kept.exists() else {}
+    if cache.exists():
+        results.update(json.loads(cache.read_text()))
     rows, seen = [], set()
     for i, e in enumerate(zoo_entries()):
         if e.table1 is None or e.spec.hash in seen:
@@ -90,6 +119,7 @@ def zoo_part(work: Path) -> None:
             out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
             results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}
             cache.write_text(json.dumps(results, indent=1))
+            kept.write_text(json.dumps(results, indent=1))  # kept in the repository as it comes, as the tau part's
             print(f"  {e.name}: {results[key]}", flush=True)
         r = results[key]
         rows.append((e.name, e.spec.describe(), e.table1.psnr, r["int8"], r["reason"]))
@@ -104,7 +134,8 @@ def zoo_part(work: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("all", "tau", "zoo"), default="all")
+    ap.add_argument("--part", choices=("all", "tau", "zoo", "partial"), default="all",
+                    help="partial: tau so far from the --keep folder's results, training nothing")
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--candidates", default="75,150,300")
     ap.add_argument("--long-steps", type=int, default=3000)
@@ -115,6 +146,9 @@ def main() -> int:
     ap.add_argument("--keep", default=str(ROOT / "bench" / "results" / "fidelity-tau"),
                     help="a folder the tau part's results are copied to and taken from ('' for none)")
     a = ap.parse_args()
+    if a.part == "partial":
+        partial_part(Path(a.keep), max(int(v) for v in a.candidates.split(",")), a.long_steps)
+        return 0
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     if a.part in ("all", "zoo"):
