@@ -58,7 +58,9 @@ def make(
     design; no pruning) and write them as a benchmark table.
 
     It is a study like any other: run the same command again after an interruption and it goes on; a larger --n
-    adds specs to the same table.
+    adds specs to the same table. The CSV is rewritten after every finished trial, and a run that finds it already
+    there (made with the same settings) answers its specs from it instead of training them again: a table goes on
+    from its CSV on another machine or a fresh clone.
     """
     from nas.search import load_search_config
     from nas.search._table_study import make_table, table_config
@@ -68,8 +70,8 @@ def make(
     con.print(f"table study [bold]{cfg.name}[/] in {cfg.study_dir}: {n} specs of space {cfg.space}, proxy "
               f"{cfg.proxy.steps} steps, sampler balanced, {len(cfg.warm_start)} zoo networks first")
     with live_trials(con, not as_json, n) as cb, contextlib.redirect_stdout(sys.stderr):
-        table = make_table(cfg, n, callback=cb)
-    path = table.write_csv(csv)
+        table = make_table(cfg, n, callback=cb, csv=csv)
+    path = csv
     s = _summary(table, path)
     print_json(s) if as_json else _print_summary(s)
 

@@ -278,12 +278,20 @@ class RayExecutor(Executor):
             self._started = False
 
 
-def make_executor(config, on_report: OnReport | None = None, images=None, table=None) -> tuple[Executor, int]:
+def make_executor(config, on_report: OnReport | None = None, images=None, table=None,
+                  replay=None) -> tuple[Executor, int]:
     """The executor a :class:`~nas.search.SearchConfig` asks for, and the TensorFlow threads of each of its jobs:
     the table's answers on ``config.workers`` simulated workers when the config names a benchmark table (``table``:
     the :class:`~nas.search._table.BenchTable`, read once), in this process for one worker without a Ray address (a
     trial may then use every core unless the config says otherwise), Ray tasks otherwise (each trial uses what it
-    reserved). ``images`` ((train, valid), decoded once) serve the in-process executor."""
+    reserved). ``images`` ((train, valid), decoded once) serve the in-process executor. ``replay``: a
+    :class:`~nas.search._table.BenchTable` whose specs are answered from it instead of run (see
+    :class:`~nas.search._table.ReplayExecutor`)."""
+    if replay is not None:
+        from nas.search._table import ReplayExecutor  # (it builds on this module)
+
+        inner, threads = make_executor(config, on_report, images, table)
+        return ReplayExecutor(inner, replay), threads
     if config.table:
         from nas.search._table import BenchTable, TableExecutor  # (it builds on this module)
 

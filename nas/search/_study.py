@@ -483,7 +483,7 @@ def _shift(old: TrialRecord, new: TrialRecord) -> float:
 
 def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] | None = None,
                executor_factory: Callable[..., Any] | None = None, trial_log: TrialLog | None = None,
-               plots: bool = True) -> SearchSummary:
+               plots: bool = True, replay=None) -> SearchSummary:
     """Run (or resume) the study ``config`` describes until it holds ``config.n_trials`` finished trials.
 
     ``callback`` receives a :class:`SearchEvent` at every change. ``executor_factory(on_report)`` replaces the
@@ -491,7 +491,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     validation images, once, for the bicubic reference of a new study). ``trial_log`` replaces the study's MLflow log
     (:class:`NullTrialLog`: the driver measured without MLflow). ``plots=False`` leaves the front's PNG and HTML
     unwritten (seconds of plotting that tests of the driver's rules and the driver bench do not need; ``nas
-    pareto`` writes them later).
+    pareto`` writes them later). ``replay``: a :class:`~nas.search._table.BenchTable` whose specs are answered from
+    it instead of trained (a table study going on from its CSV, :func:`~nas.search.make_table`).
     """
     t_start = time.perf_counter()
     setup = _Setup.load(config, images=executor_factory is None)
@@ -526,7 +527,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
             executor = executor_factory(loop.on_report)
         else:
             executor, loop.threads = make_executor(c, loop.on_report, (setup.train_images, setup.valid_images),
-                                                   setup.table)
+                                                   setup.table, replay)
         before = loop.finished
         try:
             loop.run(executor)

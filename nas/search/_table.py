@@ -38,7 +38,8 @@ from nas.search._record import Cause, TrialRecord
 from nas.search._trial import TrialJob, TrialOutcome
 from nas.space import ArchSpec, deploy_ops, load_space
 
-__all__ = ["BenchTable", "TableRow", "TableExecutor", "table_from_study", "space_digest", "TABLE_FORMAT"]
+__all__ = ["BenchTable", "TableRow", "TableExecutor", "ReplayExecutor", "table_from_study", "table_meta",
+           "check_same_making", "space_digest", "TABLE_FORMAT"]
 
 TABLE_FORMAT = 1
 """The version of the CSV layout (a ``# format:`` header line)."""
@@ -239,15 +240,81 @@ def table_from_study(config, trials: Iterable, input_hw: tuple[int, int], refere
             spec, state, cause, reason, m.get("int8_psnr"), m.get("int8_ssim"), m.get("fp32_psnr"),
             m.get("fp32_ssim"), rec.latency_ms, rec.latency_sigma_ms, sum(o.macs for o in ops),
             sum(o.params for o in ops), (rec.seconds or {}).get("train"), tuple(rec.curve), t.number)
-    meta = {"space": config.space, "space_digest": space_digest(space), "proxy": config.proxy.model_dump(mode="json"),
+    return BenchTable(tuple(rows.values()), table_meta(config, input_hw, references, study, space))
+
+
+#: what a table's results depend on: a table is continued only under the same values
+RESULT_META = ("space_digest", "proxy", "data", "seed", "latency_model", "latency_k", "input_size")
+
+
+def table_meta(config, input_hw: tuple[int, int], references: dict | None = None, study: str = "",
+               space=None) -> dict:
+    """The ``meta`` of a table made by the study ``config`` (see :class:`BenchTable`)."""
+    space = space or load_space(config.space)
+    return {"space": config.space, "space_digest": space_digest(space), "proxy": config.proxy.model_dump(mode="json"),
             "data": {"train": config.data.train, "valid": config.data.valid}, "seed": config.seed,
             "latency_model": config.latency.model, "latency_k": config.latency.k,
             "input_size": list(input_hw), "references": references or {}, "nas_version": nas.__version__,
             "study": study}
-    return BenchTable(tuple(rows.values()), meta)
 
 
-# ------------------------------------------------------------------------------------------------ executor
+def check_same_making(table: "BenchTable", expected: dict, where: str) -> None:
+    """Refuse ``table`` (read from ``where``) unless it was made with the values :data:`RESULT_META` names as
+    ``expected`` (a :func:`table_meta`) says."""
+    for key in RESULT_META:
+        got, want = table.meta.get(key), expected.get(key)
+        if got != want:
+            raise SearchError(f"{where} was made with another {key} ({json.dumps(got)}, this config: "
+                              f"{json.dumps(want)}): give another file, or the config it was made with")
+
+
+# ------------------------------------------------------------------------------------------------ executors
+def _row_outcome(job: TrialJob, row: TableRow, seconds: float, worker: str, extra: dict) -> TrialOutcome:
+    """A trial's outcome as ``row`` records it: complete with the row's metrics and curve, or failed infeasible."""
+    if row.state != "complete":
+        return TrialOutcome(job.number, "failed", row.reason, seconds={"train": seconds}, worker=worker,
+                            cause=Cause.INFEASIBLE)
+    return TrialOutcome(job.number, "complete", "", row.metrics() | extra, row.curve, {"train": seconds}, {}, worker)
+
+
+class ReplayExecutor(Executor):
+    """Another executor, except that the specs ``table`` holds are answered from it at once (with the training
+    seconds it recorded) instead of being trained again: how a table study goes on from its CSV on a machine that
+    does not hold the study (a fresh clone, another computer). Answers from the table come back at the next
+    :meth:`poll` and are not reported to the pruner (a table study prunes nothing); everything else is ``inner``'s.
+    :attr:`replayed` counts them."""
+
+    def __init__(self, inner: Executor, table: "BenchTable"):
+        super().__init__(inner.on_report)
+        self.inner, self.table = inner, table
+        self.capacity = inner.capacity
+        self.replayed = 0
+        self._ready: list[TrialOutcome] = []
+
+    def submit(self, job: TrialJob) -> None:
+        row = self.table.get(job.spec)
+        if row is None:
+            self.inner.submit(job)
+            return
+        self.replayed += 1
+        self._ready.append(_row_outcome(job, row, row.train_s or 0.0, "table (replayed)", {}))
+
+    def running(self) -> list[int]:
+        return self.inner.running() + [o.number for o in self._ready]
+
+    def poll(self, timeout: float) -> list[TrialOutcome]:
+        if self._ready:  # (not inner's poll as well: the in-process executor trains in it, whatever the timeout)
+            ready, self._ready = self._ready, []
+            return ready
+        return self.inner.poll(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}; {self.replayed} specs answered from a table of {len(self.table)}"
+
+
 class TableExecutor(Executor):
     """Trials answered from a :class:`BenchTable` on a simulated clock (see the module docstring).
 
@@ -318,15 +385,10 @@ class TableExecutor(Executor):
         return []
 
     def _outcome(self, job: TrialJob, row: TableRow | None, dist: float, seconds: float) -> TrialOutcome:
-        sec = {"train": seconds}
         if row is None:
             return TrialOutcome(job.number, "failed", f"spec {job.spec.hash} ({job.spec.describe()}) is not in the "
-                                "benchmark table", seconds=sec, worker="table", cause=Cause.INFEASIBLE)
-        if row.state != "complete":
-            return TrialOutcome(job.number, "failed", row.reason, seconds=sec, worker="table",
-                                cause=Cause.INFEASIBLE)
-        metrics = row.metrics() | {"table_distance": dist}
-        return TrialOutcome(job.number, "complete", "", metrics, row.curve, sec, {}, "table")
+                                "benchmark table", seconds={"train": seconds}, worker="table", cause=Cause.INFEASIBLE)
+        return _row_outcome(job, row, seconds, "table", {"table_distance": dist})
 
     def describe(self) -> str:
         return f"benchmark table of {len(self.table)} specs ({self.capacity} simulated workers)"

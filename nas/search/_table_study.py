@@ -12,7 +12,7 @@ from nas.latency import load_latency_model
 from nas.search._config import SearchConfig
 from nas.search._store import REFERENCE_ATTR, load_optuna_study, open_study
 from nas.search._study import SearchEvent, run_search
-from nas.search._table import BenchTable, table_from_study
+from nas.search._table import BenchTable, check_same_making, table_from_study, table_meta
 from nas.space import zoo_entries
 
 __all__ = ["table_config", "make_table", "export_table"]
@@ -32,25 +32,57 @@ def table_config(config: SearchConfig, name: str | None = None) -> SearchConfig:
     return SearchConfig.model_validate(data)
 
 
+def _input_hw(c: SearchConfig) -> tuple[int, int]:
+    return tuple(c.export.input_size or load_latency_model(c.latency.model).input_hw)
+
+
 def _table_of(info) -> BenchTable:
-    c = info.config
     st = load_optuna_study(info)
-    input_hw = tuple(c.export.input_size or load_latency_model(c.latency.model).input_hw)
-    return table_from_study(c, st.get_trials(deepcopy=False), input_hw, st.user_attrs.get(REFERENCE_ATTR), info.name)
+    return table_from_study(info.config, st.get_trials(deepcopy=False), _input_hw(info.config),
+                            st.user_attrs.get(REFERENCE_ATTR), info.name)
+
+
+def _union(table: BenchTable, earlier: BenchTable | None) -> BenchTable:
+    """``table`` with the rows of ``earlier`` it does not hold yet (a table going on from its CSV never writes fewer
+    rows than the CSV held)."""
+    if earlier is None:
+        return table
+    have = {r.hash for r in table.rows}
+    return BenchTable(table.rows + tuple(r for r in earlier.rows if r.hash not in have), table.meta)
 
 
 def make_table(config: SearchConfig, n: int, *, callback: Callable[[SearchEvent], None] | None = None,
-               trial_log=None) -> BenchTable:
+               trial_log=None, csv: str | Path | None = None) -> BenchTable:
     """Run (or resume) the table study of ``config`` (see :func:`table_config`; pass it through that first) until
-    it holds ``n`` distinct specs (duplicate draws do not count), and return its table."""
+    it holds ``n`` distinct specs (duplicate draws do not count), and return its table.
+
+    With ``csv``, the table is written there after every finished trial, so an interruption loses nothing that
+    finished. If ``csv`` already holds a table made with the same space, proxy, data, seed, latency model and input
+    size, its specs are answered from it instead of trained: the balanced sampler draws the same specs in the same
+    order on any machine, so a table goes on from its CSV where its study is not at hand (a fresh clone, another
+    computer), and only the specs it lacks are trained. A CSV made with other settings is refused."""
     if n < 1:
         raise SearchError(f"a table needs at least 1 spec, got n={n}")
+    earlier = None
+    if csv is not None and Path(csv).exists():
+        earlier = BenchTable.read_csv(csv)
+        check_same_making(earlier, table_meta(config, _input_hw(config)), str(csv))
+        log.info("table study %s: %d specs of %s are answered from it, not trained", config.name, len(earlier), csv)
+
+    def on_event(ev: SearchEvent) -> None:
+        if csv is not None and ev.kind == "finish":
+            _union(_table_of(open_study(config.study_dir)), earlier).write_csv(csv)
+        if callback is not None:
+            callback(ev)
+
     target = n
     held = -1
     while True:
-        summary = run_search(config.model_copy(update={"n_trials": target}), callback=callback, trial_log=trial_log,
-                             plots=False)
-        table = _table_of(open_study(config.study_dir))
+        summary = run_search(config.model_copy(update={"n_trials": target}), callback=on_event, trial_log=trial_log,
+                             plots=False, replay=earlier)
+        table = _union(_table_of(open_study(config.study_dir)), earlier)
+        if csv is not None:
+            table.write_csv(csv)
         if len(table) >= n:
             return table
         if len(table) == held and summary.new_trials == 0:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import importlib.util
 import json
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -109,6 +111,61 @@ def test_make_table_runs_the_zoo_first_then_a_space_filling_design_until_n_disti
     by_trial = sorted(made.rows, key=lambda r: r.trial)
     first = {load_space("mai2022").project(e.spec).hash for e in zoo_entries()}
     assert {r.hash for r in by_trial[:len(first)]} == first
+
+
+def test_a_table_goes_on_from_its_csv_where_its_study_is_not(table_csv, tmp_path):
+    """The CSV is rewritten after every finished trial; a fresh folder (another machine, a fresh clone) given the
+    same CSV answers its specs from it and trains only the rest; a CSV made with another proxy is refused."""
+    path, _, _ = table_csv
+    csv = tmp_path / "t.csv"
+    first = table_config(load_search_config(None, name="mk", out=str(tmp_path / "here"), table=str(path)))
+    rows_seen = []
+
+    def seen(ev):
+        if ev.kind == "finish":
+            rows_seen.append(len(BenchTable.read_csv(csv)))
+
+    zoo = len({load_space("mai2022").project(e.spec).hash for e in zoo_entries()})
+    made = make_table(first, zoo + 3, trial_log=NullTrialLog(), callback=seen, csv=csv)
+    assert len(BenchTable.read_csv(csv)) == len(made) == zoo + 3
+    assert rows_seen[0] == 1 and rows_seen == sorted(rows_seen) and rows_seen[-1] == zoo + 3  # written as it goes
+
+    again = first.model_copy(update={"out": str(tmp_path / "elsewhere")})
+    more = make_table(again, zoo + 6, trial_log=NullTrialLog(), csv=csv)
+    workers = collections.Counter(json.loads(f.read_text())["worker"]
+                                  for f in (again.study_dir / "trials").glob("*/outcome.json"))
+    assert workers == {"table (replayed)": zoo + 3, "table": 3}  # only the 3 new specs ran
+    assert len(more) == zoo + 6 and len(BenchTable.read_csv(csv)) == zoo + 6
+    for r in made.rows:
+        assert more.get(r.spec).int8_psnr == r.int8_psnr
+
+    other = tmp_path / "other.csv"
+    BenchTable(made.rows, {**made.meta, "proxy": {**made.meta["proxy"], "steps": 999}}).write_csv(other)
+    with pytest.raises(SearchError, match=r"other\.csv was made with another proxy .*\"steps\": 999"):
+        make_table(first.model_copy(update={"out": str(tmp_path / "third")}), zoo + 1, trial_log=NullTrialLog(),
+                   csv=other)
+
+
+def test_nas_table_make_goes_on_from_the_csv_in_another_folder(table_csv, tmp_path):
+    """The command line: `nas table make` writes the CSV; the same command with another --out (nothing of the first
+    study there) takes the CSV's specs from it and adds the rest."""
+    path, _, _ = table_csv
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"name: tcli\ntable: {path}\n")
+    csv = tmp_path / "made.csv"
+
+    def make(n: int, out: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "nas", "table", "make", str(cfg), "--n", str(n), "--csv", str(csv),
+                               "--out", str(tmp_path / out), "--json"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
+
+    zoo = len({load_space("mai2022").project(e.spec).hash for e in zoo_entries()})
+    assert make(zoo + 1, "a")["rows"] == zoo + 1
+    again = make(zoo + 2, "b")
+    assert again["rows"] == zoo + 2 and again["file"] == str(csv)
+    runs = [json.loads(f.read_text())["worker"] for f in (tmp_path / "b" / "tcli" / "trials").glob("*/outcome.json")]
+    assert sorted(runs).count("table (replayed)") == zoo + 1 and len(runs) == zoo + 2
 
 
 def test_a_bad_table_is_refused_with_what_is_wrong(table_csv, tmp_path):
