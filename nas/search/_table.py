@@ -244,7 +244,7 @@ def table_from_study(config, trials: Iterable, input_hw: tuple[int, int], refere
 
 
 #: what a table's results depend on: a table is continued only under the same values
-RESULT_META = ("space_digest", "proxy", "data", "seed", "latency_model", "latency_k", "input_size")
+RESULT_META = ("space_digest", "proxy", "data", "seed", "target", "latency_model", "latency_k", "input_size")
 
 
 def table_meta(config, input_hw: tuple[int, int], references: dict | None = None, study: str = "",
@@ -252,7 +252,8 @@ def table_meta(config, input_hw: tuple[int, int], references: dict | None = None
     """The ``meta`` of a table made by the study ``config`` (see :class:`BenchTable`)."""
     space = space or load_space(config.space)
     return {"space": config.space, "space_digest": space_digest(space), "proxy": config.proxy.model_dump(mode="json"),
-            "data": {"train": config.data.train, "valid": config.data.valid}, "seed": config.seed,
+            "data": {"train": config.data.train, "valid": config.data.valid, "limit": config.data.limit,
+                     "valid_limit": config.data.valid_limit}, "seed": config.seed, "target": config.export.target,
             "latency_model": config.latency.model, "latency_k": config.latency.k,
             "input_size": list(input_hw), "references": references or {}, "nas_version": nas.__version__,
             "study": study}
@@ -263,9 +264,15 @@ def check_same_making(table: "BenchTable", expected: dict, where: str) -> None:
     ``expected`` (a :func:`table_meta`) says."""
     for key in RESULT_META:
         got, want = table.meta.get(key), expected.get(key)
-        if got != want:
-            raise SearchError(f"{where} was made with another {key} ({json.dumps(got)}, this config: "
-                              f"{json.dumps(want)}): give another file, or the config it was made with")
+        if got == want:
+            continue
+        if isinstance(got, dict) and isinstance(want, dict):
+            what = ", ".join(f"{k}: {json.dumps(got.get(k))} in the file, {json.dumps(want.get(k))} in this config"
+                             for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k))
+        else:
+            what = f"{json.dumps(got)} in the file, {json.dumps(want)} in this config"
+        raise SearchError(f"{where} was made with another {key} ({what}): give another file, or the config it was "
+                          "made with")
 
 
 # ------------------------------------------------------------------------------------------------ executors

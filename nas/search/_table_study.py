@@ -57,10 +57,10 @@ def make_table(config: SearchConfig, n: int, *, callback: Callable[[SearchEvent]
     it holds ``n`` distinct specs (duplicate draws do not count), and return its table.
 
     With ``csv``, the table is written there after every finished trial, so an interruption loses nothing that
-    finished. If ``csv`` already holds a table made with the same space, proxy, data, seed, latency model and input
-    size, its specs are answered from it instead of trained: the balanced sampler draws the same specs in the same
-    order on any machine, so a table goes on from its CSV where its study is not at hand (a fresh clone, another
-    computer), and only the specs it lacks are trained. A CSV made with other settings is refused."""
+    finished. If ``csv`` already holds a table made with the same space, proxy, data, seed, NPU target, latency
+    model and input size, its specs are answered from it instead of trained: the balanced sampler draws the same
+    specs in the same order on any machine, so a table goes on from its CSV where its study is not at hand (a fresh
+    clone, another computer), and only the specs it lacks are trained. A CSV made with other settings is refused."""
     if n < 1:
         raise SearchError(f"a table needs at least 1 spec, got n={n}")
     earlier = None
