@@ -15,8 +15,10 @@
 Everything is resumable: results are kept in ``--work`` and a second run trains only what is missing. The tau
 part's results (one small JSON per training, named by spec, steps, seed and the config digest) are also copied as
 they come into ``--keep`` (``bench/results/fidelity-tau``, in the repository): the long trainings take more CPU
-hours than one sitting has, so a run on a fresh clone starts from what earlier runs committed there. The trained
-weights stay in ``--work`` only.
+hours than one sitting has, so a run on a fresh clone starts from what earlier runs committed there. When the run
+stops (Ctrl-C included) the checkpoints of the long trainings under way are copied there too (``<key>.train/``, a
+few MB each; removed once the training has its result), and the next run goes on from them. The trained weights
+stay in ``--work`` only.
 """
 
 from __future__ import annotations
@@ -37,12 +39,41 @@ from nas.space import ArchSpec, zoo_entries  # noqa: E402
 
 
 def _sync(src: Path, dst: Path) -> int:
-    """Copy the result files of ``src`` that ``dst`` lacks; how many were copied."""
+    """Copy the result files of ``src`` that ``dst`` lacks; how many were copied. Checkpoint folders of trainings
+    that have their result are removed from both."""
     dst.mkdir(parents=True, exist_ok=True)
     new = [f for f in src.glob("*.json") if not (dst / f.name).exists()]
     for f in new:
         shutil.copyfile(f, dst / f.name)
+    for folder in (src, dst):
+        for ck in folder.glob("*.train"):
+            if (folder / f"{ck.name.removesuffix('.train')}.json").exists():
+                shutil.rmtree(ck, ignore_errors=True)
     return len(new)
+
+
+def _keep_checkpoints(results: Path, keep: Path) -> list[str]:
+    """Copy the checkpoints of the trainings still under way (``<key>.train/``) from ``results`` to ``keep``,
+    replacing older copies: a long training cut short by the end of a sitting goes on from there in the next one,
+    on a fresh clone. The trainings that finished have no checkpoint folder left."""
+    kept = []
+    for ck in sorted(results.glob("*.train")):
+        if not (ck / "checkpoints" / "progress.json").exists() or (results / f"{ck.name[:-6]}.json").exists():
+            continue
+        shutil.rmtree(keep / ck.name, ignore_errors=True)
+        shutil.copytree(ck, keep / ck.name)
+        kept.append(ck.name)
+    return kept
+
+
+def _take_checkpoints(keep: Path, results: Path) -> list[str]:
+    """The reverse, at the start: kept checkpoints of unfinished trainings that ``results`` lacks."""
+    taken = []
+    for ck in sorted(keep.glob("*.train")):
+        if not (results / ck.name).exists() and not (results / f"{ck.name[:-6]}.json").exists():
+            shutil.copytree(ck, results / ck.name)
+            taken.append(ck.name)
+    return taken
 
 
 def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int,
@@ -57,7 +88,8 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
 
     results = cfg.study_dir / FOLDER / "results"
     if keep is not None and keep.is_dir():
-        print(f"  {_sync(keep, results)} results taken from {keep}", flush=True)
+        print(f"  {_sync(keep, results)} results and {len(_take_checkpoints(keep, results))} checkpoints of "
+              f"unfinished trainings taken from {keep}", flush=True)
 
     def progress(done: int, total: int, message: str) -> None:
         if keep is not None:
@@ -65,8 +97,15 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
         print(f"  [{done}/{total}] {message}", flush=True)
 
     t0 = time.perf_counter()
-    rep = proxy_check(cfg, n=n, candidates=candidates, long_steps=long_steps, repeats=repeats, seeds=seeds,
-                      progress=progress, log_to_mlflow=False)
+    try:
+        rep = proxy_check(cfg, n=n, candidates=candidates, long_steps=long_steps, repeats=repeats, seeds=seeds,
+                          progress=progress, log_to_mlflow=False)
+    finally:  # (Ctrl-C included: the trainings under way keep their last checkpoint)
+        if keep is not None:
+            _sync(results, keep)
+            kept = _keep_checkpoints(results, keep)
+            if kept:
+                print(f"  checkpoints of {len(kept)} unfinished trainings kept in {keep}", flush=True)
     _print_report(rep)
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 

@@ -9,7 +9,9 @@ repeatability of the proxy; and recommends the cheapest candidate whose tau reac
 
 Every finished training is written to ``<study folder>/proxy-check/results/`` as it comes, keyed by spec, steps,
 seed and the config fields that decide the result: an interrupted check started again trains only what is missing,
-and a changed config never reuses results that no longer apply. The report (JSON, CSV, PNG) is written beside them
+and a changed config never reuses results that no longer apply. The long trainings also write checkpoints there
+(``<key>.train/``, removed when the training finishes): one interrupted mid-way goes on from its last checkpoint
+(on a machine that sees the folder: this one, or the node of a cluster that ran it). The report (JSON, CSV, PNG) is written beside them
 and logged to the study's MLflow experiment as a run of kind ``proxy-check``.
 """
 
@@ -20,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -262,7 +265,9 @@ def proxy_check(
                     cfg = config.model_copy(update={
                         "seed": job.seed, "proxy": config.proxy.model_copy(update={"steps": job.steps,
                                                                                    "eval_every": None})})
-                    executor.submit(TrialJob(number, job.spec, cfg, input_hw, threads))
+                    ckpt = results_dir / f"{job.key(digest)}.train" if job.steps == long_steps else None
+                    executor.submit(TrialJob(number, job.spec, cfg, input_hw, threads,
+                                             str(ckpt) if ckpt else None))
                 for out in executor.poll(5.0):
                     job = by_number[out.number]
                     rec = {"spec": job.spec.to_dict(), "steps": job.steps, "seed": job.seed, "state": out.state,
@@ -273,6 +278,7 @@ def proxy_check(
                         with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # again on other images
                             fh.write(out.files["weights.npz"])
                     write_json(results_dir / f"{job.key(digest)}.json", rec)
+                    shutil.rmtree(results_dir / f"{job.key(digest)}.train", ignore_errors=True)  # its checkpoints
                     results[job] = rec
                     if progress:
                         what = (f"{job.spec.describe()} {job.steps} steps: INT8 {rec['int8_psnr']:.2f} dB"

@@ -49,6 +49,13 @@ class TrialJob:
     config: "object"  # nas.search.SearchConfig (typed loosely to keep this module free of pydantic imports)
     input_hw: tuple[int, int]
     threads: int | None = None  # TensorFlow intra-op threads (None: TensorFlow's default, all cores)
+    # a folder for the training's checkpoints (every ``CHECKPOINTS`` of its steps): the same job run again resumes
+    # from the last one, on a machine that sees the folder (long trainings of `nas proxy check`)
+    checkpoints: str | None = None
+
+
+#: how many checkpoints a job with a checkpoint folder writes over its training
+CHECKPOINTS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +119,11 @@ def reference_psnr(valid) -> dict[str, float]:
     return {"bicubic x3": evaluate(Bicubic(), valid, with_ssim=False).psnr_rgb}
 
 
-def proxy_train_config(config, threads: int | None = None):
+def proxy_train_config(config, threads: int | None = None, checkpoint_every: int = 0):
     """The :class:`~nas.train.TrainConfig` of a study's proxy training."""
     p = config.proxy
     base = TrainConfig.proxy(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
-                             eval_every=p.report_every, threads=threads)
+                             eval_every=p.report_every, threads=threads, checkpoint_every=checkpoint_every)
     stage = base.stages[0].model_copy(update={"lr": p.lr, "lr_end": min(p.lr, 1e-5), "loss": p.loss, "name": p.loss})
     return base.model_copy(update={"stages": (stage,)})
 
@@ -155,10 +162,12 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
         t0 = time.perf_counter()
         images, valid = data if data is not None else _images(cfg)
         seconds["data"] = time.perf_counter() - t0
-        tcfg = proxy_train_config(cfg, job.threads)
+        every = max(1, cfg.proxy.steps // CHECKPOINTS) if job.checkpoints else 0
+        tcfg = proxy_train_config(cfg, job.threads, every)
         t0 = time.perf_counter()
-        result = train(job.spec, images, tcfg, valid=valid, callback=on_event)
-        seconds["train"] = time.perf_counter() - t0
+        result = train(job.spec, images, tcfg, valid=valid, callback=on_event, out_dir=job.checkpoints)
+        # (a training resumed from a checkpoint: its seconds over every run)
+        seconds["train"] = result.seconds if result.resumed_from else time.perf_counter() - t0
         if report is not None and curve:
             step, value = curve[-1]  # the final validation: the pruner sees the whole curve
             report(job.number, step, value)
@@ -184,7 +193,7 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
             "int8_psnr": int8.psnr_rgb, "int8_ssim": int8.ssim_rgb, "int8_psnr_y": int8.psnr_y,
             "int8_ssim_y": int8.ssim_y, "int8_drop_db": fp32.psnr_rgb - int8.psnr_rgb,
             "final_loss": result.final_loss, "train_steps": result.steps, "tflite_bytes": len(files["model_int8.tflite"]),
-            "valid_images": len(valid),
+            "valid_images": len(valid), **({"train_resumed_from": result.resumed_from} if result.resumed_from else {}),
         }
         seconds["total"] = time.perf_counter() - t_all
         return TrialOutcome(job.number, "complete", "", metrics, tuple(curve), seconds, files)

@@ -121,3 +121,25 @@ def test_proxy_check_bad_arguments_say_what_is_wrong(check_config):
     res = subprocess.run([sys.executable, "-m", "nas", "proxy", "check", str(check_config), "--candidates", "ten"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "--candidates 'ten'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_long_training_interrupted_mid_way_goes_on_from_its_checkpoint(check_config, tmp_path):
+    """A job with a checkpoint folder (what `nas proxy check` gives its long trainings), stopped at step 12 of 24,
+    resumes there when run again and ends where an uninterrupted run ends."""
+    from nas.search import TrialJob, run_trial
+
+    cfg = load_search_config(check_config)
+    cfg = cfg.model_copy(update={"proxy": cfg.proxy.model_copy(update={"steps": 24, "eval_every": 4})})
+    spec = load_space(cfg.space).sample(np.random.default_rng(0))
+
+    def job(folder):
+        return TrialJob(0, spec, cfg, (24, 32), 1, str(folder) if folder else None)
+
+    cut = run_trial(job(tmp_path / "ck"), lambda number, step, value: step >= 12)
+    assert cut.state == "pruned" and (tmp_path / "ck" / "checkpoints" / "progress.json").exists()
+    resumed = run_trial(job(tmp_path / "ck"))
+    whole = run_trial(job(None))
+    assert resumed.state == whole.state == "complete"
+    assert 0 < resumed.metrics["train_resumed_from"] < 12 and "train_resumed_from" not in whole.metrics
+    assert resumed.metrics["train_steps"] == 24 and [s for s, _ in resumed.curve] == [12, 16, 20, 24]
+    assert abs(resumed.metrics["fp32_psnr"] - whole.metrics["fp32_psnr"]) < 0.01  # the same batches, the same net
