@@ -86,6 +86,7 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     assert (rep.folder / "proxy_check.png").read_bytes()[:4] == b"\x89PNG"
     kept = sorted((rep.folder / "results").glob("*.npz"))  # every trained net, to evaluate again on other images
     assert len(kept) == 10 and len(load_weights(kept[0])) > 0
+    assert not list((rep.folder / "results").glob("*.train"))  # the long trainings' checkpoints went with them
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=cfg.tracking_uri)
