@@ -9,7 +9,8 @@ repeatability of the proxy; and recommends the cheapest candidate whose tau reac
 
 Every finished training is written to ``<study folder>/proxy-check/results/`` as it comes, keyed by spec, steps,
 seed and the config fields that decide the result: an interrupted check started again trains only what is missing,
-and a changed config never reuses results that no longer apply. The long trainings also write checkpoints there
+and a changed config never reuses results that no longer apply; a training that failed for a reason that is not
+the spec's (a crash, a lost worker) is trained again, an infeasible one is not. The long trainings also write checkpoints there
 (``<key>.train/``, removed when the training finishes): one interrupted mid-way goes on from its last checkpoint
 (on a machine that sees the folder: this one, or the node of a cluster that ran it). The report (JSON, CSV, PNG) is written beside them
 and logged to the study's MLflow experiment as a run of kind ``proxy-check``.
@@ -36,6 +37,7 @@ from nas.evaluate import log2_score
 from nas.latency import load_latency_model
 from nas.search._config import SearchConfig, identity_view
 from nas.search._executor import make_executor
+from nas.search._record import Cause
 from nas.search._tracking import Tracker
 from nas.search._trial import TrialJob, _images
 from nas.space import deploy_ops, load_space
@@ -244,9 +246,15 @@ def proxy_check(
         path = results_dir / f"{job.key(digest)}.json"
         if path.exists():
             try:
-                results[job] = json.loads(path.read_text(encoding="utf-8"))
+                rec = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 log.warning("%s is unreadable: training it again", path)
+                continue
+            if rec["state"] == "failed" and rec.get("cause") not in (None, Cause.INFEASIBLE.value):
+                log.info("%s failed for a reason that is not the spec's (%s): training it again", path,
+                         rec["reason"])
+                continue
+            results[job] = rec
     todo = [j for j in jobs if j not in results]
     total = len(jobs)
     if progress:
@@ -271,7 +279,7 @@ def proxy_check(
                 for out in executor.poll(5.0):
                     job = by_number[out.number]
                     rec = {"spec": job.spec.to_dict(), "steps": job.steps, "seed": job.seed, "state": out.state,
-                           "reason": out.reason, "int8_psnr": out.metrics.get("int8_psnr"),
+                           "reason": out.reason, "cause": out.cause.value if out.cause else None, "int8_psnr": out.metrics.get("int8_psnr"),
                            "fp32_psnr": out.metrics.get("fp32_psnr"), "train_s": out.seconds.get("train"),
                            "worker": out.worker}
                     if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated

@@ -1,4 +1,6 @@
-"""Exact fusion: for every block type the deploy form equals the training form (max abs error <= 1e-4)."""
+"""Exact fusion: for every block type the deploy form equals the training form (max abs error <= 1e-4), the
+training form's definition branch by branch (``branches``, ``merged = False``) being the reference; the merged
+kernel the training form trains through equals it, and so do its gradients."""
 
 import numpy as np
 import pytest
@@ -28,12 +30,34 @@ def test_block_fuses_exactly(cls, cin, cout):
     k, b = block.fused()
     assert k.shape == (3, 3, cin, cout) and b.shape == (cout,)
     fused = tf.nn.conv2d(x, k, 1, "SAME").numpy() + b
-    err = np.abs(block(x).numpy() - fused).max()
-    assert err <= TOL
+    ref = block.branches(x).numpy()
+    assert np.abs(ref - fused).max() <= TOL
+    assert np.abs(block(x).numpy() - ref).max() <= TOL  # what training computes: the merged kernel
     # the comparison is sensitive: a 1e-3 change in one fused weight is seen
     k2 = k.copy()
     k2[0, 0, 0, 0] += 1e-3
-    assert np.abs(block(x).numpy() - (tf.nn.conv2d(x, k2, 1, "SAME").numpy() + b)).max() > TOL
+    assert np.abs(ref - (tf.nn.conv2d(x, k2, 1, "SAME").numpy() + b)).max() > TOL
+
+
+@pytest.mark.parametrize("cls", [RepConv, ECB, CLB])
+def test_training_through_the_merged_kernel_has_the_branches_gradients(cls):
+    """Online re-parameterisation: the gradient of a loss with respect to every branch weight is the same whether
+    the block computes its branches or the one merged conv."""
+    rng = np.random.default_rng(2)
+    block = cls(16, activation="relu", seed=1)
+    x = tf.constant(rng.normal(0, 1, (2, 9, 10, 16)).astype(np.float32))
+    block(x)
+    _randomise(block, rng, 0.2)
+    grads = {}
+    for merged in (True, False):
+        block.merged = merged
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(block(x)))
+        grads[merged] = tape.gradient(loss, block.trainable_weights)
+    assert len(grads[True]) == len(block.trainable_weights) >= 3
+    for w, a, b in zip(block.trainable_weights, grads[True], grads[False]):
+        assert np.abs(a.numpy() - b.numpy()).max() <= 1e-3 * (1.0 + np.abs(b.numpy()).max()), w.name
+    assert max(np.abs(g.numpy()).max() for g in grads[False]) > 0.1  # not a comparison of zeros
 
 
 def test_ecb_border_needs_bias_padding():
@@ -44,7 +68,7 @@ def test_ecb_border_needs_bias_padding():
     block(x)
     _randomise(block, rng, 0.3)
     k, b = block.fused()
-    err = np.abs(block(x).numpy() - (tf.nn.conv2d(x, k, 1, "SAME").numpy() + b))
+    err = np.abs(block.branches(x).numpy() - (tf.nn.conv2d(x, k, 1, "SAME").numpy() + b))
     assert err.max() <= TOL
     assert np.abs(block.eb0.numpy()).max() > 0.1  # the intermediate bias is non-trivial, so the padding matters
 
@@ -68,7 +92,12 @@ def test_whole_model_deploy_equals_training(name, spec):
             _randomise(layer, rng, 0.1)
     deploy = fuse(train, spec)
     x = rng.uniform(0, 255, (2, 12, 14, 3)).astype(np.float32)  # pixels, as both forms take them
+    merged = train(x).numpy()
+    for layer in train.layers:  # the reference: every block computes its branches
+        if isinstance(layer, (RepConv, ECB, CLB)):
+            layer.merged = False
     a, b = train(x).numpy(), deploy(x).numpy()
+    assert np.abs(merged - a).max() <= PIXEL_TOL
     assert a.shape == (2, 12 * spec.scale, 14 * spec.scale, 3)
     assert np.abs(a - b).max() <= PIXEL_TOL
     assert (a != 0).mean() > 0.2  # not a comparison of two clipped-to-zero images

@@ -95,14 +95,19 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     assert len(runs) == 1 and runs[0].data.metrics["tau_20"] == pytest.approx(rep.tau[20].tau)
     assert "proxy_check.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
 
-    # started again: nothing is trained again, the same figures come back (here through the command line)
+    # started again: nothing is trained again but a training that crashed (not the spec's fault), and the same
+    # figures come back (here through the command line)
     before = sorted(p.name for p in (rep.folder / "results").iterdir())
+    crashed = sorted((rep.folder / "results").glob("*-10-s*.json"))[0]
+    rec = json.loads(crashed.read_text())
+    crashed.write_text(json.dumps({**rec, "state": "failed", "reason": "RuntimeError: a fault", "cause": "crash"}))
     res = subprocess.run([sys.executable, "-m", "nas", "proxy", "check", str(check_config), "--n", "3",
                           "--candidates", "10,20", "--long-steps", "40", "--repeats", "1", "--seeds", "2", "--json"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     again = json.loads(res.stdout)
     assert sorted(p.name for p in (rep.folder / "results").iterdir()) == before
+    assert json.loads(crashed.read_text())["state"] == "complete"
     assert again["tau"]["20"]["tau"] == pytest.approx(rep.tau[20].tau)
     # a changed config (another patch size) does not reuse results that no longer apply
     other = cfg.model_copy(update={"proxy": cfg.proxy.model_copy(update={"patch_size": 16})})
