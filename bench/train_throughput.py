@@ -57,7 +57,7 @@ def _child(block: str, width: int, depth: int, steps: int, threads: int, merged:
     return sorted(times)[len(times) // 2]
 
 
-def _train_child(block: str, width: int, depth: int, steps: int, merged: bool) -> str:
+def _train_child(block: str, width: int, depth: int, steps: int, merged: bool, spec_json: str | None = None) -> str:
     """A real proxy training (the study's default proxy config at ``steps``, embedded photographs, 1 thread); its
     final validation PSNR and seconds, as JSON."""
     import json
@@ -72,8 +72,9 @@ def _train_child(block: str, width: int, depth: int, steps: int, merged: bool) -
     _Block.merged = merged  # (this child process only)
     cfg = SearchConfig(proxy={"steps": steps})
     images, valid = _images(cfg)
-    res = train(ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add"), images,
-                proxy_train_config(cfg, 1), valid=valid)
+    spec = (ArchSpec.from_json(spec_json) if spec_json else
+            ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add"))
+    res = train(spec, images, proxy_train_config(cfg, 1), valid=valid)
     return json.dumps({"psnr": res.val_psnr, "seconds": res.seconds})
 
 
@@ -96,24 +97,30 @@ def main() -> int:
     ap.add_argument("--only", choices=("threads", "merge"), default=None)
     ap.add_argument("--train", type=int, default=0, help="instead: train each block's net for this many proxy steps "
                                                          "both ways and compare the validation PSNR and time")
+    ap.add_argument("--spec", default=None, help="with --train: this spec (JSON) instead of --blocks/--width/--depth")
     ap.add_argument("--train-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.train_child:
-        print(_train_child(a.blocks, a.width, a.depth, a.train, merged=not a.branches))
+        print(_train_child(a.blocks, a.width, a.depth, a.train, merged=not a.branches, spec_json=a.spec))
         return 0
     if a.train:
         import json
+
+        sys.path.insert(0, str(ROOT))
+        from nas.space import ArchSpec
 
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         for block in a.blocks.split(","):
             got = {}
             for merged in (True, False):
                 cmd = [sys.executable, __file__, "--train-child", "--train", str(a.train), "--blocks", block,
-                       "--width", str(a.width), "--depth", str(a.depth)] + ([] if merged else ["--branches"])
+                       "--width", str(a.width), "--depth", str(a.depth)] + ([] if merged else ["--branches"]) + (
+                       ["--spec", a.spec] if a.spec else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
                 got[merged] = json.loads(out.strip().splitlines()[-1])
             m, b = got[True], got[False]
-            print(f"{block} w{a.width} d{a.depth}, {a.train} proxy steps, 1 thread: merged kernel {m['psnr']:.3f} dB "
+            name = ArchSpec.from_json(a.spec).describe() if a.spec else f"{block} w{a.width} d{a.depth}"
+            print(f"{name}, {a.train} proxy steps, 1 thread: merged kernel {m['psnr']:.3f} dB "
                   f"in {m['seconds']:.0f} s, every branch {b['psnr']:.3f} dB in {b['seconds']:.0f} s "
                   f"(difference {m['psnr'] - b['psnr']:+.3f} dB, {b['seconds'] / m['seconds']:.2f}x faster)",
                   flush=True)
