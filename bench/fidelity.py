@@ -52,13 +52,17 @@ def _sync(src: Path, dst: Path) -> int:
     return len(new)
 
 
-def _keep_checkpoints(results: Path, keep: Path) -> list[str]:
+def _keep_checkpoints(results: Path, keep: Path, min_s: float = 600.0) -> list[str]:
     """Copy the checkpoints of the trainings still under way (``<key>.train/``) from ``results`` to ``keep``,
     replacing older copies: a long training cut short by the end of a sitting goes on from there in the next one,
-    on a fresh clone. The trainings that finished have no checkpoint folder left."""
+    on a fresh clone. The trainings that finished have no checkpoint folder left; one that holds less than ``min_s``
+    seconds of training is not worth its few MB in the repository and is left out."""
     kept = []
     for ck in sorted(results.glob("*.train")):
-        if not (ck / "checkpoints" / "progress.json").exists() or (results / f"{ck.name[:-6]}.json").exists():
+        progress = ck / "checkpoints" / "progress.json"
+        if not progress.exists() or (results / f"{ck.name[:-6]}.json").exists():
+            continue
+        if json.loads(progress.read_text())["seconds"] < min_s:
             continue
         shutil.rmtree(keep / ck.name, ignore_errors=True)
         shutil.copytree(ck, keep / ck.name)
