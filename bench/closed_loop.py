@@ -6,11 +6,12 @@ refitted model is, on the front (what the loop promises) and on the trials it ne
 
 The study starts from the VS680 model (another board, another input size: the loop's prior) and measures on
 ``--board``. After it ends, every completed trial's INT8 model is timed again on the same board, in two shuffled
-rounds, together with ``--space-specs`` specs drawn uniformly from the space that the study never tried (exported
-at the study's input size): the trials the loop never measured and those specs are the two held-out sets; the trials
-it measured give the machine's repeatability (a measurement after the study against the loop's). Printed: the front's members measured vs
-predicted; held-out accuracy of the final model, of the same model without its residual correction, and of the
-prior scaled to the measurements. The study is resumable (``--work`` keeps it); a second run only re-times.
+rounds, together with ``--space-specs`` specs drawn uniformly from the space that the study never tried (exported at
+the study's input size): the trials the loop never measured and those specs are the two held-out sets; the trials it
+measured give the machine's repeatability (a measurement after the study against the loop's). Printed: the front's
+members measured vs predicted; held-out accuracy of the final model, of the same model without its residual
+correction, and of the prior scaled to the measurements. The study is resumable (``--work`` keeps it); a second run
+only re-times.
 """
 
 from __future__ import annotations

@@ -71,8 +71,7 @@ def make(
               f"{cfg.proxy.steps} steps, sampler balanced, {len(cfg.warm_start)} zoo networks first")
     with live_trials(con, not as_json, n) as cb, contextlib.redirect_stdout(sys.stderr):
         table = make_table(cfg, n, callback=cb, csv=csv)
-    path = csv
-    s = _summary(table, path)
+    s = _summary(table, csv)
     print_json(s) if as_json else _print_summary(s)
 
 

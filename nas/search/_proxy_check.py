@@ -9,11 +9,11 @@ repeatability of the proxy; and recommends the cheapest candidate whose tau reac
 
 Every finished training is written to ``<study folder>/proxy-check/results/`` as it comes, keyed by spec, steps,
 seed and the config fields that decide the result: an interrupted check started again trains only what is missing,
-and a changed config never reuses results that no longer apply; a training that failed for a reason that is not
-the spec's (a crash, a lost worker) is trained again, an infeasible one is not. The long trainings also write checkpoints there
-(``<key>.train/``, removed when the training finishes): one interrupted mid-way goes on from its last checkpoint
-(on a machine that sees the folder: this one, or the node of a cluster that ran it). The report (JSON, CSV, PNG) is written beside them
-and logged to the study's MLflow experiment as a run of kind ``proxy-check``.
+and a changed config never reuses results that no longer apply; a training that failed for a reason that is not the
+spec's (a crash, a lost worker) is trained again, an infeasible one is not. The long trainings also write
+checkpoints there (``<key>.train/``, removed when the training finishes): one interrupted mid-way goes on from its
+last checkpoint (on a machine that sees the folder: this one, or the node of a cluster that ran it). The report
+(JSON, CSV, PNG) is written beside them and logged to the study's MLflow experiment as a run of kind ``proxy-check``.
 """
 
 from __future__ import annotations
@@ -279,9 +279,9 @@ def proxy_check(
                 for out in executor.poll(5.0):
                     job = by_number[out.number]
                     rec = {"spec": job.spec.to_dict(), "steps": job.steps, "seed": job.seed, "state": out.state,
-                           "reason": out.reason, "cause": out.cause.value if out.cause else None, "int8_psnr": out.metrics.get("int8_psnr"),
-                           "fp32_psnr": out.metrics.get("fp32_psnr"), "train_s": out.seconds.get("train"),
-                           "worker": out.worker}
+                           "reason": out.reason, "cause": out.cause.value if out.cause else None,
+                           "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
+                           "train_s": out.seconds.get("train"), "worker": out.worker}
                     if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated
                         with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # again on other images
                             fh.write(out.files["weights.npz"])

@@ -141,7 +141,8 @@ def test_a_table_goes_on_from_its_csv_where_its_study_is_not(table_csv, tmp_path
 
     other = tmp_path / "other.csv"
     BenchTable(made.rows, {**made.meta, "proxy": {**made.meta["proxy"], "steps": 999}}).write_csv(other)
-    with pytest.raises(SearchError, match=r"other\.csv was made with another proxy \(steps: 999 in the file, 300 in this config\)"):
+    refused = r"other\.csv was made with another proxy \(steps: 999 in the file, 300 in this config\)"
+    with pytest.raises(SearchError, match=refused):
         make_table(first.model_copy(update={"out": str(tmp_path / "third")}), zoo + 1, trial_log=NullTrialLog(),
                    csv=other)
 
