@@ -23,6 +23,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -112,12 +113,29 @@ def optuna_storage(url: str):
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            storage = _rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 60}})
             _fast_sqlite(storage.engine)
             return storage
-        return optuna.storages.RDBStorage(url)
+        return _rdb_storage(url)
     except Exception as exc:  # a damaged file, a database that does not answer, a missing driver
         raise SearchError(f"Optuna storage {url} is unusable: {_first_line(exc)}") from None
+
+
+def _rdb_storage(url: str, attempts: int = 5, **kwargs):
+    """Optuna's RDBStorage for ``url``, tolerating another process that creates the same new database at the same
+    moment. RDBStorage checks for each table and then creates it, so a second opener (``nas pareto``,
+    optuna-dashboard, a test polling the study) racing the driver's first open fails with "table studies already
+    exists" or a duplicate schema version; the tables are complete a moment later, and opening again succeeds."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (OperationalError, IntegrityError) as exc:
+            if not (isinstance(exc, IntegrityError) or "already exists" in str(exc)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def _fast_sqlite(engine) -> None:
