@@ -113,7 +113,13 @@ def _print_report(rep) -> None:
                   f"proxy.steps: {rep.recommended} in the study's config")
     else:
         best = max(rep.candidates, key=lambda s: rep.tau[s].tau)
-        con.print(f"no candidate reaches tau {rep.target}: the best is {best} steps (tau {rep.tau[best].tau:.3f}); "
-                  "try longer proxies with --candidates")
+        e = rep.tau[best]
+        if e.tau >= rep.target:  # reached, but by chance as likely as not
+            con.print(f"no recommendation: {best} steps reach tau {e.tau:.3f}, but with {e.n} specs that is not "
+                      f"significant (p={e.p_value:.2g} > {e.ALPHA}); run again with a larger --n (at least 6; 12 "
+                      "or more for a useful interval)")
+        else:
+            con.print(f"no candidate reaches tau {rep.target}: the best is {best} steps (tau {e.tau:.3f}); "
+                      "try longer proxies with --candidates")
     con.print(f"report: {rep.folder / 'report.json'}, {rep.folder / 'specs.csv'}, {rep.folder / 'proxy_check.png'} "
               "(also in MLflow, run kind proxy-check)", soft_wrap=True)

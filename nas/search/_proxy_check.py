@@ -26,7 +26,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -60,15 +60,31 @@ class TauEstimate:
     high: float
     n: int
 
+    ALPHA: ClassVar[float] = 0.05
+    """A proxy is recommended only if its tau is significant at this level: four specs ranked alike by two lengths
+    (tau 1.0) happen by chance one time in twelve (p 0.083), and such a check once recommended a proxy of half the
+    length. Six specs are the fewest for which a tau of 0.8 or more can be significant."""
+
     def __post_init__(self) -> None:
         if self.n < 0 or not (self.low <= self.high or math.isnan(self.low)):
             raise ValueError(f"inconsistent tau estimate {self}")
+
+    def significant(self) -> bool:
+        """Whether the association is significant at :attr:`ALPHA` (two-sided)."""
+        return self.p_value <= self.ALPHA
 
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
         return f"{self.tau:.3f} [{self.low:.2f}, {self.high:.2f}] p={self.p_value:.2g} (n={self.n})"
+
+
+def recommend(tau: dict[int, TauEstimate], target: float) -> int | None:
+    """The cheapest proxy length whose tau reaches ``target`` and is significant (:meth:`TauEstimate.significant`);
+    None if none."""
+    meeting = [st for st, e in tau.items() if e.tau >= target and e.significant()]
+    return min(meeting) if meeting else None
 
 
 def kendall(a, b, seed: int = 0, resamples: int = 2000) -> TauEstimate:
@@ -327,8 +343,7 @@ def proxy_check(
     # is dominated by one-off start-up such as tracing the training step)
     per_step = [r.train_s[long_steps] / long_steps for r in rows if long_steps in r.train_s]
     cost = {st: float(st * np.mean(per_step)) if per_step else float("nan") for st in (*cands, long_steps)}
-    meeting = [st for st in cands if tau[st].tau >= target]
-    recommended = min(meeting) if meeting else None
+    recommended = recommend(tau, target)
     repeat_rows = []
     spread = float(np.std([r.int8[base] for r in rows if base in r.int8])) if base in cands else float("nan")
     for spec in rep_specs:
@@ -402,7 +417,8 @@ def _plot(rep: ProxyCheckReport, path: Path) -> Path:
         ax2.annotate(" = ".join(names) + " alone", (min(cost), value), fontsize=7, color="grey",
                      xytext=(0, 3), textcoords="offset points")
     ax2.set_xlabel("training seconds per spec (steps x seconds per step)")
-    ax2.set_ylabel(f"Kendall tau vs {rep.long_steps} steps ({'log2 score' if rep.objective == 'score' else 'INT8 PSNR'})")
+    measure = "log2 score" if rep.objective == "score" else "INT8 PSNR"
+    ax2.set_ylabel(f"Kendall tau vs {rep.long_steps} steps ({measure})")
     ax2.set_title("fidelity against proxy cost")
     ax2.set_ylim(-1.05, 1.05)
     ax2.legend(loc="lower right")
