@@ -20,7 +20,7 @@ def _open_each(folder: str, rounds: int, barrier, errors) -> None:
 
 def test_two_processes_opening_a_new_sqlite_study_at_once_both_succeed(tmp_path):
     """A driver's first open raced by another opener (a test polling the study, optuna-dashboard, `nas pareto`):
-    Optuna creates the tables check-then-create, and without a retry 22 of 30 such races failed one side with
+    Optuna creates the tables check-then-create, and without a retry 29 of 30 such races failed one side with
     "table studies already exists" (this stopped a CI run of `nas search` before its first trial)."""
     ctx = multiprocessing.get_context("spawn")
     rounds = 12
