@@ -32,6 +32,7 @@ def _has_run(storage: str, number: int) -> bool:
 @pytest.mark.slow
 def test_killed_driver_resumes_without_losing_a_trial(small_config, tmp_path):
     cfg = small_config(name="r", n=4)
+    cfg.write_text(cfg.read_text().replace("steps: 20,", "steps: 300,"))  # the kill must land inside trial 2
     runs = tmp_path / "runs"
     trials = runs / "r" / "trials"
     cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
@@ -95,6 +96,9 @@ def test_ctrl_c_stops_the_study_with_one_line_and_the_same_command_continues(sma
     """SIGINT (Ctrl-C) mid-trial: the command says it was interrupted and exits 130, no traceback; run again, the
     interrupted trial is failed as interrupted and queued again, and the study completes."""
     cfg = small_config(name="r", n=1)
+    # a trial long enough for the signal to land in it: the small config's 20 steps took the whole study 16 s on
+    # loaded cores, and the signal arrived after its only trial had finished (exit 0)
+    cfg.write_text(cfg.read_text().replace("steps: 20,", "steps: 600,"))
     storage = f"sqlite:///{tmp_path / 'runs' / 'r' / 'optuna.db'}"
     cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
