@@ -76,6 +76,7 @@ def test_killed_driver_resumes_without_losing_a_trial(small_config, tmp_path):
 
 def test_a_second_driver_on_a_running_study_is_refused(small_config, tmp_path):
     cfg = small_config(name="two", n=2)
+    cfg.write_text(cfg.read_text().replace("steps: 20,", "steps: 3000,"))  # still running when the second comes
     cmd = [sys.executable, "-m", "nas", "search", str(cfg)]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
