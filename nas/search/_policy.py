@@ -57,9 +57,20 @@ class SearchPolicy:
             c = c.model_copy(update={"seed": c.seed + trials})
         return make_sampler(c)
 
+    @property
+    def prunes(self) -> bool:
+        """Whether running trials may be pruned: the config's pruner is on and the sampler learns from pruned trials
+        (one that does not would propose a pruned spec again and again: see :mod:`nas.search._samplers`)."""
+        return self.config.pruner.name != "none" and SAMPLERS[self.config.sampler.name].learns_from_pruned
+
+    @property
+    def pruner_name(self) -> str:
+        """The pruner in effect ("none" where :attr:`prunes` is false)."""
+        return self.config.pruner.name if self.prunes else "none"
+
     def pruner(self):
         p = self.config.pruner
-        if p.name == "none" or self.config.objective == "pareto":  # Optuna prunes single-objective studies only
+        if not self.prunes or self.config.objective == "pareto":  # Optuna prunes single-objective studies only
             return optuna.pruners.NopPruner()
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
 
@@ -77,7 +88,7 @@ class SearchPolicy:
     def should_prune(self, trial, record: TrialRecord, step: int, psnr: float, completed) -> bool:
         """Whether the running ``trial`` should stop after reporting ``psnr`` at ``step`` (``completed``: the
         (latency, curve) pairs of the completed trials, for the Pareto rule)."""
-        if self.config.pruner.name == "none" or not math.isfinite(psnr):
+        if not self.prunes or not math.isfinite(psnr):
             return False
         if self.config.objective == "score":
             trial.report(log2_score(max(psnr, 1e-3), record.latency_objective_ms), step)

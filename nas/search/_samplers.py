@@ -10,6 +10,10 @@ A sampler is a factory registered under the name a config's ``sampler.name`` giv
         import optuna
         return optuna.samplers.CmaEsSampler(seed=config.seed)
 
+A sampler that ignores pruned trials (Optuna's GPSampler learns from completed trials only) is registered with
+``learns_from_pruned=False``: a study with it prunes nothing, since a pruned spec would be proposed again and again
+(each time pruned again, never learnt from).
+
 The registered names are the config's choices (an unknown name is refused when the config is read). The samplers
 see each trial's constraints (latency budget, latency model range) through ``Trial.set_constraint``. Optuna is
 imported by the factories, not by this module (a config is validated without it).
@@ -43,16 +47,20 @@ class SamplerEntry:
     name: str
     factory: Callable
     summary: str
+    learns_from_pruned: bool = True
+    """Whether the sampler takes pruned trials into account; a study whose sampler does not prunes nothing."""
 
 
 SAMPLERS: dict[str, SamplerEntry] = {}
 """Sampler name -> its entry (factory(config) -> an Optuna sampler, and a one-line summary)."""
 
 
-def register_sampler(name: str, summary: str = ""):
-    """Register ``factory(config) -> optuna sampler`` under ``name`` (decorator)."""
+def register_sampler(name: str, summary: str = "", *, learns_from_pruned: bool = True):
+    """Register ``factory(config) -> optuna sampler`` under ``name`` (decorator). ``learns_from_pruned=False``
+    for a sampler that ignores pruned trials (a study with it then prunes nothing)."""
     def add(factory):
-        SAMPLERS[name] = SamplerEntry(name, factory, summary or (factory.__doc__ or "").strip().split("\n")[0])
+        SAMPLERS[name] = SamplerEntry(name, factory, summary or (factory.__doc__ or "").strip().split("\n")[0],
+                                      learns_from_pruned)
         return factory
 
     return add
@@ -74,7 +82,8 @@ def _tpe(c):
                                       constant_liar=c.sampler.constant_liar)
 
 
-@register_sampler("gp", "Gaussian process (Optuna's GPSampler; needs PyTorch)")
+@register_sampler("gp", "Gaussian process (Optuna's GPSampler; needs PyTorch; ignores pruned trials: no pruning)",
+                  learns_from_pruned=False)
 def _gp(c):
     if importlib.util.find_spec("torch") is None:
         raise SearchError("sampler 'gp' needs PyTorch, which is not installed: pip install 'npu-nas[gp]' (or torch), "

@@ -505,7 +505,7 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         c = config
         params = {"space": c.space, "objective": c.objective, "n_trials": c.n_trials, "workers": c.workers,
                   "proxy_steps": c.proxy.steps, "latency_model": c.latency.model, "latency_k": c.latency.k,
-                  "latency_budget_ms": c.latency.budget_ms, "sampler": c.sampler.name, "pruner": c.pruner.name,
+                  "latency_budget_ms": c.latency.budget_ms, "sampler": c.sampler.name, "pruner": policy.pruner_name,
                   "seed": c.seed, "data": c.data.train, "input_size": "x".join(map(str, setup.input_hw)),
                   "target": c.export.target, **({"table": c.table} if c.table else {})}
         parent = tlog.open({"nas.objective": c.objective}, params)
@@ -515,6 +515,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         tlog.repair({t.number: TrialRecord.from_attrs(t.user_attrs) for t in trials}, store.outcome)
         if not trials:
             _warm_start(store, setup.space, c.warm_start)
+        if c.pruner.name != "none" and not policy.prunes:
+            log.info("sampler %s ignores pruned trials: this study prunes nothing", c.sampler.name)
         store.go_live(policy.sampler(len(trials)), policy.pruner())
         loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), None)
         if c.latency.board is not None:
