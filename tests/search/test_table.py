@@ -21,6 +21,7 @@ from nas.search._store import REFERENCE_ATTR, load_optuna_study, open_study
 from nas.search._study import NullTrialLog
 from nas.search._table import TableRow, spec_distance, table_from_study
 from nas.search._trial import TrialJob
+from scipy.stats import kendalltau as _kt
 from nas.space import ArchSpec, load_space, zoo_entries
 
 
@@ -259,3 +260,27 @@ def test_a_sampler_that_ignores_pruned_trials_gets_a_study_that_prunes_nothing(t
         s = run_search(cfg, trial_log=NullTrialLog(), plots=False)
         pruned[name] = s.pruned
     assert pruned["random"] >= 1 and pruned["blind"] == 0, pruned
+
+
+def test_a_spec_without_an_anchor_is_answered_from_a_row_without_one_and_leave_one_out_measures_it():
+    def row(width, skip, psnr):
+        s = ArchSpec(width=width, depth=2, blocks="conv", skip=skip)
+        return TableRow(s, "complete", int8_psnr=psnr, train_s=1.0, curve=((20, psnr),))
+
+    a, b = row(16, "carry", 29.0), row(32, "carry", 29.2)
+    c, d = row(16, "none", 25.0), row(48, "none", 25.4)
+    table = BenchTable((a, b, c, d), {})
+    # c is one choice from a (the skip) but two width steps from d: the anchor term sends it to d
+    assert spec_distance(c.spec, a.spec) == 3 and spec_distance(c.spec, d.spec) == 2
+    near, dist = table.nearest(ArchSpec(width=32, depth=2, blocks="conv", skip="none"))
+    assert near in (c, d) and dist == 1  # not b, the same width but anchored (3 away)
+    fid = table.leave_one_out()
+    # a<-b 0.2, b<-a 0.2, c<-d 0.4, d<-c 0.4; the mean (27.15) alone is 1.95 dB off on average
+    assert fid.n == 4 and fid.mae_db == pytest.approx(0.3) and fid.mean_only_mae_db == pytest.approx(1.95)
+    assert fid.tau == pytest.approx(kendall_tau([29.2, 29.0, 25.4, 25.0], [29.0, 29.2, 25.0, 25.4]))
+    with pytest.raises(SearchError, match="2 completed rows; leave-one-out needs 3"):
+        BenchTable((a, b), {}).leave_one_out()
+
+
+def kendall_tau(a, b) -> float:
+    return float(_kt(a, b).statistic)
