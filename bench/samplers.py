@@ -24,6 +24,7 @@ import argparse
 import concurrent.futures
 import importlib.util
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -52,11 +53,11 @@ DEFAULT = "tpe"
 def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: int, trials: int, work: str) -> dict:
     """One study on the table; the finished trials in the order they finished."""
     table = BenchTable.read_csv(table_path)
-    name = f"{sampler}-{objective}-w{workers}-s{seed}"
+    name = f"{sampler.replace(':', '_').replace('=', '-')}-{objective}-w{workers}-s{seed}"
     folder = Path(work) / "studies"
     cfg = SearchConfig.model_validate({
         "name": name, "out": str(folder), "n_trials": trials, "workers": workers, "seed": seed, "table": table_path,
-        "objective": objective, "sampler": {"name": sampler}, "storage": f"journal:///{folder}/{name}.log",
+        "objective": objective, "sampler": sampler_config(sampler), "storage": f"journal:///{folder}/{name}.log",
         "export": {"input_size": table.meta.get("input_size")}})
     order: list[int] = []
     made: list[TableExecutor] = []
@@ -82,6 +83,12 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     return {"points": points, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
 
 
+def sampler_config(variant: str) -> dict:
+    """``tpe`` or a variant with settings: ``tpe:n_startup_trials=10:constant_liar=false`` (values as JSON)."""
+    name, *opts = variant.split(":")
+    return {"name": name, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in opts)}}
+
+
 def _key(sampler, objective, workers, seed, trials, digest) -> str:
     return f"{sampler}-{objective}-w{workers}-s{seed}-n{trials}-{digest}"
 
@@ -93,8 +100,16 @@ def _median_iqr(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), q[0], q[2]
 
 
-def _to_reach(hv: list[float], target: float) -> int | None:
-    return next((i + 1 for i, v in enumerate(hv) if v >= target - 1e-9), None)
+def _to_reach(hv: list[float], target: float) -> float:
+    """Trials until ``hv`` reaches ``target``; infinity for a run that never does (so that a median over seeds counts
+    the runs that fail instead of leaving them out)."""
+    return next((i + 1 for i, v in enumerate(hv) if v >= target - 1e-9), math.inf)
+
+
+def _fmt_reach(values: list[float]) -> str:
+    med = statistics.median(values)
+    got = sum(math.isfinite(v) for v in values)
+    return f"{'never' if math.isinf(med) else f'{med:.0f}'} ({got}/{len(values)} reach)"
 
 
 def _best_log2(points) -> list[float]:
@@ -112,17 +127,19 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--trials", type=int, default=64)
     ap.add_argument("--workers", default="1,4,16")
-    ap.add_argument("--samplers", default="tpe,gp,nsga2,random")
+    ap.add_argument("--samplers", default="tpe,gp,nsga2,random",
+                    help="registered names, or variants with settings: tpe:n_startup_trials=10:constant_liar=false")
     ap.add_argument("--objectives", default="pareto,score")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", default="runs/bench-samplers")
-    ap.add_argument("--png", default="bench/figures/samplers.png")
+    ap.add_argument("--png", default="bench/figures/samplers.png", help="the curves ('' for none)")
+    ap.add_argument("--json", default="", help="also write the figures here")
     a = ap.parse_args()
     table = BenchTable.read_csv(a.table)
-    samplers = [s for s in a.samplers.split(",") if s != "gp" or importlib.util.find_spec("torch")]
+    samplers = [s for s in a.samplers.split(",") if not s.startswith("gp") or importlib.util.find_spec("torch")]
     if len(samplers) < len(a.samplers.split(",")):
         print("gp: skipped (PyTorch is not installed: pip install 'npu-nas[gp]')")
-    workers = [int(w) for w in a.workers.split(",")]
+    workers = sorted({1, *(int(w) for w in a.workers.split(","))})  # sequential runs are the baseline
     objectives = a.objectives.split(",")
     work = Path(a.work)
     cache_dir = work / "results"
@@ -147,7 +164,15 @@ def main() -> int:
             (cache_dir / f"{_key(*r, a.trials, table.digest)}.json").write_text(json.dumps(results[r]))
             if i % 20 == 0 or i == len(todo):
                 print(f"  {i}/{len(todo)} studies ({time.perf_counter() - t0:.0f} s)", flush=True)
-    report(table, results, samplers, objectives, workers, a.seeds, a.trials, Path(a.png))
+    summary = summarise(table, results, samplers, objectives, workers, a.seeds, a.trials)
+    report(summary)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(summary, indent=1, default=lambda v: None if v != v else v))
+    if a.png:
+        hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
+        lg = {r: _best_log2(v["points"]) for r, v in results.items()}
+        _plot(hv, lg, samplers, objectives, a.seeds, a.trials, Path(a.png))
     return 0
 
 
@@ -163,52 +188,98 @@ def _zoo_best(table: BenchTable) -> tuple[float, str]:
     return best
 
 
-def report(table, results, samplers, objectives, workers, seeds, trials, png: Path) -> None:
+def summarise(table, results, samplers, objectives, workers, seeds, trials) -> dict:
+    """The figures of the comparison (what is printed, and written to ``--json``)."""
     budgets = [b for b in BUDGETS if b <= trials]
     hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
     lg = {r: _best_log2(v["points"]) for r, v in results.items()}
     exact = sum(v["lookups"]["exact"] for v in results.values())
     total = sum(sum(v["lookups"].values()) for v in results.values())
-    print(f"hypervolume reference point: INT8 PSNR {REF[0]} dB, pessimistic latency {REF[1]} ms; "
-          f"{exact / max(total, 1):.0%} of the trials' specs were in the table (the rest took their nearest row)")
     zoo_log2, zoo_name = _zoo_best(table)
+    fid = table.leave_one_out()
+    out = {"table": {"specs": len(table), "digest": table.digest, "proxy_steps": table.meta["proxy"]["steps"],
+                     "exact_share": exact / max(total, 1), "loo_mae_db": fid.mae_db, "loo_tau": fid.tau,
+                     "loo_mean_only_mae_db": fid.mean_only_mae_db, "loo_describe": fid.describe()},
+           "ref": REF, "seeds": seeds, "trials": trials, "budgets": budgets, "workers": workers, "default": DEFAULT,
+           "zoo": {"name": zoo_name, "log2": zoo_log2}, "objectives": {}}
     for o in objectives:
-        target = statistics.median(hv[("random", o, 1, s)][trials - 1] for s in range(seeds)) if "random" in samplers \
-            else None
-        print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
-        head = "  ".join(f"HV@{b:<14}" for b in budgets)
-        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>16}  {'best log2@32':>22}")
-        for s in samplers:
-            cells = []
+        have_random = "random" in samplers
+        target = statistics.median(hv[("random", o, 1, s)][trials - 1] for s in range(seeds)) if have_random else None
+        rows = {}
+        for smp in samplers:
+            row = {"wall_s": statistics.median(results[(smp, o, 1, seed)]["wall_s"] for seed in range(seeds))}
             for b in budgets:
-                m, lo, hi = _median_iqr([hv[(s, o, 1, seed)][b - 1] for seed in range(seeds)])
-                cells.append(f"{m:6.1f} [{lo:5.1f},{hi:5.1f}]")
-            reach = [_to_reach(hv[(s, o, 1, seed)], target) for seed in range(seeds)] if target else []
-            got = [x for x in reach if x is not None]
-            need = (f"{statistics.median(got):5.0f} ({len(got)}/{seeds} seeds)" if got else "never") if target \
-                else "-"
-            m, lo, hi = _median_iqr([lg[(s, o, 1, seed)][min(32, trials) - 1] for seed in range(seeds)])
-            print(f"  {s:<8} " + "  ".join(cells) + f"  {need:>16}  {m:7.3f} [{lo:6.3f},{hi:6.3f}]")
-        if target:
-            print(f"  random's median {trials}-trial hypervolume: {target:.1f}")
-        if len(workers) > 1 and target:
-            print(f"  parallel: trials to reach random's sequential HV@{trials} (median over seeds that reach it), "
-                  "and the sample efficiency kept against 1 worker")
-            for s in samplers:
-                row = []
-                base = None
+                row[f"hv@{b}"] = _median_iqr([hv[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
+                row[f"log2@{b}"] = _median_iqr([lg[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
+            if target is not None:
                 for w in workers:
-                    got = [x for x in (_to_reach(hv[(s, o, w, seed)], target) for seed in range(seeds)) if x]
-                    med = statistics.median(got) if got else None
-                    base = med if w == workers[0] else base
-                    eff = f" ({base / med:.0%})" if med and base and w != workers[0] else ""
-                    row.append(f"{w:>2} workers {'never' if med is None else f'{med:.0f}'}{eff}")
-                print(f"  {s:<8} " + "; ".join(row))
-        d = [lg[(DEFAULT, o, 1, seed)][min(32, trials) - 1] for seed in range(seeds)] if DEFAULT in samplers else []
-        if d:
-            print(f"  best zoo network in the table: {zoo_name} log2 score {zoo_log2:.3f}; default ({DEFAULT}) at "
-                  f"32 trials, median seed: {statistics.median(d):.3f} ({statistics.median(d) - zoo_log2:+.3f})")
-    _plot(hv, lg, samplers, objectives, seeds, trials, png)
+                    reach = [_to_reach(hv[(smp, o, w, seed)], target) for seed in range(seeds)]
+                    row[f"reach_w{w}"] = reach
+                    row[f"reach_w{w}_median"] = statistics.median(reach)
+            rows[smp] = row
+        out["objectives"][o] = {"target_hv": target, "samplers": rows}
+    return out
+
+
+def _cell(m: tuple[float, float, float], fmt: str = "6.1f") -> str:
+    return f"{m[0]:{fmt}} [{m[1]:{fmt}},{m[2]:{fmt}}]"
+
+
+def report(summary: dict) -> dict[str, bool]:
+    """Print the summary; return the goals and whether each is met."""
+    t, seeds, trials, budgets = summary["table"], summary["seeds"], summary["trials"], summary["budgets"]
+    workers, default = summary["workers"], summary["default"]
+    ref = summary["ref"]
+    print(f"hypervolume reference point: INT8 PSNR {ref[0]} dB, pessimistic latency {ref[1]} ms")
+    print(f"{t['exact_share']:.0%} of the trials' specs were in the table; {t['loo_describe']}")
+    goals: dict[str, bool] = {}
+    zoo = summary["zoo"]
+    for o, res in summary["objectives"].items():
+        rows, target = res["samplers"], res["target_hv"]
+        print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
+        head = "  ".join(f"{'HV@' + str(b):<19}" for b in budgets)
+        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {'best log2@32':>22}  s/study")
+        for smp, row in rows.items():
+            cells = "  ".join(_cell(row[f"hv@{b}"]) for b in budgets)
+            need = _fmt_reach(row["reach_w1"]) if target is not None else "-"
+            at = min(32, trials)
+            print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  {row['wall_s']:7.1f}")
+        if target is None:
+            continue
+        print(f"  random's median {trials}-trial hypervolume: {target:.1f}")
+        if len(workers) > 1:
+            print(f"  with parallel workers (finishing in the order of the table's training seconds): trials to reach "
+                  f"random's sequential HV@{trials}, median over seeds; in brackets the sample efficiency kept against "
+                  f"1 worker (its trials-to-reach / these)")
+            for smp, row in rows.items():
+                base = row["reach_w1_median"]
+                cells = []
+                for w in workers:
+                    med = row[f"reach_w{w}_median"]
+                    eff = f" ({base / med:.0%})" if w != 1 and math.isfinite(med) and math.isfinite(base) else ""
+                    cells.append(f"{w:>2} workers {_fmt_reach(row[f'reach_w{w}'])}{eff}")
+                print(f"  {smp:<8} " + "; ".join(cells))
+        if default not in rows:
+            continue
+        d = rows[default]
+        need = d["reach_w1_median"]
+        goals[f"{o}: {default} reaches random's HV@{trials} within 40% of its trials (<= {0.4 * trials:.1f}); "
+              f"median {need:.0f}"] = need <= 0.4 * trials
+        if 16 in workers:
+            eff = d["reach_w1_median"] / d["reach_w16_median"] if math.isfinite(d["reach_w16_median"]) else 0.0
+            goals[f"{o}: {default} with 16 workers keeps >= 80% of its sequential sample efficiency; "
+                  f"{eff:.0%}"] = eff >= 0.8
+        if trials >= 32:
+            m = d["log2@32"][0]
+            print(f"  best zoo network in the table: {zoo['name']} log2 score {zoo['log2']:.3f}; default ({default}) "
+                  f"at 32 trials, median seed: {m:.3f} ({m - zoo['log2']:+.3f})")
+            goals[f"{o}: {default}'s best log2 score at 32 trials >= the best zoo network's + 0.25; "
+                  f"{m - zoo['log2']:+.3f}"] = m - zoo["log2"] >= 0.25
+    if goals:
+        print("\ngoals:")
+        for g, ok in goals.items():
+            print(f"  [{'met' if ok else 'NOT met'}] {g}")
+    return goals
 
 
 def _plot(hv, lg, samplers, objectives, seeds, trials, png: Path) -> None:

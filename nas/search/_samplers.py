@@ -10,9 +10,10 @@ A sampler is a factory registered under the name a config's ``sampler.name`` giv
         import optuna
         return optuna.samplers.CmaEsSampler(seed=config.seed)
 
-A sampler that ignores pruned trials (Optuna's GPSampler learns from completed trials only) is registered with
-``learns_from_pruned=False``: a study with it prunes nothing, since a pruned spec would be proposed again and again
-(each time pruned again, never learnt from).
+A sampler that ignores pruned trials is registered with ``learns_from_pruned=False``, and a study with it prunes
+nothing: Optuna's GPSampler learns from completed trials only, so a pruned spec would be proposed again and again
+(each time pruned again, never learnt from); NSGA-II makes its generations of completed trials only, so a pruned
+child is a trial spent for nothing.
 
 The registered names are the config's choices (an unknown name is refused when the config is read). The samplers
 see each trial's constraints (latency budget, latency model range) through ``Trial.set_constraint``. Optuna is
@@ -93,7 +94,8 @@ def _gp(c):
     return optuna.samplers.GPSampler(seed=c.seed, n_startup_trials=c.sampler.n_startup_trials)
 
 
-@register_sampler("nsga2", "NSGA-II (sampler.population_size)")
+@register_sampler("nsga2", "NSGA-II (sampler.population_size; a pruned child never joins a generation: no pruning)",
+                  learns_from_pruned=False)
 def _nsga2(c):
     import optuna
 

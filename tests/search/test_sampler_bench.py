@@ -1,0 +1,56 @@
+"""The sampler comparison of ``bench/samplers.py`` on the committed benchmark table, at a reduced seed count (the
+full comparison, 20 seeds and every sampler, is the bench): a study on the table is deterministic, the default
+sampler beats random search and the challenge's best design at 32 trials, and a second run only prints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = ROOT / "bench" / "tables" / "mai2022-300.csv"
+
+
+def _bench(tmp_path, *extra):
+    table = tmp_path / "table.csv"  # a copy: the same table for both runs even while a table study rewrites it
+    if not table.exists():
+        shutil.copy(TABLE, table)
+    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "5",
+           "--trials", "32", "--workers", "1,4", "--samplers", "tpe,random", "--objectives", "pareto", "--jobs", "1",
+           "--work", str(tmp_path / "work"), "--png", str(tmp_path / "samplers.png"),
+           "--json", str(tmp_path / "samplers.json"), *extra]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout, json.loads((tmp_path / "samplers.json").read_text())
+
+
+def test_the_default_sampler_beats_random_search_and_the_zoo_on_the_committed_table(tmp_path):
+    stdout, s = _bench(tmp_path)
+    rows = s["objectives"]["pareto"]["samplers"]
+    tpe, rnd = rows["tpe"], rows["random"]
+    assert s["table"]["specs"] >= 50 and s["seeds"] == 5
+    # the hypervolume only grows, and TPE's median front dominates more than random's after 32 trials
+    assert tpe["hv@8"][0] <= tpe["hv@16"][0] <= tpe["hv@32"][0]
+    assert tpe["hv@32"][0] > rnd["hv@32"][0], (tpe["hv@32"], rnd["hv@32"])
+    # the issue's goal against the challenge's designs: +0.25 log2 over the best zoo network of the table
+    assert tpe["log2@32"][0] >= s["zoo"]["log2"] + 0.25, (tpe["log2@32"], s["zoo"])
+    # the table answers a spec it lacks from its nearest row better than its mean would
+    assert s["table"]["loo_mae_db"] < s["table"]["loo_mean_only_mae_db"] and s["table"]["loo_tau"] > 0.3
+    assert "goals:" in stdout and (tmp_path / "samplers.png").stat().st_size > 10_000
+    again, s2 = _bench(tmp_path)  # every study is cached: the same figures, nothing run
+    assert "0 to run" in again and s2 == s
+
+
+def test_a_study_on_the_table_is_deterministic(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_samplers", ROOT / "bench" / "samplers.py")
+    samplers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(samplers)
+    a = samplers.run_one(str(TABLE), "tpe", "pareto", 4, 3, 12, str(tmp_path / "a"))
+    b = samplers.run_one(str(TABLE), "tpe", "pareto", 4, 3, 12, str(tmp_path / "b"))
+    assert a["points"] == b["points"] and a["sim_s"] == b["sim_s"] and len(a["points"]) == 12
+    assert sum(p is not None for p in a["points"]) >= 6
