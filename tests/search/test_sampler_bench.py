@@ -14,6 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "bench" / "tables" / "mai2022-300.csv"
 
 
+def _module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_samplers", ROOT / "bench" / "samplers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _bench(tmp_path, *extra):
     table = tmp_path / "table.csv"  # a copy: the same table for both runs even while a table study rewrites it
     if not table.exists():
@@ -45,12 +54,26 @@ def test_the_default_sampler_beats_random_search_and_the_zoo_on_the_committed_ta
 
 
 def test_a_study_on_the_table_is_deterministic(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_samplers", ROOT / "bench" / "samplers.py")
-    samplers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(samplers)
+    samplers = _module()
     a = samplers.run_one(str(TABLE), "tpe", "pareto", 4, 3, 12, str(tmp_path / "a"))
     b = samplers.run_one(str(TABLE), "tpe", "pareto", 4, 3, 12, str(tmp_path / "b"))
     assert a["points"] == b["points"] and a["sim_s"] == b["sim_s"] and len(a["points"]) == 12
     assert sum(p is not None for p in a["points"]) >= 6
+
+
+def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
+    from nas.search import BenchTable
+    from nas.search._table import TableRow
+    from nas.space import ArchSpec
+
+    samplers = _module()
+    specs = [ArchSpec(width=16 * w, depth=2, blocks="conv") for w in (1, 2, 3, 4)]
+    meta = {"space": "mai2022", "space_digest": "x", "latency_model": "vs680", "latency_k": 1.0}
+    proxy = BenchTable(tuple(TableRow(s, "complete", int8_psnr=p, train_s=1.0, curve=((1, p),))
+                             for s, p in zip(specs, (28.0, 29.0, 29.5, 29.6))), {**meta, "proxy": {"steps": 300}})
+    true = BenchTable(tuple(TableRow(s, "complete", int8_psnr=p, train_s=1.0, curve=((1, p),))
+                            for s, p in zip(specs[1:], (30.0, 29.8, 29.7))), {**meta, "proxy": {"steps": 3000}})
+    tr = samplers.true_ranking(proxy, true)
+    # three shared specs ranked exactly the other way round by PSNR
+    assert tr["specs"] == 3 and tr["steps"] == 3000 and tr["tau_psnr"] == -1.0
+    assert tr["true_best"] == specs[1].describe() and tr["true_best_log2"] >= tr["proxy_best_true_log2"]
