@@ -182,7 +182,7 @@ def main() -> int:
     if a.png:
         hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
         lg = {r: _best_log2(v["points"]) for r, v in results.items()}
-        _plot(hv, lg, samplers, objectives, a.seeds, a.trials, Path(a.png))
+        _plot(hv, lg, samplers, objectives, workers, a.seeds, a.trials, Path(a.png))
     return 0
 
 
@@ -324,33 +324,43 @@ def report(summary: dict) -> dict[str, bool]:
     return goals
 
 
-def _plot(hv, lg, samplers, objectives, seeds, trials, png: Path) -> None:
+def _plot(hv, lg, samplers, objectives, workers, seeds, trials, png: Path) -> None:
+    """One row per objective: hypervolume and best log2 score against trials (sequential, every sampler), and the
+    default sampler's hypervolume with each worker count; median and interquartile range over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2 * len(objectives), figsize=(6 * len(objectives) * 2, 4.2))
+    cols = 3 if len(workers) > 1 and DEFAULT in samplers else 2
+    fig, axes = plt.subplots(len(objectives), cols, figsize=(5.2 * cols, 3.6 * len(objectives)), squeeze=False)
     x = np.arange(1, trials + 1)
+
+    def band(ax, data, key, label):
+        ys = np.array([data[(*key, seed)] for seed in range(seeds)], dtype=float)
+        ys[~np.isfinite(ys)] = np.nan
+        ax.plot(x, np.nanmedian(ys, axis=0), label=label)
+        ax.fill_between(x, np.nanpercentile(ys, 25, axis=0), np.nanpercentile(ys, 75, axis=0), alpha=0.2)
+
     for j, o in enumerate(objectives):
-        for k, (data, label) in enumerate(((hv, "hypervolume (dB x ms)"), (lg, "best log2 score"))):
-            ax = axes[2 * j + k]
-            for s in samplers:
-                ys = np.array([data[(s, o, 1, seed)] for seed in range(seeds)], dtype=float)
-                ys[~np.isfinite(ys)] = np.nan
-                med = np.nanmedian(ys, axis=0)
-                lo, hi = np.nanpercentile(ys, 25, axis=0), np.nanpercentile(ys, 75, axis=0)
-                ax.plot(x, med, label=s)
-                ax.fill_between(x, lo, hi, alpha=0.2)
+        panels = [(hv, "hypervolume (dB x ms)", [((s, o, 1), s) for s in samplers]),
+                  (lg, "best log2 score", [((s, o, 1), s) for s in samplers])]
+        if cols == 3:
+            panels.append((hv, f"{DEFAULT}: hypervolume (dB x ms)", [((DEFAULT, o, w), f"{w} worker{'s' * (w > 1)}")
+                                                                    for w in workers]))
+        for k, (data, label, lines) in enumerate(panels):
+            ax = axes[j][k]
+            for key, name in lines:
+                band(ax, data, key, name)
             ax.set_xlabel("trials")
             ax.set_ylabel(label)
-            ax.set_title(f"objective {o}: {label} (median, IQR; {seeds} seeds)", fontsize=9)
+            ax.set_title(f"objective {o}: {label}\n(median and IQR over {seeds} seeds)", fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=100)
     print(f"\nfigure: {png}")
 
 
