@@ -27,7 +27,7 @@ def _bench(tmp_path, *extra):
     table = tmp_path / "table.csv"  # a copy: the same table for both runs even while a table study rewrites it
     if not table.exists():
         shutil.copy(TABLE, table)
-    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "5",
+    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "10",
            "--trials", "32", "--workers", "1,4", "--samplers", "tpe,random", "--objectives", "pareto", "--jobs", "1",
            "--work", str(tmp_path / "work"), "--png", str(tmp_path / "samplers.png"),
            "--json", str(tmp_path / "samplers.json"), *extra]
@@ -40,10 +40,12 @@ def test_the_default_sampler_beats_random_search_and_the_zoo_on_the_committed_ta
     stdout, s = _bench(tmp_path)
     rows = s["objectives"]["pareto"]["samplers"]
     tpe, rnd = rows["tpe"], rows["random"]
-    assert s["table"]["specs"] >= 50 and s["seeds"] == 5
-    # the hypervolume only grows, and TPE's median front dominates more than random's after 32 trials
+    assert s["table"]["specs"] >= 50 and s["seeds"] == 10
+    # the hypervolume only grows; after 32 trials TPE's median front dominates more than random's, and its best
+    # log2 score is higher (10 seeds: the hypervolumes differ by a few percent, the log2 scores by about 0.1)
     assert tpe["hv@8"][0] <= tpe["hv@16"][0] <= tpe["hv@32"][0]
     assert tpe["hv@32"][0] > rnd["hv@32"][0], (tpe["hv@32"], rnd["hv@32"])
+    assert tpe["log2@32"][0] > rnd["log2@32"][0], (tpe["log2@32"], rnd["log2@32"])
     # the goal against the challenge's designs: +0.25 log2 over the best zoo network of the table
     assert tpe["log2@32"][0] >= s["zoo"]["log2"] + 0.25, (tpe["log2@32"], s["zoo"])
     # the table answers a spec it lacks from its nearest row better than its mean would
