@@ -275,7 +275,8 @@ def report(summary: dict) -> dict[str, bool]:
         rows, target = res["samplers"], res["target_hv"]
         print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
         head = "  ".join(f"{'HV@' + str(b):<19}" for b in budgets)
-        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {'best log2@32':>22}  s/study")
+        at = f"best log2@{min(32, trials)}"
+        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {at:>22}  s/study")
         for smp, row in rows.items():
             cells = "  ".join(_cell(row[f"hv@{b}"]) for b in budgets)
             need = _fmt_reach(row["reach_w1"]) if target is not None else "-"
