@@ -27,11 +27,12 @@ Runs are cached in ``--work`` (a second run only prints). ``gp`` needs PyTorch; 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import importlib.util
 import json
 import math
+import multiprocessing
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -87,6 +88,12 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     shutil.rmtree(cfg.study_dir, ignore_errors=True)
     Path(f"{folder}/{name}.log").unlink(missing_ok=True)
     return {"points": points, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
+
+
+def _run_task(job: tuple) -> tuple[tuple, dict]:
+    """One study of the pool: (its key, its result)."""
+    table, sampler, objective, workers, seed, trials, work = job
+    return (sampler, objective, workers, seed), run_one(table, sampler, objective, workers, seed, trials, work)
 
 
 def sampler_config(variant: str) -> dict:
@@ -164,14 +171,27 @@ def main() -> int:
     print(f"table {a.table}: {len(table)} specs ({table.meta.get('study')}, proxy {table.meta['proxy']['steps']} "
           f"steps); {len(runs)} studies of {a.trials} trials, {len(todo)} to run")
     t0 = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(max_workers=a.jobs) as pool:
-        futs = {pool.submit(run_one, a.table, *r, a.trials, str(work)): r for r in todo}
-        for i, fut in enumerate(concurrent.futures.as_completed(futs), 1):
-            r = futs[fut]
-            results[r] = fut.result()
-            (cache_dir / f"{_key(*r, a.trials, table.digest)}.json").write_text(json.dumps(results[r]))
+    # the workers ignore Ctrl-C; this process stops them and keeps every study already finished
+    pool = multiprocessing.get_context("fork").Pool(a.jobs, initializer=signal.signal,
+                                                    initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
+        jobs = [(a.table, *r, a.trials, str(work)) for r in todo]
+        for i, (r, res) in enumerate(pool.imap_unordered(_run_task, jobs), 1):
+            results[r] = res
+            f = cache_dir / f"{_key(*r, a.trials, table.digest)}.json"
+            f.with_suffix(".tmp").write_text(json.dumps(res))
+            f.with_suffix(".tmp").replace(f)
             if i % 20 == 0 or i == len(todo):
                 print(f"  {i}/{len(todo)} studies ({time.perf_counter() - t0:.0f} s)", flush=True)
+        pool.close()
+    except KeyboardInterrupt:
+        pool.terminate()
+        done = sum(1 for r in todo if r in results)
+        print(f"interrupted: {done} of {len(todo)} studies finished and kept in {cache_dir}; the same command "
+              "goes on from them", file=sys.stderr)
+        return 130
+    finally:
+        pool.join()
     summary = summarise(table, results, samplers, objectives, workers, a.seeds, a.trials)
     if a.true_table and Path(a.true_table).exists():
         summary["true"] = true_ranking(table, BenchTable.read_csv(a.true_table))
