@@ -192,16 +192,16 @@ def main() -> int:
         return 130
     finally:
         pool.join()
-    summary = summarise(table, results, samplers, objectives, workers, a.seeds, a.trials)
+    hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
+    lg = {r: _best_log2(v["points"]) for r, v in results.items()}
+    summary = summarise(table, results, hv, lg, samplers, objectives, workers, a.seeds, a.trials)
     if a.true_table and Path(a.true_table).exists():
         summary["true"] = true_ranking(table, BenchTable.read_csv(a.true_table))
     report(summary)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(summary, indent=1, default=lambda v: None if v != v else v))
+        Path(a.json).write_text(json.dumps(summary, indent=1))
     if a.png:
-        hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
-        lg = {r: _best_log2(v["points"]) for r, v in results.items()}
         _plot(hv, lg, samplers, objectives, workers, a.seeds, a.trials, Path(a.png))
     return 0
 
@@ -245,11 +245,10 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
             "true_best": true_best[1].spec.describe(), "true_best_log2": score(true_best[1])}
 
 
-def summarise(table, results, samplers, objectives, workers, seeds, trials) -> dict:
-    """The figures of the comparison (what is printed, and written to ``--json``)."""
+def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials) -> dict:
+    """The figures of the comparison (what is printed, and written to ``--json``); ``hv`` and ``lg``: each run's
+    hypervolume and best log2 score after each trial."""
     budgets = [b for b in BUDGETS if b <= trials]
-    hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
-    lg = {r: _best_log2(v["points"]) for r, v in results.items()}
     exact = sum(v["lookups"]["exact"] for v in results.values())
     total = sum(sum(v["lookups"].values()) for v in results.values())
     zoo_log2, zoo_name = _zoo_best(table)
@@ -295,12 +294,11 @@ def report(summary: dict) -> dict[str, bool]:
         rows, target = res["samplers"], res["target_hv"]
         print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
         head = "  ".join(f"{'HV@' + str(b):<19}" for b in budgets)
-        at = f"best log2@{min(32, trials)}"
-        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {at:>22}  s/study")
+        at = min(32, trials)
+        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {'best log2@' + str(at):>22}  s/study")
         for smp, row in rows.items():
             cells = "  ".join(_cell(row[f"hv@{b}"]) for b in budgets)
             need = _fmt_reach(row["reach_w1"]) if target is not None else "-"
-            at = min(32, trials)
             print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  {row['wall_s']:7.1f}")
         if target is None:
             continue

@@ -37,7 +37,7 @@ from nas.errors import SearchError
 from nas.search._executor import Executor, OnReport
 from nas.search._record import Cause, TrialRecord
 from nas.search._trial import TrialJob, TrialOutcome
-from nas.space import ArchSpec, deploy_ops, load_space
+from nas.space import ArchSpec, Skip, deploy_ops, load_space
 
 __all__ = ["BenchTable", "TableRow", "TableExecutor", "ReplayExecutor", "table_from_study", "table_meta",
            "check_same_making", "space_digest", "TABLE_FORMAT"]
@@ -254,7 +254,7 @@ def spec_distance(a: ArchSpec, b: ArchSpec) -> float:
         x for x, s in zip(b.blocks, b.convs()) if s.kernel == 3}
     return (abs(a.width - b.width) / 16 + abs(a.depth - b.depth) + block + (a.skip != b.skip)
             + (a.clip_where != b.clip_where) + (a.clip_kind != b.clip_kind) + (a.tail != b.tail)
-            + (a.expansion != b.expansion) + ANCHOR_WEIGHT * ((a.skip == "none") != (b.skip == "none")))
+            + (a.expansion != b.expansion) + ANCHOR_WEIGHT * ((a.skip is Skip.NONE) != (b.skip is Skip.NONE)))
 
 
 # ---------------------------------------------------------------------------------------------- from a study
