@@ -42,7 +42,8 @@ def test_the_default_sampler_beats_the_zoo_on_the_committed_table(tmp_path):
     tpe, rnd = rows["tpe"], rows["random"]
     assert s["table"]["specs"] >= 50 and s["seeds"] == 10
     # the hypervolume only grows. (TPE against random is printed, not asserted: on the Pareto objective at 32 trials
-    # and 10 seeds they differ by less than their spread: HV 156.4 vs 156.6 and log2 3.25 vs 3.22 on 151 specs)
+    # and 10 seeds they differed by less than their spread on the table at 151 specs, HV 156.4 vs 156.6 and log2
+    # 3.25 vs 3.22, and which leads moved as the table grew)
     assert tpe["hv@8"][0] <= tpe["hv@16"][0] <= tpe["hv@32"][0] and rnd["hv@8"][0] <= rnd["hv@32"][0]
     assert "tpe " in stdout and "random " in stdout and s["objectives"]["pareto"]["target_hv"] == rnd["hv@32"][0]
     # the goal against the challenge's designs: +0.25 log2 over the best zoo network of the table
