@@ -200,10 +200,31 @@ def main() -> int:
     report(summary)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(summary, indent=1))
+        Path(a.json).write_text(json.dumps(_strict(summary), indent=1, allow_nan=False))
     if a.png:
         _plot(hv, lg, samplers, objectives, workers, a.seeds, a.trials, Path(a.png))
     return 0
+
+
+def _strict(value):
+    """``value`` with each infinite or NaN float as None (``--json`` is strict JSON: a run that never reaches the
+    target is null there)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _front_hv(table: BenchTable) -> float:
+    """The hypervolume of every completed row of the table, each at its own pessimistic latency: about the most a
+    study on the table can reach (a spec the table lacks borrows its nearest row's PSNR, so a little more)."""
+    lat = load_latency_model(table.meta["latency_model"])
+    k = table.meta.get("latency_k", 1.0)
+    return hypervolume_history([(r.int8_psnr, lat.predict(r.spec).pessimistic(k)) for r in table.rows
+                                if r.state == "complete"], *REF)[-1]
 
 
 def _zoo_best(table: BenchTable) -> tuple[float, str]:
@@ -255,7 +276,8 @@ def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, tria
     fid = table.leave_one_out()
     out = {"table": {"specs": len(table), "digest": table.digest, "proxy_steps": table.meta["proxy"]["steps"],
                      "exact_share": exact / max(total, 1), "loo_mae_db": fid.mae_db, "loo_tau": fid.tau,
-                     "loo_mean_only_mae_db": fid.mean_only_mae_db, "loo_describe": fid.describe()},
+                     "loo_mean_only_mae_db": fid.mean_only_mae_db, "loo_describe": fid.describe(),
+                     "front_hv": _front_hv(table)},
            "ref": REF, "seeds": seeds, "trials": trials, "budgets": budgets, "workers": workers, "default": DEFAULT,
            "zoo": {"name": zoo_name, "log2": zoo_log2}, "objectives": {}}
     for o in objectives:
@@ -302,7 +324,8 @@ def report(summary: dict) -> dict[str, bool]:
             print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  {row['wall_s']:7.1f}")
         if target is None:
             continue
-        print(f"  random's median {trials}-trial hypervolume: {target:.1f}")
+        print(f"  random's median {trials}-trial hypervolume: {target:.1f} ({target / t['front_hv']:.0%} of the "
+              f"hypervolume of all the table's completed rows, {t['front_hv']:.1f})")
         if len(workers) > 1:
             print(f"  with parallel workers (finishing in the order of the table's training seconds): trials to reach "
                   f"random's sequential HV@{trials}, median over seeds; in brackets the sample efficiency kept against "
