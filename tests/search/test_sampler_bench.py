@@ -79,3 +79,23 @@ def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
     # three shared specs ranked exactly the other way round by PSNR
     assert tr["specs"] == 3 and tr["steps"] == 3000 and tr["tau_psnr"] == -1.0
     assert tr["true_best"] == specs[1].describe() and tr["true_best_log2"] >= tr["proxy_best_true_log2"]
+
+
+def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_table_lookup", ROOT / "bench" / "table_lookup.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from nas.latency import load_latency_model
+    from nas.search import BenchTable
+    from nas.space import load_space
+
+    table = BenchTable.read_csv(TABLE)
+    space, lat = load_space(table.meta["space"]), load_latency_model(table.meta["latency_model"])
+    rows = {(r.int8_psnr, lat.predict(r.spec).pessimistic(1.0)) for r in table.rows if r.state == "complete"}
+    snap = mod.run(table, space, lat, 1.0, "tpe", "snap", "pareto", 0, 16)
+    near = mod.run(table, space, lat, 1.0, "tpe", "nearest", "pareto", 0, 16)
+    # snapped: every answer is a row at its own latency; nearest: most trials borrow a row's PSNR at their own latency
+    assert len(snap) == 16 and all(p in rows for p in snap if p is not None)
+    assert sum(p is not None and p not in rows for p in near) >= 8
