@@ -48,7 +48,7 @@ from nas.search._pareto import hypervolume_history  # noqa: E402
 from nas.search._record import TrialRecord  # noqa: E402
 from nas.search._store import load_optuna_study, open_study  # noqa: E402
 from nas.search._study import NullTrialLog  # noqa: E402
-from nas.space import load_space, zoo_entries  # noqa: E402
+from nas.space import ArchSpec, load_space, zoo_entries  # noqa: E402
 
 REF = (27.0, 80.0)
 """The hypervolume's fixed reference point: (INT8 PSNR dB, pessimistic VS680 latency ms). Fixed here, not taken
@@ -79,15 +79,20 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     wall = time.perf_counter() - t0
     st = load_optuna_study(open_study(cfg.study_dir))
     by = {t.number: t for t in st.get_trials(deepcopy=False)}
-    points = []
+    lat = load_latency_model(table.meta["latency_model"])
+    k = table.meta.get("latency_k", 1.0)
+    points, measured = [], []
     for n in order:
         t = by[n]
         rec = TrialRecord.from_attrs(t.user_attrs)
         ok = t.state.name == "COMPLETE" and rec.feasible
         points.append((rec.metrics["int8_psnr"], rec.latency_objective_ms) if ok else None)
+        # the same trial counted as the row that answered it (its PSNR at its own latency: a pair that was measured)
+        row = table.nearest(ArchSpec.from_dict(dict(rec.spec)))[0] if ok else None
+        measured.append((row.int8_psnr, lat.predict(row.spec).pessimistic(k)) if ok else None)
     shutil.rmtree(cfg.study_dir, ignore_errors=True)
     Path(f"{folder}/{name}.log").unlink(missing_ok=True)
-    return {"points": points, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
+    return {"points": points, "measured": measured, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
 
 
 def _run_task(job: tuple) -> tuple[tuple, dict]:
@@ -164,8 +169,9 @@ def main() -> int:
     todo = []
     for r in runs:
         f = cache_dir / f"{_key(*r, a.trials, table.digest)}.json"
-        if f.exists():
-            results[r] = json.loads(f.read_text())
+        cached = json.loads(f.read_text()) if f.exists() else {}
+        if "measured" in cached:  # (a study cached before the measured points were kept is run again)
+            results[r] = cached
         else:
             todo.append(r)
     print(f"table {a.table}: {len(table)} specs ({table.meta.get('study')}, proxy {table.meta['proxy']['steps']} "
@@ -194,7 +200,8 @@ def main() -> int:
         pool.join()
     hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
     lg = {r: _best_log2(v["points"]) for r, v in results.items()}
-    summary = summarise(table, results, hv, lg, samplers, objectives, workers, a.seeds, a.trials)
+    lgm = {r: _best_log2(v["measured"]) for r, v in results.items()}
+    summary = summarise(table, results, hv, lg, samplers, objectives, workers, a.seeds, a.trials, lgm)
     if a.true_table and Path(a.true_table).exists():
         summary["true"] = true_ranking(table, BenchTable.read_csv(a.true_table))
     report(summary)
@@ -225,6 +232,14 @@ def _front_hv(table: BenchTable) -> float:
     k = table.meta.get("latency_k", 1.0)
     return hypervolume_history([(r.int8_psnr, lat.predict(r.spec).pessimistic(k)) for r in table.rows
                                 if r.state == "complete"], *REF)[-1]
+
+
+def _best_row(table: BenchTable) -> float:
+    """The best log2 score of a completed row of the table (at its own pessimistic latency)."""
+    lat = load_latency_model(table.meta["latency_model"])
+    k = table.meta.get("latency_k", 1.0)
+    return max(log2_score(r.int8_psnr, lat.predict(r.spec).pessimistic(k)) for r in table.rows
+               if r.state == "complete")
 
 
 def _zoo_best(table: BenchTable) -> tuple[float, str]:
@@ -266,9 +281,10 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
             "true_best": true_best[1].spec.describe(), "true_best_log2": score(true_best[1])}
 
 
-def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials) -> dict:
+def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials, lgm) -> dict:
     """The figures of the comparison (what is printed, and written to ``--json``); ``hv`` and ``lg``: each run's
-    hypervolume and best log2 score after each trial."""
+    hypervolume and best log2 score after each trial; ``lgm``: its best log2 score counting each trial as the row
+    that answered it (``measured``)."""
     budgets = [b for b in BUDGETS if b <= trials]
     exact = sum(v["lookups"]["exact"] for v in results.values())
     total = sum(sum(v["lookups"].values()) for v in results.values())
@@ -279,7 +295,7 @@ def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, tria
                      "loo_mean_only_mae_db": fid.mean_only_mae_db, "loo_describe": fid.describe(),
                      "front_hv": _front_hv(table)},
            "ref": REF, "seeds": seeds, "trials": trials, "budgets": budgets, "workers": workers, "default": DEFAULT,
-           "zoo": {"name": zoo_name, "log2": zoo_log2}, "objectives": {}}
+           "zoo": {"name": zoo_name, "log2": zoo_log2}, "table_best_log2": _best_row(table), "objectives": {}}
     for o in objectives:
         have_random = "random" in samplers
         target = statistics.median(hv[("random", o, 1, s)][trials - 1] for s in range(seeds)) if have_random else None
@@ -291,6 +307,7 @@ def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, tria
             for b in budgets:
                 row[f"hv@{b}"] = _median_iqr([hv[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
                 row[f"log2@{b}"] = _median_iqr([lg[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
+                row[f"measured_log2@{b}"] = _median_iqr([lgm[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
             if target is not None:
                 for w in workers:
                     reach = [_to_reach(hv[(smp, o, w, seed)], target) for seed in range(seeds)]
@@ -330,13 +347,13 @@ def report(summary: dict) -> dict[str, bool]:
         head = "  ".join(f"{'HV@' + str(b):<19}" for b in budgets)
         at = min(32, trials)
         print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {'best log2@' + str(at):>22}  "
-              f"{'to random log2@' + str(trials):>20}  s/study")
+              f"{'measured rows':>22}  {'to random log2@' + str(trials):>20}  s/study")
         for smp, row in rows.items():
             cells = "  ".join(_cell(row[f"hv@{b}"]) for b in budgets)
             need = _fmt_reach(row["reach_w1"]) if target is not None else "-"
             need_log2 = _fmt_reach(row["reach_log2_w1"]) if target is not None else "-"
-            print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  {need_log2:>20}  "
-                  f"{row['wall_s']:7.1f}")
+            print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  "
+                  f"{_cell(row[f'measured_log2@{at}'], '6.3f'):>22}  {need_log2:>20}  {row['wall_s']:7.1f}")
         if target is None:
             continue
         print(f"  random's median {trials}-trial hypervolume: {target:.1f} ({target / t['front_hv']:.0%} of the "
@@ -387,10 +404,15 @@ def report(summary: dict) -> dict[str, bool]:
                   f"reach); {what}; {trials} parallel trials worth {worth} as many sequential"] = eff >= 0.8
         if trials >= 32:
             m = d["log2@32"][0]
+            mm = d["measured_log2@32"][0]
             print(f"  best zoo network in the table: {zoo['name']} log2 score {zoo['log2']:.3f}; default ({default}) "
                   f"at 32 trials, median seed: {m:.3f} ({m - zoo['log2']:+.3f})")
+            print(f"  counting each trial as the row that answered it (a measured PSNR at its own latency; a spec the "
+                  f"table lacks borrows its nearest row's PSNR at its own, often lower, latency): {mm:.3f} "
+                  f"({mm - zoo['log2']:+.3f}); the table's best row: {summary['table_best_log2']:.3f} "
+                  f"({summary['table_best_log2'] - zoo['log2']:+.3f})")
             goals[f"{o}: {default}'s best log2 score at 32 trials >= the best zoo network's + 0.25; "
-                  f"{m - zoo['log2']:+.3f}"] = m - zoo["log2"] >= 0.25
+                  f"{m - zoo['log2']:+.3f} (measured rows only: {mm - zoo['log2']:+.3f})"] = m - zoo["log2"] >= 0.25
     if "true" in summary:
         tr = summary["true"]
         print(f"\nagainst the same {tr['specs']} specs trained {tr['steps']} steps: Kendall tau INT8 PSNR "

@@ -46,8 +46,13 @@ def test_the_default_sampler_beats_the_zoo_on_the_committed_table(tmp_path):
     # 3.25 vs 3.22, and which leads moved as the table grew)
     assert tpe["hv@8"][0] <= tpe["hv@16"][0] <= tpe["hv@32"][0] and rnd["hv@8"][0] <= rnd["hv@32"][0]
     assert "tpe " in stdout and "random " in stdout and s["objectives"]["pareto"]["target_hv"] == rnd["hv@32"][0]
-    # the goal against the challenge's designs: +0.25 log2 over the best zoo network of the table
+    # the goal against the challenge's designs: +0.25 log2 over the best zoo network of the table (on the
+    # table's answers: a spec the table lacks borrows its nearest row's PSNR at its own latency)
     assert tpe["log2@32"][0] >= s["zoo"]["log2"] + 0.25, (tpe["log2@32"], s["zoo"])
+    # counted as the rows that answered them, no run beats the table's best row, and the borrowing flatters
+    for row in (tpe, rnd):
+        best = s["table_best_log2"]
+        assert row["measured_log2@32"][2] <= best + 1e-9 < row["log2@32"][2], (row, best)
     # the table answers a spec it lacks from its nearest row better than its mean would
     assert s["table"]["loo_mae_db"] < s["table"]["loo_mean_only_mae_db"] and s["table"]["loo_tau"] > 0.3
     assert "goals:" in stdout and (tmp_path / "samplers.png").stat().st_size > 10_000
