@@ -13,8 +13,10 @@ deterministically.
 
 A spec the table lacks gets the result of its nearest row (``missing="nearest"``: the distance counts width and
 depth steps and differing choices; the outcome says which row and how far) or fails (``missing="fail"``). A
-sampler can exploit the nearest-row rule only within one step of a measured spec: the latency is always the spec's
-own prediction.
+spec's latency is always its own prediction, so a sampler can exploit the nearest-row rule: a small spec next to a
+larger row borrows that row's PSNR at its own, lower latency (on the 300-step table the default search's best log2
+score at 32 trials is 3.42 on the table's answers and 3.04 counting each trial as the row that answered it;
+``bench/samplers.py`` prints both).
 """
 
 from __future__ import annotations
