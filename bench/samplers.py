@@ -328,6 +328,22 @@ def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, tria
     return out
 
 
+def _parallel_lines(rows: dict, key: str, workers: list[int], trials: int) -> None:
+    """One line per sampler: trials to reach (``key``: reach, reach_log2) with each worker count, the efficiency kept
+    against 1 worker, and what the parallel trials are worth sequentially (hypervolume only)."""
+    for smp, row in rows.items():
+        base = row[f"{key}_w1_median"]
+        cells = []
+        for w in workers:
+            med = row[f"{key}_w{w}_median"]
+            eff = f" ({base / med:.0%})" if w != 1 and math.isfinite(med) and math.isfinite(base) else ""
+            worth = row.get(f"worth_w{w}") if key == "reach" else None
+            worth = ("" if worth is None else f", {trials} trials worth "
+                     f"{'more than 100%' if math.isinf(worth) else f'{worth:.0%}'} as many sequential")
+            cells.append(f"{w:>2} workers {_fmt_reach(row[f'{key}_w{w}'])}{eff}{worth}")
+        print(f"  {smp:<8} " + "; ".join(cells))
+
+
 def _cell(m: tuple[float, float, float], fmt: str = "6.1f") -> str:
     return f"{m[0]:{fmt}} [{m[1]:{fmt}},{m[2]:{fmt}}]"
 
@@ -363,26 +379,9 @@ def report(summary: dict) -> dict[str, bool]:
             print(f"  with parallel workers (finishing in the order of the table's training seconds): trials to reach "
                   f"random's sequential HV@{trials}, median over seeds; in brackets the sample efficiency kept against "
                   f"1 worker (its trials-to-reach / these)")
-            for smp, row in rows.items():
-                base = row["reach_w1_median"]
-                cells = []
-                for w in workers:
-                    med = row[f"reach_w{w}_median"]
-                    eff = f" ({base / med:.0%})" if w != 1 and math.isfinite(med) and math.isfinite(base) else ""
-                    worth = row.get(f"worth_w{w}")
-                    worth = ("" if worth is None else f", {trials} trials worth "
-                             f"{'more than 100%' if math.isinf(worth) else f'{worth:.0%}'} as many sequential")
-                    cells.append(f"{w:>2} workers {_fmt_reach(row[f'reach_w{w}'])}{eff}{worth}")
-                print(f"  {smp:<8} " + "; ".join(cells))
+            _parallel_lines(rows, "reach", workers, trials)
             print(f"  the same by the best log2 score: trials to reach random's sequential median best log2@{trials}")
-            for smp, row in rows.items():
-                base = row["reach_log2_w1_median"]
-                cells = []
-                for w in workers:
-                    med = row[f"reach_log2_w{w}_median"]
-                    eff = f" ({base / med:.0%})" if w != 1 and math.isfinite(med) and math.isfinite(base) else ""
-                    cells.append(f"{w:>2} workers {_fmt_reach(row[f'reach_log2_w{w}'])}{eff}")
-                print(f"  {smp:<8} " + "; ".join(cells))
+            _parallel_lines(rows, "reach_log2", workers, trials)
         if default not in rows:
             continue
         d = rows[default]

@@ -39,30 +39,12 @@ from nas.evaluate import log2_score  # noqa: E402
 from nas.latency import load_latency_model  # noqa: E402
 from nas.search import BenchTable  # noqa: E402
 from nas.search._pareto import hypervolume_history  # noqa: E402
+from nas.search._rebuild import _Replay  # noqa: E402
 from nas.space import load_space  # noqa: E402
 
 REF = (27.0, 80.0)  # bench/samplers.py's reference point (same figures)
 MODES = ("nearest", "snap")
 SAMPLERS = ("random", "tpe")
-
-
-class _Recorder:
-    """Replays a spec's parameters through ``SearchSpace.suggest`` and records each one's distribution."""
-
-    def __init__(self, params: dict):
-        self.params, self.distributions = params, {}
-
-    def suggest_int(self, name, low, high, step=1):
-        from optuna.distributions import IntDistribution
-
-        self.distributions[name] = IntDistribution(low, high, step=step)
-        return self.params[name]
-
-    def suggest_categorical(self, name, choices):
-        from optuna.distributions import CategoricalDistribution
-
-        self.distributions[name] = CategoricalDistribution(list(choices))
-        return self.params[name]
 
 
 def _sampler(name: str, seed: int):
@@ -93,7 +75,7 @@ def run(table: BenchTable, space, latency, k: float, sampler: str, mode: str, ob
         values = list(point) if objective == "pareto" else [log2_score(*point)]
         if mode == "snap" and dist > 0:  # the sampler learns the row, not the spec it asked for
             st.tell(trial, state=optuna.trial.TrialState.FAIL)
-            rec = _Recorder(space.params_of(row.spec))
+            rec = _Replay(space.params_of(row.spec))  # (the parameters and their distributions)
             space.suggest(rec)
             st.add_trial(optuna.trial.create_trial(params=rec.params, distributions=rec.distributions, values=values))
         else:
