@@ -128,4 +128,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # nothing is kept: every figure is printed as soon as it is made
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
