@@ -48,7 +48,7 @@ from nas.search._pareto import hypervolume_history  # noqa: E402
 from nas.search._record import TrialRecord  # noqa: E402
 from nas.search._store import load_optuna_study, open_study  # noqa: E402
 from nas.search._study import NullTrialLog  # noqa: E402
-from nas.space import ArchSpec, load_space, zoo_entries  # noqa: E402
+from nas.space import load_space, zoo_entries  # noqa: E402
 
 REF = (27.0, 80.0)
 """The hypervolume's fixed reference point: (INT8 PSNR dB, pessimistic VS680 latency ms). Fixed here, not taken
@@ -79,8 +79,7 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     wall = time.perf_counter() - t0
     st = load_optuna_study(open_study(cfg.study_dir))
     by = {t.number: t for t in st.get_trials(deepcopy=False)}
-    lat = load_latency_model(table.meta["latency_model"])
-    k = table.meta.get("latency_k", 1.0)
+    latency = _pessimistic(table)
     points, measured = [], []
     for n in order:
         t = by[n]
@@ -88,8 +87,8 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
         ok = t.state.name == "COMPLETE" and rec.feasible
         points.append((rec.metrics["int8_psnr"], rec.latency_objective_ms) if ok else None)
         # the same trial counted as the row that answered it (its PSNR at its own latency: a pair that was measured)
-        row = table.nearest(ArchSpec.from_dict(dict(rec.spec)))[0] if ok else None
-        measured.append((row.int8_psnr, lat.predict(row.spec).pessimistic(k)) if ok else None)
+        row = made[0].answered[n if rec.duplicate_of is None else rec.duplicate_of] if ok else None
+        measured.append((row.int8_psnr, latency(row.spec)) if ok else None)
     shutil.rmtree(cfg.study_dir, ignore_errors=True)
     Path(f"{folder}/{name}.log").unlink(missing_ok=True)
     return {"points": points, "measured": measured, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
@@ -189,14 +188,13 @@ def main() -> int:
             f.with_suffix(".tmp").replace(f)
             if i % 20 == 0 or i == len(todo):
                 print(f"  {i}/{len(todo)} studies ({time.perf_counter() - t0:.0f} s)", flush=True)
-        pool.close()
     except KeyboardInterrupt:
-        pool.terminate()
         done = sum(1 for r in todo if r in results)
         print(f"interrupted: {done} of {len(todo)} studies finished and kept in {cache_dir}; the same command "
               "goes on from them", file=sys.stderr)
         return 130
-    finally:
+    finally:  # (every task has finished, or the run stops: a worker's error is raised, not hidden by the join)
+        pool.terminate()
         pool.join()
     hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
     lg = {r: _best_log2(v["points"]) for r, v in results.items()}
@@ -225,32 +223,38 @@ def _strict(value):
     return value
 
 
+def _pessimistic(table: BenchTable):
+    """spec -> its pessimistic latency (ms) under the table's latency model and k."""
+    lat = load_latency_model(table.meta["latency_model"])
+    k = table.meta.get("latency_k", 1.0)
+    return lambda spec: lat.predict(spec).pessimistic(k)
+
+
+def _row_points(table: BenchTable) -> list[tuple[float, float]]:
+    """(INT8 PSNR, pessimistic latency) of every completed row of the table."""
+    latency = _pessimistic(table)
+    return [(r.int8_psnr, latency(r.spec)) for r in table.rows if r.state == "complete"]
+
+
 def _front_hv(table: BenchTable) -> float:
     """The hypervolume of every completed row of the table, each at its own pessimistic latency: about the most a
     study on the table can reach (a spec the table lacks borrows its nearest row's PSNR, so a little more)."""
-    lat = load_latency_model(table.meta["latency_model"])
-    k = table.meta.get("latency_k", 1.0)
-    return hypervolume_history([(r.int8_psnr, lat.predict(r.spec).pessimistic(k)) for r in table.rows
-                                if r.state == "complete"], *REF)[-1]
+    return hypervolume_history(_row_points(table), *REF)[-1]
 
 
 def _best_row(table: BenchTable) -> float:
     """The best log2 score of a completed row of the table (at its own pessimistic latency)."""
-    lat = load_latency_model(table.meta["latency_model"])
-    k = table.meta.get("latency_k", 1.0)
-    return max(log2_score(r.int8_psnr, lat.predict(r.spec).pessimistic(k)) for r in table.rows
-               if r.state == "complete")
+    return max(log2_score(*p) for p in _row_points(table))
 
 
 def _zoo_best(table: BenchTable) -> tuple[float, str]:
     space = load_space(table.meta["space"])
-    lat = load_latency_model(table.meta["latency_model"])
-    k = table.meta.get("latency_k", 1.0)
+    latency = _pessimistic(table)
     best = (float("-inf"), "")
     for e in zoo_entries():
         row = table.get(space.project(e.spec))
         if row is not None and row.state == "complete":
-            best = max(best, (log2_score(row.int8_psnr, lat.predict(row.spec).pessimistic(k)), e.name))
+            best = max(best, (log2_score(row.int8_psnr, latency(row.spec)), e.name))
     return best
 
 
@@ -262,15 +266,14 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
 
     if true.meta.get("space_digest") != table.meta.get("space_digest"):
         raise SystemExit(f"--true-table is of another space ({true.meta.get('space')}) than the table")
-    lat = load_latency_model(table.meta["latency_model"])
-    k = table.meta.get("latency_k", 1.0)
+    latency = _pessimistic(table)
     pairs = [(r, true.get(r.spec)) for r in table.rows if r.state == "complete"]
     pairs = [(a, b) for a, b in pairs if b is not None and b.state == "complete"]
     if len(pairs) < 3:
         raise SystemExit(f"--true-table shares {len(pairs)} completed specs with the table; 3 are needed")
 
     def score(r):
-        return log2_score(r.int8_psnr, lat.predict(r.spec).pessimistic(k))
+        return log2_score(r.int8_psnr, latency(r.spec))
 
     proxy_best = max(pairs, key=lambda p: score(p[0]))
     true_best = max(pairs, key=lambda p: score(p[1]))

@@ -370,7 +370,8 @@ class TableExecutor(Executor):
     """Trials answered from a :class:`BenchTable` on a simulated clock (see the module docstring).
 
     ``capacity`` trials run at once; a trial takes its row's ``train_s`` (``default_s`` when the row has none) of
-    simulated time; :attr:`clock` is the simulated time of the last event. ``missing``: what a spec the table lacks
+    simulated time; :attr:`clock` is the simulated time of the last event; :attr:`answered` maps each trial to the
+    row that answered it. ``missing``: what a spec the table lacks
     gets ("nearest": the nearest row's result, "fail": a failed trial)."""
 
     def __init__(self, table: BenchTable, on_report: OnReport | None = None, capacity: int = 1,
@@ -383,6 +384,7 @@ class TableExecutor(Executor):
         self.table, self.capacity, self.missing, self.default_s = table, capacity, missing, default_s
         self.clock = 0.0
         self.lookups = {"exact": 0, "nearest": 0, "missing": 0}
+        self.answered: dict[int, TableRow] = {}  # trial number -> the row that answers it (exact or nearest)
         self._events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, curve index)
         self._jobs: dict[int, tuple[TrialJob, TableRow | None, float, float]] = {}  # number -> job, row, dist, start
         self._order = 0
@@ -394,6 +396,8 @@ class TableExecutor(Executor):
         if dist > 0 and self.missing == "fail":
             row = None
         self.lookups["exact" if dist == 0 else "nearest" if row is not None else "missing"] += 1
+        if row is not None:
+            self.answered[job.number] = row
         self._jobs[job.number] = (job, row, dist, self.clock)
         first = 0 if row is not None and row.state == "complete" and row.curve else -1
         self._push(job.number, first)
