@@ -96,6 +96,10 @@ def test_simulated_workers_finish_in_the_order_of_their_training_time_and_can_be
     strict.submit(TrialJob(7, ArchSpec(width=64, depth=2, blocks="conv"), None, (48, 64)))
     (out,) = strict.poll(0)
     assert out.state == "failed" and "not in the benchmark table" in out.reason and out.cause is Cause.INFEASIBLE
+    # which row answered each trial: its own, the nearest (w64 is not in the table: w48 is), none when it failed
+    near = TableExecutor(table)
+    near.submit(TrialJob(5, ArchSpec(width=64, depth=2, blocks="conv"), None, (48, 64)))
+    assert ex.answered == {0: rows[0], 1: rows[1], 2: rows[2]} and near.answered == {5: rows[2]} and not strict.answered
 
 
 def test_make_table_runs_the_zoo_first_then_a_space_filling_design_until_n_distinct_specs(table_csv, tmp_path):
