@@ -261,7 +261,8 @@ def _zoo_best(table: BenchTable) -> tuple[float, str]:
 def true_ranking(table: BenchTable, true: BenchTable) -> dict:
     """The table against a table of the same specs trained longer (``--true-table``: the ranking the search is
     ultimately judged by): Kendall tau of INT8 PSNR and of the log2 score over the specs both hold, and what trusting
-    the proxy costs: the longer training's log2 score of the proxy's best spec against the best there is."""
+    the proxy costs: the longer training's log2 score (and rank) of the proxy's best spec against the best there is,
+    and how many of the log2 score's top 5 the two rankings share."""
     from scipy.stats import kendalltau
 
     if true.meta.get("space_digest") != table.meta.get("space_digest"):
@@ -277,7 +278,12 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
 
     proxy_best = max(pairs, key=lambda p: score(p[0]))
     true_best = max(pairs, key=lambda p: score(p[1]))
-    return {"specs": len(pairs), "steps": true.meta["proxy"]["steps"],
+    by_true = sorted(range(len(pairs)), key=lambda i: -score(pairs[i][1]))
+    by_proxy = sorted(range(len(pairs)), key=lambda i: -score(pairs[i][0]))
+    k = min(5, len(pairs))
+    return {"specs": len(pairs), "steps": true.meta["proxy"]["steps"], "top_k": k,
+            "top_k_shared": len(set(by_true[:k]) & set(by_proxy[:k])),
+            "proxy_best_true_rank": by_true.index(by_proxy[0]) + 1,
             "tau_psnr": float(kendalltau([a.int8_psnr for a, _ in pairs], [b.int8_psnr for _, b in pairs]).statistic),
             "tau_log2": float(kendalltau([score(a) for a, _ in pairs], [score(b) for _, b in pairs]).statistic),
             "proxy_best": proxy_best[0].spec.describe(), "proxy_best_true_log2": score(proxy_best[1]),
@@ -419,7 +425,9 @@ def report(summary: dict) -> dict[str, bool]:
         tr = summary["true"]
         print(f"\nagainst the same {tr['specs']} specs trained {tr['steps']} steps: Kendall tau INT8 PSNR "
               f"{tr['tau_psnr']:.2f}, log2 score {tr['tau_log2']:.2f}; the proxy's best ({tr['proxy_best']}) scores "
-              f"{tr['proxy_best_true_log2']:.3f} there, the best ({tr['true_best']}) {tr['true_best_log2']:.3f}")
+              f"{tr['proxy_best_true_log2']:.3f} there (rank {tr['proxy_best_true_rank']} of {tr['specs']}), the best "
+              f"({tr['true_best']}) {tr['true_best_log2']:.3f}; the two rankings share {tr['top_k_shared']} of their "
+              f"top {tr['top_k']}")
     if goals:
         print("\ngoals:")
         for g, ok in goals.items():

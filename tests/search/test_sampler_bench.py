@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "bench" / "tables" / "mai2022-300.csv"
 
@@ -84,6 +86,17 @@ def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
     # three shared specs ranked exactly the other way round by PSNR
     assert tr["specs"] == 3 and tr["steps"] == 3000 and tr["tau_psnr"] == -1.0
     assert tr["true_best"] == specs[1].describe() and tr["true_best_log2"] >= tr["proxy_best_true_log2"]
+    # the proxy's best by log2 (one of the two larger nets) is not the longer training's best
+    assert tr["proxy_best_true_rank"] > 1 and tr["top_k"] == 3
+    # six specs, the longer training 1 dB above the proxy on each: the same ranking, so the same top 5
+    six = [ArchSpec(width=16 * w, depth=d, blocks="conv") for w in (1, 2, 3) for d in (1, 2)]
+    psnr = (27.0, 27.5, 28.6, 28.7, 29.0, 29.1)
+    proxy = BenchTable(tuple(TableRow(s, "complete", int8_psnr=p, train_s=1.0, curve=((1, p),))
+                             for s, p in zip(six, psnr)), {**meta, "proxy": {"steps": 300}})
+    true = BenchTable(tuple(TableRow(s, "complete", int8_psnr=p + 1, train_s=1.0, curve=((1, p + 1),))
+                            for s, p in zip(six, psnr)), {**meta, "proxy": {"steps": 3000}})
+    tr = samplers.true_ranking(proxy, true)
+    assert tr["tau_log2"] == pytest.approx(1.0) and tr["proxy_best_true_rank"] == 1 and (tr["top_k"], tr["top_k_shared"]) == (5, 5)
 
 
 def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
