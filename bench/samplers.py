@@ -276,18 +276,18 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
     def score(r):
         return log2_score(r.int8_psnr, latency(r.spec))
 
-    proxy_best = max(pairs, key=lambda p: score(p[0]))
-    true_best = max(pairs, key=lambda p: score(p[1]))
-    by_true = sorted(range(len(pairs)), key=lambda i: -score(pairs[i][1]))
-    by_proxy = sorted(range(len(pairs)), key=lambda i: -score(pairs[i][0]))
+    proxy_scores, true_scores = [score(a) for a, _ in pairs], [score(b) for _, b in pairs]
+    by_proxy = sorted(range(len(pairs)), key=lambda i: -proxy_scores[i])  # (stable: the first of equals leads)
+    by_true = sorted(range(len(pairs)), key=lambda i: -true_scores[i])
+    proxy_best, true_best = pairs[by_proxy[0]], pairs[by_true[0]]
     k = min(5, len(pairs))
     return {"specs": len(pairs), "steps": true.meta["proxy"]["steps"], "top_k": k,
             "top_k_shared": len(set(by_true[:k]) & set(by_proxy[:k])),
             "proxy_best_true_rank": by_true.index(by_proxy[0]) + 1,
             "tau_psnr": float(kendalltau([a.int8_psnr for a, _ in pairs], [b.int8_psnr for _, b in pairs]).statistic),
-            "tau_log2": float(kendalltau([score(a) for a, _ in pairs], [score(b) for _, b in pairs]).statistic),
-            "proxy_best": proxy_best[0].spec.describe(), "proxy_best_true_log2": score(proxy_best[1]),
-            "true_best": true_best[1].spec.describe(), "true_best_log2": score(true_best[1])}
+            "tau_log2": float(kendalltau(proxy_scores, true_scores).statistic),
+            "proxy_best": proxy_best[0].spec.describe(), "proxy_best_true_log2": true_scores[by_proxy[0]],
+            "true_best": true_best[1].spec.describe(), "true_best_log2": true_scores[by_true[0]]}
 
 
 def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials, lgm) -> dict:
