@@ -118,3 +118,28 @@ def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
     # snapped: every answer is a row at its own latency; nearest: most trials borrow a row's PSNR at their own latency
     assert len(snap) == 16 and all(p in rows for p in snap if p is not None)
     assert sum(p is not None and p not in rows for p in near) >= 8
+
+
+def test_the_tpe_settings_bench_runs_the_products_tpe_with_a_variants_settings(tmp_path):
+    import importlib.util
+
+    from nas.search._samplers import SAMPLERS
+
+    spec = importlib.util.spec_from_file_location("bench_tpe_settings", ROOT / "bench" / "tpe_settings.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    samplers = _module()
+    variants = {"default": {}, "univariate": {"multivariate": False}, "gamma=0.3n": {"gamma_frac": 0.3}}
+    before = set(SAMPLERS)
+    try:
+        mod.register_variants(variants)
+        run = {v: samplers.run_one(str(TABLE), v, "pareto", 1, 0, 16, str(tmp_path / v))
+               for v in ("tpe", "tpe-setting-default", "tpe-setting-univariate", "tpe-setting-gamma=0.3n")}
+    finally:
+        for name in set(SAMPLERS) - before:
+            del SAMPLERS[name]
+    # no settings: the product's TPE, trial for trial; changed settings reach the sampler (after the 4 startup trials)
+    assert run["tpe-setting-default"]["points"] == run["tpe"]["points"]
+    for v in ("tpe-setting-univariate", "tpe-setting-gamma=0.3n"):
+        assert run[v]["points"][:4] == run["tpe"]["points"][:4] and run[v]["points"] != run["tpe"]["points"], v
+    assert set(SAMPLERS) == before
