@@ -57,8 +57,13 @@ warnings.filterwarnings("ignore", message=".* has been deprecated in v4", catego
 warnings.filterwarnings("ignore", message=".* is an experimental feature")
 
 
-def _gamma(frac: float):
-    return lambda n: min(math.ceil(frac * n), 25)
+def _tpe_kwargs(settings: dict) -> dict:
+    """A variant's settings as ``TPESampler`` arguments (``gamma_frac`` as its ``gamma``)."""
+    out = dict(settings)
+    if "gamma_frac" in out:
+        frac = out.pop("gamma_frac")
+        out["gamma"] = lambda n: min(math.ceil(frac * n), 25)
+    return out
 
 
 def register_variants(variants: dict[str, dict]) -> None:
@@ -69,7 +74,7 @@ def register_variants(variants: dict[str, dict]) -> None:
     for name, settings in variants.items():
         if _PREFIX + name in SAMPLERS:
             continue
-        kw = dict(("gamma", _gamma(v)) if k == "gamma_frac" else (k, v) for k, v in settings.items())
+        kw = _tpe_kwargs(settings)
 
         def factory(c, kw=kw):
             return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
@@ -134,8 +139,9 @@ def report(out: dict, seeds: int, trials: int) -> None:
     base = out["variants"]["default"]["reach_hv_median"] if "default" in out["variants"] else math.nan
     for name, v in out["variants"].items():
         r = v["reach_hv_median"]
-        ratio = r / base if math.isfinite(r) and math.isfinite(base) else math.inf
-        print(f"{name:<18} {bench._fmt_reach(v['reach_hv']):>19} {ratio:>6.2f} "
+        # (against a default that never reaches the target in the median seed, no ratio)
+        ratio = "-" if not math.isfinite(base) else f"{r / base:.2f}" if math.isfinite(r) else "inf"
+        print(f"{name:<18} {bench._fmt_reach(v['reach_hv']):>19} {ratio:>6} "
               f"{_fmt_median(v['reach_log2_median']):>15} "
               f"{v['hv@32']:>7.1f} {v['log2@32']:>8.3f} {v['measured_log2@32']:>9.3f}  "
               f"{json.dumps(v['settings']) if name != 'random' else ''}")
@@ -155,9 +161,19 @@ def main() -> int:
     variants = dict(VARIANTS)
     if a.variants:
         try:
-            variants = {"default": {}, **json.loads(Path(a.variants).read_text())}
+            given = json.loads(Path(a.variants).read_text())
         except (OSError, ValueError) as e:
             raise SystemExit(f"--variants {a.variants}: {e}") from None
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise SystemExit(f"--variants {a.variants}: expected a JSON object of {{name: {{setting: value}}}}")
+        variants = {"default": {}, **given}
+    import optuna
+
+    for name, settings in variants.items():  # (a setting TPE does not take stops the run here, named)
+        try:
+            optuna.samplers.TPESampler(**_tpe_kwargs(settings))
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"--variants: variant '{name}' {settings}: {e}") from None
     try:
         out = compare(a.table, variants, seeds=a.seeds, trials=a.trials, objective=a.objective, workers=a.workers,
                       jobs=a.jobs)
