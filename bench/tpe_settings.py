@@ -22,6 +22,7 @@ on 2 cores.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -69,20 +70,11 @@ def _tpe_kwargs(settings: dict) -> dict:
 def register_variants(variants: dict[str, dict]) -> None:
     """Register each variant as a sampler of this process (``tpe-setting-NAME``): the product's TPE factory with the
     variant's settings over its own."""
-    import optuna
-
+    tpe = SAMPLERS["tpe"].factory
     for name, settings in variants.items():
-        if _PREFIX + name in SAMPLERS:
-            continue
-        kw = _tpe_kwargs(settings)
-
-        def factory(c, kw=kw):
-            return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
-                                                 "multivariate": True, "constant_liar": c.sampler.constant_liar,
-                                                 **kw})
-
-        register_sampler(_PREFIX + name, f"TPE with {settings or 'the product settings'} (bench/tpe_settings.py)")(
-            factory)
+        if _PREFIX + name not in SAMPLERS:
+            register_sampler(_PREFIX + name, f"TPE with {settings or 'the product settings'} (bench/tpe_settings.py)")(
+                functools.partial(tpe, **_tpe_kwargs(settings)))
 
 
 def _run(job: tuple) -> tuple[tuple, dict]:

@@ -76,11 +76,12 @@ def make_sampler(config):
 
 
 @register_sampler("tpe", "TPE, multivariate, constant liar for parallel workers (the default)")
-def _tpe(c):
+def _tpe(c, **settings):
+    """``settings``: other ``TPESampler`` arguments over the product's (``bench/tpe_settings.py`` compares them)."""
     import optuna
 
-    return optuna.samplers.TPESampler(n_startup_trials=c.sampler.n_startup_trials, seed=c.seed, multivariate=True,
-                                      constant_liar=c.sampler.constant_liar)
+    return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
+                                         "multivariate": True, "constant_liar": c.sampler.constant_liar, **settings})
 
 
 @register_sampler("gp", "Gaussian process (Optuna's GPSampler; needs PyTorch; ignores pruned trials: no pruning)",
