@@ -1,9 +1,9 @@
 """Search quality the way NAS papers measure it: every sampler run many times on the committed benchmark table.
 
     python bench/samplers.py [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64] [--workers 1,4,16]
-                             [--samplers tpe,gp,nsga2,random] [--objectives pareto,score] [--jobs 2]
+                             [--samplers tpe,latency_gp,gp,nsga2,random] [--objectives pareto,score] [--jobs 2]
                              [--true-table bench/tables/mai2022-3000.csv] [--json FILE]
-                             [--work runs/bench-samplers] [--png bench/figures/samplers.png]
+                             [--work runs/bench-samplers] [--png bench/figures/samplers.png] [--budget-ms MS]
 
 Each run is a real study (the product's driver, Optuna storage, constraints, pessimistic latency, warm start,
 pruner) whose trials look their results up in the table (``table:`` in the config; a spec the table lacks gets its
@@ -12,6 +12,7 @@ sampler, objective and worker count, over ``--seeds`` seeds:
 
 * hypervolume of the front (INT8 PSNR vs the pessimistic VS680 latency, reference point REF below) and best log2
   score after 8, 16, 32 and 64 trials: median and interquartile range;
+* how many of the first 32 trials gave no point (infeasible, pruned or failed), median over seeds;
 * trials each sampler needs to reach random search's median 64-trial hypervolume (median over every seed, a run that
   never reaches it counting as infinite);
 * with 4 and 16 workers: the sample efficiency kept (sequential trials-to-target / parallel trials-to-target);
@@ -20,6 +21,8 @@ sampler, objective and worker count, over ``--seeds`` seeds:
 * with ``--true-table`` (a table of some of the same specs trained 10x longer): how the proxy's ranking of those specs
   agrees with the longer training's, and what trusting the proxy costs.
 
+``--budget-ms`` gives every study a latency budget (a constraint on the pessimistic latency, as in a user's config):
+a trial over it gives no point, and the table's front and zoo networks are taken within it.
 ``--samplers`` takes registered names or variants with settings (``tpe:n_startup_trials=10:constant_liar=false``).
 Runs are cached in ``--work`` (a second run only prints). ``gp`` needs PyTorch; without it, it is skipped.
 """
@@ -57,15 +60,19 @@ BUDGETS = (8, 16, 32, 64)
 DEFAULT = "tpe"
 
 
-def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: int, trials: int, work: str) -> dict:
+def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: int, trials: int, work: str,
+            budget_ms: float | None = None) -> dict:
     """One study on the table; the finished trials in the order they finished."""
     table = BenchTable.read_csv(table_path)
-    name = f"{sampler.replace(':', '_').replace('=', '-')}-{objective}-w{workers}-s{seed}"
+    name = f"{sampler.replace(':', '_').replace('=', '-')}-{objective}-w{workers}-s{seed}{_budget_tag(budget_ms)}"
     folder = Path(work) / "studies"
     cfg = SearchConfig.model_validate({
         "name": name, "out": str(folder), "n_trials": trials, "workers": workers, "seed": seed, "table": table_path,
         "objective": objective, "sampler": sampler_config(sampler), "storage": f"journal:///{folder}/{name}.log",
-        "export": {"input_size": table.meta.get("input_size")}})
+        "export": {"input_size": table.meta.get("input_size")}, "latency": {"budget_ms": budget_ms}})
+    # a study an interrupted run left behind would be resumed (another trajectory): every run starts afresh
+    shutil.rmtree(cfg.study_dir, ignore_errors=True)
+    Path(f"{folder}/{name}.log").unlink(missing_ok=True)
     order: list[int] = []
     made: list[TableExecutor] = []
 
@@ -96,8 +103,9 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
 
 def _run_task(job: tuple) -> tuple[tuple, dict]:
     """One study of the pool: (its key, its result)."""
-    table, sampler, objective, workers, seed, trials, work = job
-    return (sampler, objective, workers, seed), run_one(table, sampler, objective, workers, seed, trials, work)
+    table, sampler, objective, workers, seed, trials, work, budget_ms = job
+    return (sampler, objective, workers, seed), run_one(table, sampler, objective, workers, seed, trials, work,
+                                                        budget_ms)
 
 
 def sampler_config(variant: str) -> dict:
@@ -106,8 +114,12 @@ def sampler_config(variant: str) -> dict:
     return {"name": name, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in opts)}}
 
 
-def _key(sampler, objective, workers, seed, trials, digest) -> str:
-    return f"{sampler}-{objective}-w{workers}-s{seed}-n{trials}-{digest}"
+def _budget_tag(budget_ms: float | None) -> str:
+    return "" if budget_ms is None else f"-b{budget_ms:g}"
+
+
+def _key(sampler, objective, workers, seed, trials, digest, budget_ms=None) -> str:
+    return f"{sampler}-{objective}-w{workers}-s{seed}-n{trials}{_budget_tag(budget_ms)}-{digest}"
 
 
 def _median_iqr(values: list[float]) -> tuple[float, float, float]:
@@ -144,16 +156,22 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--trials", type=int, default=64)
     ap.add_argument("--workers", default="1,4,16")
-    ap.add_argument("--samplers", default="tpe,gp,nsga2,random",
+    ap.add_argument("--samplers", default="tpe,latency_gp,gp,nsga2,random",
                     help="registered names, or variants with settings: tpe:n_startup_trials=10:constant_liar=false")
     ap.add_argument("--objectives", default="pareto,score")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", default="runs/bench-samplers")
-    ap.add_argument("--png", default="bench/figures/samplers.png", help="the curves ('' for none)")
+    ap.add_argument("--png", default=None, help="the curves ('' for none; default bench/figures/samplers.png, none "
+                                                "with --budget-ms)")
+    ap.add_argument("--budget-ms", type=float, default=None, help="a latency budget for every study (ms)")
     ap.add_argument("--json", default="", help="also write the figures here")
     ap.add_argument("--true-table", default="bench/tables/mai2022-3000.csv",
                     help="a table of some of the same specs trained longer (skipped when the file is not there)")
     a = ap.parse_args()
+    if a.png is None:
+        a.png = "" if a.budget_ms is not None else "bench/figures/samplers.png"
+    if a.budget_ms is not None and a.budget_ms <= 0:
+        ap.error(f"--budget-ms must be positive, not {a.budget_ms:g}")
     table = BenchTable.read_csv(a.table)
     samplers = [s for s in a.samplers.split(",") if not s.startswith("gp") or importlib.util.find_spec("torch")]
     if len(samplers) < len(a.samplers.split(",")):
@@ -167,7 +185,7 @@ def main() -> int:
     results: dict[tuple, dict] = {}
     todo = []
     for r in runs:
-        f = cache_dir / f"{_key(*r, a.trials, table.digest)}.json"
+        f = cache_dir / f"{_key(*r, a.trials, table.digest, a.budget_ms)}.json"
         cached = json.loads(f.read_text()) if f.exists() else {}
         if "measured" in cached:  # (a study cached before the measured points were kept is run again)
             results[r] = cached
@@ -180,10 +198,10 @@ def main() -> int:
     pool = multiprocessing.get_context("fork").Pool(a.jobs, initializer=signal.signal,
                                                     initargs=(signal.SIGINT, signal.SIG_IGN))
     try:
-        jobs = [(a.table, *r, a.trials, str(work)) for r in todo]
+        jobs = [(a.table, *r, a.trials, str(work), a.budget_ms) for r in todo]
         for i, (r, res) in enumerate(pool.imap_unordered(_run_task, jobs), 1):
             results[r] = res
-            f = cache_dir / f"{_key(*r, a.trials, table.digest)}.json"
+            f = cache_dir / f"{_key(*r, a.trials, table.digest, a.budget_ms)}.json"
             f.with_suffix(".tmp").write_text(json.dumps(res))
             f.with_suffix(".tmp").replace(f)
             if i % 20 == 0 or i == len(todo):
@@ -199,7 +217,7 @@ def main() -> int:
     hv = {r: hypervolume_history(v["points"], *REF) for r, v in results.items()}
     lg = {r: _best_log2(v["points"]) for r, v in results.items()}
     lgm = {r: _best_log2(v["measured"]) for r, v in results.items()}
-    summary = summarise(table, results, hv, lg, samplers, objectives, workers, a.seeds, a.trials, lgm)
+    summary = summarise(table, results, hv, lg, samplers, objectives, workers, a.seeds, a.trials, lgm, a.budget_ms)
     if a.true_table and Path(a.true_table).exists():
         summary["true"] = true_ranking(table, BenchTable.read_csv(a.true_table))
     report(summary)
@@ -230,30 +248,31 @@ def _pessimistic(table: BenchTable):
     return lambda spec: lat.predict(spec).pessimistic(k)
 
 
-def _row_points(table: BenchTable) -> list[tuple[float, float]]:
-    """(INT8 PSNR, pessimistic latency) of every completed row of the table."""
+def _row_points(table: BenchTable, budget_ms: float | None = None) -> list[tuple[float, float]]:
+    """(INT8 PSNR, pessimistic latency) of every completed row of the table (within the budget)."""
     latency = _pessimistic(table)
-    return [(r.int8_psnr, latency(r.spec)) for r in table.rows if r.state == "complete"]
+    pts = [(r.int8_psnr, latency(r.spec)) for r in table.rows if r.state == "complete"]
+    return [p for p in pts if budget_ms is None or p[1] <= budget_ms]
 
 
-def _front_hv(table: BenchTable) -> float:
+def _front_hv(table: BenchTable, budget_ms: float | None = None) -> float:
     """The hypervolume of every completed row of the table, each at its own pessimistic latency: about the most a
     study on the table can reach (a spec the table lacks borrows its nearest row's PSNR, so a little more)."""
-    return hypervolume_history(_row_points(table), *REF)[-1]
+    return hypervolume_history(_row_points(table, budget_ms), *REF)[-1]
 
 
-def _best_row(table: BenchTable) -> float:
+def _best_row(table: BenchTable, budget_ms: float | None = None) -> float:
     """The best log2 score of a completed row of the table (at its own pessimistic latency)."""
-    return max(log2_score(*p) for p in _row_points(table))
+    return max((log2_score(*p) for p in _row_points(table, budget_ms)), default=float("-inf"))
 
 
-def _zoo_best(table: BenchTable) -> tuple[float, str]:
+def _zoo_best(table: BenchTable, budget_ms: float | None = None) -> tuple[float, str]:
     space = load_space(table.meta["space"])
     latency = _pessimistic(table)
     best = (float("-inf"), "")
     for e in zoo_entries():
         row = table.get(space.project(e.spec))
-        if row is not None and row.state == "complete":
+        if row is not None and row.state == "complete" and (budget_ms is None or latency(row.spec) <= budget_ms):
             best = max(best, (log2_score(row.int8_psnr, latency(row.spec)), e.name))
     return best
 
@@ -290,21 +309,22 @@ def true_ranking(table: BenchTable, true: BenchTable) -> dict:
             "true_best": true_best[1].spec.describe(), "true_best_log2": true_scores[by_true[0]]}
 
 
-def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials, lgm) -> dict:
+def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, trials, lgm, budget_ms=None) -> dict:
     """The figures of the comparison (what is printed, and written to ``--json``); ``hv`` and ``lg``: each run's
     hypervolume and best log2 score after each trial; ``lgm``: its best log2 score counting each trial as the row
-    that answered it (``measured``)."""
+    that answered it (``measured``); ``budget_ms``: the studies' latency budget (the table's rows within it)."""
     budgets = [b for b in BUDGETS if b <= trials]
     exact = sum(v["lookups"]["exact"] for v in results.values())
     total = sum(sum(v["lookups"].values()) for v in results.values())
-    zoo_log2, zoo_name = _zoo_best(table)
+    zoo_log2, zoo_name = _zoo_best(table, budget_ms)
     fid = table.leave_one_out()
     out = {"table": {"specs": len(table), "digest": table.digest, "proxy_steps": table.meta["proxy"]["steps"],
                      "exact_share": exact / max(total, 1), "loo_mae_db": fid.mae_db, "loo_tau": fid.tau,
                      "loo_mean_only_mae_db": fid.mean_only_mae_db, "loo_describe": fid.describe(),
-                     "front_hv": _front_hv(table)},
+                     "front_hv": _front_hv(table, budget_ms)}, "budget_ms": budget_ms,
            "ref": REF, "seeds": seeds, "trials": trials, "budgets": budgets, "workers": workers, "default": DEFAULT,
-           "zoo": {"name": zoo_name, "log2": zoo_log2}, "table_best_log2": _best_row(table), "objectives": {}}
+           "zoo": {"name": zoo_name, "log2": zoo_log2}, "table_best_log2": _best_row(table, budget_ms),
+           "objectives": {}}
     for o in objectives:
         have_random = "random" in samplers
         target = statistics.median(hv[("random", o, 1, s)][trials - 1] for s in range(seeds)) if have_random else None
@@ -313,6 +333,9 @@ def summarise(table, results, hv, lg, samplers, objectives, workers, seeds, tria
         rows = {}
         for smp in samplers:
             row = {"wall_s": statistics.median(results[(smp, o, 1, seed)]["wall_s"] for seed in range(seeds))}
+            at = min(32, trials)  # trials that gave no point (infeasible, pruned or failed) among the first ``at``
+            row[f"no_point@{at}"] = statistics.median(sum(p is None for p in results[(smp, o, 1, seed)]["points"][:at])
+                                                      for seed in range(seeds))
             for b in budgets:
                 row[f"hv@{b}"] = _median_iqr([hv[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
                 row[f"log2@{b}"] = _median_iqr([lg[(smp, o, 1, seed)][b - 1] for seed in range(seeds)])
@@ -350,7 +373,7 @@ def _parallel_lines(rows: dict, key: str, workers: list[int], trials: int) -> No
             worth = ("" if worth is None else f", {trials} trials worth "
                      f"{'more than 100%' if math.isinf(worth) else f'{worth:.0%}'} as many sequential")
             cells.append(f"{w:>2} workers {_fmt_reach(row[f'{key}_w{w}'])}{eff}{worth}")
-        print(f"  {smp:<8} " + "; ".join(cells))
+        print(f"  {smp:<10} " + "; ".join(cells))
 
 
 def _cell(m: tuple[float, float, float], fmt: str = "6.1f") -> str:
@@ -363,6 +386,9 @@ def report(summary: dict) -> dict[str, bool]:
     workers, default = summary["workers"], summary["default"]
     ref = summary["ref"]
     print(f"hypervolume reference point: INT8 PSNR {ref[0]} dB, pessimistic latency {ref[1]} ms")
+    if summary.get("budget_ms") is not None:
+        print(f"latency budget {summary['budget_ms']:g} ms (pessimistic): a trial over it gives no point; "
+              "the table's rows and zoo networks within it")
     print(f"{t['exact_share']:.0%} of the trials' specs were in the table; {t['loo_describe']}")
     goals: dict[str, bool] = {}
     zoo = summary["zoo"]
@@ -371,14 +397,15 @@ def report(summary: dict) -> dict[str, bool]:
         print(f"\nobjective {o}, sequential (1 worker), {seeds} seeds: median [interquartile range]")
         head = "  ".join(f"{'HV@' + str(b):<19}" for b in budgets)
         at = min(32, trials)
-        print(f"  {'sampler':<8} {head}  {'to random HV@' + str(trials):>18}  {'best log2@' + str(at):>22}  "
-              f"{'measured rows':>22}  {'to random log2@' + str(trials):>20}  s/study")
+        print(f"  {'sampler':<10} {head}  {'to random HV@' + str(trials):>18}  {'best log2@' + str(at):>22}  "
+              f"{'measured rows':>22}  {'to random log2@' + str(trials):>20}  {'no point@' + str(at):>11}  s/study")
         for smp, row in rows.items():
             cells = "  ".join(_cell(row[f"hv@{b}"]) for b in budgets)
             need = _fmt_reach(row["reach_w1"]) if target is not None else "-"
             need_log2 = _fmt_reach(row["reach_log2_w1"]) if target is not None else "-"
-            print(f"  {smp:<8} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  "
-                  f"{_cell(row[f'measured_log2@{at}'], '6.3f'):>22}  {need_log2:>20}  {row['wall_s']:7.1f}")
+            print(f"  {smp:<10} {cells}  {need:>18}  {_cell(row[f'log2@{at}'], '6.3f'):>22}  "
+                  f"{_cell(row[f'measured_log2@{at}'], '6.3f'):>22}  {need_log2:>20}  "
+                  f"{row.get(f'no_point@{at}', math.nan):>11.1f}  {row['wall_s']:7.1f}")
         if target is None:
             continue
         print(f"  random's median {trials}-trial hypervolume: {target:.1f} ({target / t['front_hv']:.0%} of the "
@@ -410,7 +437,9 @@ def report(summary: dict) -> dict[str, bool]:
             worth = "more than 100%" if math.isinf(d["worth_w16"]) else f"{d['worth_w16']:.0%}"
             goals[f"{o}: {default} with 16 workers keeps >= 80% of its sequential sample efficiency (trials to "
                   f"reach); {what}; {trials} parallel trials worth {worth} as many sequential"] = eff >= 0.8
-        if trials >= 32:
+        if trials >= 32 and not zoo["name"]:
+            print("  no zoo network of the table is within the latency budget: no comparison with the zoo")
+        elif trials >= 32:
             m = d["log2@32"][0]
             mm = d["measured_log2@32"][0]
             print(f"  best zoo network in the table: {zoo['name']} log2 score {zoo['log2']:.3f}; default ({default}) "

@@ -9,8 +9,8 @@ spec's own latency. Only a few percent of trials land on a row, so a sampler lea
    search's median hypervolume after 8, 16, 32 and 64 trials as a share of it. When random's 64 trials already
    reach the whole table's front, no sampler can reach random's final value much sooner: the goal asks it to find
    the front itself.
-2. **Exact answers.** It runs TPE (the product's settings: multivariate, constant liar, 4 startup trials) and random
-   in plain Optuna loops, in two modes:
+2. **Exact answers.** It runs the product's samplers (``--samplers``, default random, TPE and the hardware-aware
+   ``latency_gp``, each as the product makes it) in plain Optuna loops, in two modes:
    - ``nearest``: the trial keeps its own parameters and gets its nearest row's result, as in a table study;
    - ``snap``: the trial is replaced by its nearest row (its parameters and result), so every answer the sampler
      learns from is exact.
@@ -44,15 +44,16 @@ from nas.space import load_space  # noqa: E402
 
 REF = (27.0, 80.0)  # bench/samplers.py's reference point (same figures)
 MODES = ("nearest", "snap")
-SAMPLERS = ("random", "tpe")
 
 
-def _sampler(name: str, seed: int):
-    import optuna
+def _sampler(name: str, seed: int, objective: str, table: BenchTable):
+    """The product's sampler ``name`` for a study on ``table`` (its space and latency model)."""
+    from nas.search import SearchConfig
+    from nas.search._samplers import make_sampler
 
-    if name == "tpe":
-        return optuna.samplers.TPESampler(n_startup_trials=4, seed=seed, multivariate=True, constant_liar=True)
-    return optuna.samplers.RandomSampler(seed=seed)
+    return make_sampler(SearchConfig(sampler={"name": name}, seed=seed, objective=objective, space=table.meta["space"],
+                                     latency={"model": table.meta["latency_model"],
+                                              "k": table.meta.get("latency_k", 1.0)}))
 
 
 def run(table: BenchTable, space, latency, k: float, sampler: str, mode: str, objective: str, seed: int,
@@ -61,7 +62,7 @@ def run(table: BenchTable, space, latency, k: float, sampler: str, mode: str, ob
     import optuna
 
     st = optuna.create_study(directions=["maximize", "minimize"] if objective == "pareto" else ["maximize"],
-                             sampler=_sampler(sampler, seed))
+                             sampler=_sampler(sampler, seed, objective, table))
     points = []
     for _ in range(trials):
         trial = st.ask()
@@ -90,7 +91,9 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--trials", type=int, default=64)
     ap.add_argument("--objectives", default="pareto,score")
+    ap.add_argument("--samplers", default="random,tpe,latency_gp", help="registered names (random is the target)")
     a = ap.parse_args()
+    samplers = ["random", *(s for s in a.samplers.split(",") if s != "random")]
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -109,10 +112,10 @@ def main() -> int:
               f"random's median HV@{a.trials} in the same mode")
         for mode in MODES:
             pts = {s: [run(table, space, latency, k, s, mode, objective, seed, a.trials) for seed in range(a.seeds)]
-                   for s in SAMPLERS}
-            hv = {s: [hypervolume_history(p, *REF) for p in pts[s]] for s in SAMPLERS}
+                   for s in samplers}
+            hv = {s: [hypervolume_history(p, *REF) for p in pts[s]] for s in samplers}
             target = statistics.median(h[-1] for h in hv["random"])
-            for s in SAMPLERS:
+            for s in samplers:
                 med = [statistics.median(h[b - 1] for h in hv[s]) for b in budgets]
                 reach = [next((i + 1 for i, v in enumerate(h) if v >= target - 1e-9), math.inf) for h in hv[s]]
                 m = statistics.median(reach)
@@ -120,7 +123,7 @@ def main() -> int:
                 best = statistics.median(max((log2_score(*q) for q in p[:at] if q is not None), default=math.nan)
                                          for p in pts[s])
                 cells = "  ".join(f"HV@{b} {v:6.1f} ({v / ceiling:4.0%})" for b, v in zip(budgets, med))
-                print(f"  {mode:<8} {s:<7} {cells}  to reach: {'never' if math.isinf(m) else f'{m:.0f}'} "
+                print(f"  {mode:<8} {s:<10} {cells}  to reach: {'never' if math.isinf(m) else f'{m:.0f}'} "
                       f"({sum(map(math.isfinite, reach))}/{a.seeds} reach; goal <= {0.4 * a.trials:.0f}); "
                       f"best log2@{at} {best:.3f}", flush=True)
     print(f"\n(percentages: of the hypervolume of all completed rows; {time.perf_counter() - t0:.0f} s)")

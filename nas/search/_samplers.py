@@ -29,7 +29,11 @@ Built in:
 * ``random``: independent uniform draws;
 * ``balanced``: space-filling (a Latin hypercube over the choices): in every run of k trials each of a parameter's
   k values appears once, in an order drawn per parameter and run, so any number of trials covers every value of
-  every parameter as evenly as it can (what a benchmark table is made with).
+  every parameter as evenly as it can (what a benchmark table is made with);
+* ``latency_gp``: hardware-aware Bayesian optimisation: the latency model gives every spec's latency before it is
+  trained, so only the INT8 PSNR is modelled (a Gaussian process) and each candidate is scored at its exact latency
+  (expected hypervolume improvement, or expected improvement of the log2 score); a spec over the latency budget is
+  never proposed (see :mod:`nas.search._latency_gp`).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def _gp(c):
                           "or choose another sampler (tpe, nsga2, random, balanced)")
     import optuna
 
-    return optuna.samplers.GPSampler(seed=c.seed, n_startup_trials=c.sampler.n_startup_trials)
+    return optuna.samplers.GPSampler(seed=c.seed, n_startup_trials=max(1, c.sampler.n_startup_trials))
 
 
 @register_sampler("nsga2", "NSGA-II (sampler.population_size; a pruned child never joins a generation: no pruning)",
@@ -115,3 +119,21 @@ def _balanced(c):
     from nas.search._balanced import BalancedSampler
 
     return BalancedSampler(seed=c.seed)
+
+
+@register_sampler("latency_gp", "hardware-aware: a Gaussian process on INT8 PSNR, each spec at its latency model's "
+                  "latency, known before training (no pruning)", learns_from_pruned=False)
+def _latency_gp(c):
+    from nas.latency import load_latency_model
+    from nas.search._latency_gp import LatencyGPSampler
+    from nas.space import load_space
+
+    model, lc = load_latency_model(c.latency.model), c.latency
+
+    def feasible(spec) -> bool:
+        pred = model.predict(spec)
+        over = lc.budget_ms is not None and pred.pessimistic(lc.k) > lc.budget_ms
+        return not over and (pred.in_range or lc.outside_range == "flag")
+
+    return LatencyGPSampler(load_space(c.space), lambda spec: model.predict(spec).pessimistic(lc.k), feasible,
+                            seed=c.seed, n_startup_trials=max(1, c.sampler.n_startup_trials))

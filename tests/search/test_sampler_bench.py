@@ -70,6 +70,19 @@ def test_a_study_on_the_table_is_deterministic(tmp_path):
     assert sum(p is not None for p in a["points"]) >= 6
 
 
+def test_the_hardware_aware_sampler_runs_a_table_study_with_parallel_workers_never_repeating_a_spec(tmp_path):
+    """``latency_gp`` through the product's driver (warm start, constraints, 4 simulated workers): the same study
+    twice gives the same trials; no spec is proposed twice (running ones included); and a study left behind by an
+    interrupted run is not resumed (it would give another trajectory)."""
+    samplers = _module()
+    a = samplers.run_one(str(TABLE), "latency_gp", "pareto", 4, 1, 16, str(tmp_path / "a"))
+    (tmp_path / "a" / "studies" / "latency_gp-pareto-w4-s1.log").write_text("left by an interrupted run\n")
+    b = samplers.run_one(str(TABLE), "latency_gp", "pareto", 4, 1, 16, str(tmp_path / "a"))
+    assert a["points"] == b["points"] and len(a["points"]) == 16
+    done = [p for p in a["points"] if p is not None]
+    assert len(done) == 16 and len(set(done)) == 16  # all complete; distinct points, so distinct specs
+
+
 def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
     from nas.search import BenchTable
     from nas.search._table import TableRow

@@ -105,3 +105,23 @@ def test_not_yaml_missing_and_non_mapping_files(tmp_path):
         load_space(tmp_path / "nope.yaml")
     with pytest.raises(SpaceError, match="is a folder"):
         load_space(tmp_path)
+
+
+def test_enumerate_lists_every_spec_of_the_space_once_with_the_parameters_that_make_it():
+    space = load_space("mai2022")
+    made = space.enumerate()
+    assert space.size() == 5120 and len(made) == 5120  # 4 widths x 8 depths x 4 blocks x 5 skips x 2 x 2 x 2
+    assert len({spec.hash for _, spec in made}) == len(made)
+    for params, spec in made[::97]:
+        assert space.params_of(spec) == params
+    # blocks per layer: the parameters a spec has depend on its depth (block_0 .. block_{depth+1})
+    from nas.space import SearchSpace
+
+    tiny = SearchSpace.model_validate({
+        **space.to_dict(), "name": "tiny", "width": {"min": 16, "max": 16, "multiple_of": 16},
+        "depth": {"min": 1, "max": 2}, "blocks": {"choices": ["conv", "repconv"], "per_layer": True},
+        "skip": {"choices": ["none"]}, "clip_where": {"choices": ["before_d2s"]}, "clip_kind": {"choices": ["clip"]},
+        "tail": {"choices": [[]]}})
+    made = tiny.enumerate()
+    assert tiny.size() == 2**3 + 2**4 and len({spec.hash for _, spec in made}) == len(made) == tiny.size()
+    assert all(tiny.params_of(spec) == params for params, spec in made)
