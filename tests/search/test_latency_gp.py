@@ -123,3 +123,27 @@ def test_a_space_too_large_to_list_gets_fresh_candidates_drawn_for_each_trial(sp
         st.tell(t, [_synthetic_psnr(spec), model.predict(spec).pessimistic(1.0)])
     assert len({s.hash for s in specs}) == 10 and sampler._all is None
     assert len({b.value for s in specs for b in s.blocks}) > 1  # per-layer blocks are chosen, not all one kind
+
+
+def test_a_resumed_study_goes_on_without_proposing_a_spec_it_already_holds(tmp_path):
+    """A table study (the product's driver and storage) of 8 trials, then the same study resumed to 16: the sampler
+    is made afresh in the second run (from the stored trials only), and the study holds 16 distinct specs, none a
+    duplicate of an earlier trial."""
+    from pathlib import Path
+
+    from nas.search import BenchTable, run_search
+    from nas.search._record import TrialRecord
+    from nas.search._store import load_optuna_study, open_study
+    from nas.search._study import NullTrialLog
+
+    table = Path(__file__).resolve().parents[2] / "bench" / "tables" / "mai2022-300.csv"
+    meta = BenchTable.read_csv(table).meta
+    data = {"name": "resume", "out": str(tmp_path), "n_trials": 8, "table": str(table), "seed": 5,
+            "sampler": {"name": "latency_gp"}, "export": {"input_size": meta.get("input_size")}}
+    first = run_search(SearchConfig.model_validate(data), trial_log=NullTrialLog(), plots=False)
+    again = run_search(SearchConfig.model_validate({**data, "n_trials": 16}), trial_log=NullTrialLog(), plots=False)
+    assert first.complete == 8 and again.complete == 16
+    st = load_optuna_study(open_study(tmp_path / "resume"))
+    recs = [TrialRecord.from_attrs(t.user_attrs) for t in st.get_trials(deepcopy=False)]
+    assert len(recs) == 16 and all(r.duplicate_of is None for r in recs)
+    assert len({r.hash for r in recs}) == 16
