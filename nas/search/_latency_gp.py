@@ -16,12 +16,13 @@ proposed again, so parallel workers get different specs without a constant liar.
 The process: inputs are the space's parameters (integers scaled to [0, 1], choices one-hot), a squared-exponential
 kernel with one length scale per parameter, chosen with the noise level by maximising the marginal likelihood over
 a small grid (coordinate by coordinate); the PSNRs below the lower quartile are raised to it before fitting (a
-network that failed to learn says little about where the front is, and would dominate the fit). The first
-``n_startup_trials`` trials (after the warm start) are drawn uniformly among the feasible candidates.
+network that failed to learn says little about where the front is, and would dominate the fit). Until
+``n_startup_trials`` trials have completed (the warm start included), a trial is drawn uniformly among the feasible
+candidates.
 
 Candidates: every spec of the space (:meth:`~nas.space.SearchSpace.enumerate`) when it has at most
-``max_enumerated`` specs (``mai2022`` has 5,120), otherwise
-``n_candidates`` specs drawn afresh per trial. Registered as ``latency_gp`` in :mod:`nas.search._samplers`.
+``max_enumerated`` specs (``mai2022`` has 5,120), otherwise ``n_candidates`` specs drawn afresh per trial.
+Registered as ``latency_gp`` in :mod:`nas.search._samplers`.
 """
 
 from __future__ import annotations
