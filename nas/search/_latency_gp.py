@@ -27,6 +27,7 @@ Registered as ``latency_gp`` in :mod:`nas.search._samplers`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from statistics import NormalDist
 from typing import Any, Callable
@@ -45,27 +46,39 @@ _LENGTH_GRID = (0.0, 0.25, 1.0, 4.0, 16.0)  # inverse squared length scales (0: 
 _NOISE_GRID = (0.01, 0.05, 0.2, 0.5)  # noise variance, in units of the PSNRs' variance
 
 
-class LatencyGPSampler(optuna.samplers.BaseSampler):
-    """See the module docstring. ``latency``: spec -> the latency the study's objective uses (its pessimistic
-    latency, ms); ``feasible``: spec -> whether its latency meets the study's constraints."""
+@dataclasses.dataclass
+class _Pool:
+    """The candidates a trial chooses from: their parameters, keys, objective latencies and feasibility; their
+    inputs to the process (per parameter-name list) and log2 offsets are made once, when first needed."""
 
-    def __init__(self, space, latency: Callable[[Any], float], feasible: Callable[[Any], bool] | None = None,
-                 seed: int = 0, n_startup_trials: int = 4, max_enumerated: int = 20000, n_candidates: int = 4096,
-                 n_quantiles: int = 32):
+    params: list[dict]
+    keys: list[tuple]
+    lat: np.ndarray
+    ok: np.ndarray
+    inputs: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    offsets: np.ndarray | None = None
+
+
+class LatencyGPSampler(optuna.samplers.BaseSampler):
+    """See the module docstring. ``facts``: spec -> (the latency the study's objective uses, ms; whether the spec
+    meets the study's latency constraints), one latency prediction per spec."""
+
+    def __init__(self, space, facts: Callable[[Any], tuple[float, bool]], seed: int = 0, n_startup_trials: int = 4,
+                 max_enumerated: int = 20000, n_candidates: int = 4096, n_quantiles: int = 32):
         if n_startup_trials < 1 or n_candidates < 1 or n_quantiles < 1:
             raise ValueError("n_startup_trials, n_candidates and n_quantiles must be at least 1")
         self.space = space
-        self.latency = latency
-        self.feasible = feasible or (lambda spec: True)
+        self.facts = facts
         self.seed = int(seed)
         self.n_startup_trials = n_startup_trials
         self.n_candidates = n_candidates
         self._rng = np.random.default_rng(self.seed)
         self._z = np.array([NormalDist().inv_cdf((i + 0.5) / n_quantiles) for i in range(n_quantiles)])
-        self._all = None
+        self._all: _Pool | None = None
         self._enumerated = space.size() <= max_enumerated
         self._dists: dict[str, BaseDistribution] = {}
         self._latency_cache: dict[str, tuple[float, bool]] = {}
+        self._replayed: dict[tuple, Any] = {}  # a finished trial's parameter key -> its spec (None: not in the space)
 
     # -------------------------------------------------------------------------------------- optuna interface
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
@@ -76,39 +89,45 @@ class LatencyGPSampler(optuna.samplers.BaseSampler):
     def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
         if not search_space:
             return {}
-        cands = [c for c in self._candidates() if c[3]]
-        if not cands:  # no feasible spec at all: the trial is drawn at random (and fails its constraint)
+        pool = self._candidates()
+        idx = np.flatnonzero(pool.ok)
+        if not len(idx):  # no feasible spec at all: the trial is drawn at random (and fails its constraint)
             return {}
         taken = {self._key(t.params) for t in study.get_trials(deepcopy=False) if t.number != trial.number
                  and t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL)}
-        cands = [c for c in cands if self._key(c[0]) not in taken] or cands
+        free = idx[[pool.keys[i] not in taken for i in idx]]
+        idx = free if len(free) else idx
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
         if len(done) < self.n_startup_trials:
-            return dict(cands[int(self._rng.integers(len(cands)))][0])
+            return dict(pool.params[idx[int(self._rng.integers(len(idx)))]])
         pareto = len(study.directions) > 1
         obs = [self._observe(t, pareto) for t in done]
         obs = [o for o in obs if o is not None]
         if len(obs) < 2:
-            return dict(cands[int(self._rng.integers(len(cands)))][0])
-        names = sorted(self._dists)
-        x_obs, groups = self._features([o[0] for o in obs], names)
+            return dict(pool.params[idx[int(self._rng.integers(len(idx)))]])
+        names = tuple(sorted(self._dists))
+        if names not in pool.inputs:
+            pool.inputs[names] = self._features(pool.params, names)
+        x_all, groups = pool.inputs[names]
         psnr = np.array([o[1] for o in obs])
         lat_obs = np.array([o[2] for o in obs])
         ok_obs = np.array([o[3] for o in obs])
-        mean, sd = _fit_predict(x_obs, np.maximum(psnr, np.quantile(psnr, 0.25)),
-                                self._features([c[0] for c in cands], names)[0], groups)
-        lat = np.array([c[2] for c in cands])
+        mean, sd = _fit_predict(self._features([o[0] for o in obs], names)[0],
+                                np.maximum(psnr, np.quantile(psnr, 0.25)), x_all[idx], groups)
+        lat = pool.lat[idx]
         if pareto:
             front = [(p, la) for p, la, ok in zip(psnr, lat_obs, ok_obs) if ok]
             ref_psnr = float(psnr.min())
             ref_lat = 1.05 * max(float(lat.max()), float(lat_obs.max()))
             acq = _ehvi(front, mean, sd, lat, ref_psnr, ref_lat, self._z)
         else:
-            offset = np.array([_log2_offset(v) for v in lat])
+            if pool.offsets is None:
+                pool.offsets = np.array([_log2_offset(v) for v in pool.lat])
+            offset = pool.offsets[idx]
             best = max((_log2_offset(la) + 2 * p for p, la, ok in zip(psnr, lat_obs, ok_obs) if ok), default=-math.inf)
             acq = _ei(2 * mean + offset, 2 * sd, best)
         top = np.flatnonzero(acq >= acq.max() - 1e-12 * max(1.0, abs(acq.max())))
-        return dict(cands[int(self._rng.choice(top))][0])
+        return dict(pool.params[idx[int(self._rng.choice(top))]])
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         return optuna.samplers.RandomSampler(seed=int(self._rng.integers(2**31))).sample_independent(
@@ -122,36 +141,43 @@ class LatencyGPSampler(optuna.samplers.BaseSampler):
     def _spec_facts(self, spec) -> tuple[float, bool]:
         got = self._latency_cache.get(spec.hash)
         if got is None:
-            got = self._latency_cache[spec.hash] = (float(self.latency(spec)), bool(self.feasible(spec)))
+            lat, ok = self.facts(spec)
+            got = self._latency_cache[spec.hash] = (float(lat), bool(ok))
         return got
 
-    def _candidates(self) -> list[tuple[dict, Any, float, bool]]:
-        """(params, spec, latency, feasible) of the specs the next trial chooses from."""
-        if self._enumerated and self._all is not None:
+    def _candidates(self) -> _Pool:
+        """The specs the next trial chooses from (every spec of a listable space, made once)."""
+        if self._all is not None:
             return self._all
         if self._enumerated:
             made = self.space.enumerate()
         else:
             made = [(self.space.params_of(spec), spec)
                     for spec in (self.space.sample(self._rng) for _ in range(self.n_candidates))]
-        out = []
-        for params, spec in made:
+        for params, _ in made:
             if not self._dists.keys() >= params.keys():
                 self._dists.update(_distributions(self.space, params))
-            out.append((params, spec, *self._spec_facts(spec)))
+        facts = [self._spec_facts(spec) for _, spec in made]
+        pool = _Pool([p for p, _ in made], [self._key(p) for p, _ in made], np.array([f[0] for f in facts]),
+                     np.array([f[1] for f in facts], dtype=bool))
         if self._enumerated:
-            self._all = out
-        return out
+            self._all = pool
+        return pool
 
     def _observe(self, trial, pareto: bool):
         """(params, INT8 PSNR, objective latency, feasible) of a completed trial, or None when its parameters are
         not a spec of the space."""
-        try:
-            rec = _Replay(trial.params)
-            spec = self.space.suggest(rec)
-        except (NasError, KeyError):  # not a spec of this space
+        key = self._key(trial.params)
+        if key not in self._replayed:
+            try:
+                rec = _Replay(trial.params)
+                self._replayed[key] = self.space.suggest(rec)
+                self._dists.update(rec.distributions)
+            except (NasError, KeyError):  # not a spec of this space
+                self._replayed[key] = None
+        spec = self._replayed[key]
+        if spec is None:
             return None
-        self._dists.update(rec.distributions)
         lat, ok = self._spec_facts(spec)
         if pareto:
             return trial.params, float(trial.values[0]), float(trial.values[1]), ok

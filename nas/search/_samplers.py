@@ -126,14 +126,15 @@ def _balanced(c):
 def _latency_gp(c):
     from nas.latency import load_latency_model
     from nas.search._latency_gp import LatencyGPSampler
+    from nas.search._record import TrialRecord
     from nas.space import load_space
 
-    model, lc = load_latency_model(c.latency.model), c.latency
+    model = load_latency_model(c.latency.model)
 
-    def feasible(spec) -> bool:
-        pred = model.predict(spec)
-        over = lc.budget_ms is not None and pred.pessimistic(lc.k) > lc.budget_ms
-        return not over and (pred.in_range or lc.outside_range == "flag")
+    def facts(spec) -> tuple[float, bool]:
+        """The objective latency and feasibility the driver gives the spec's trial (the same record)."""
+        rec = TrialRecord().predicted(spec, model.predict(spec), c.latency)
+        return rec.latency_objective_ms, rec.feasible
 
-    return LatencyGPSampler(load_space(c.space), lambda spec: model.predict(spec).pessimistic(lc.k), feasible,
-                            seed=c.seed, n_startup_trials=max(1, c.sampler.n_startup_trials))
+    return LatencyGPSampler(load_space(c.space), facts, seed=c.seed,
+                            n_startup_trials=max(1, c.sampler.n_startup_trials))

@@ -113,7 +113,7 @@ def test_a_space_too_large_to_list_gets_fresh_candidates_drawn_for_each_trial(sp
                                       "blocks": {"choices": ["conv", "repconv", "ecb", "clb"], "per_layer": True}})
     assert big.size() > 10**6
     model = load_latency_model("vs680")
-    sampler = LatencyGPSampler(big, lambda s: model.predict(s).pessimistic(1.0), seed=0, n_candidates=256)
+    sampler = LatencyGPSampler(big, lambda s: (model.predict(s).pessimistic(1.0), True), seed=0, n_candidates=256)
     st = _study(sampler, ["maximize", "minimize"])
     specs = []
     for _ in range(10):
