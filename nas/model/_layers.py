@@ -256,9 +256,14 @@ class DepthToSpace(keras.layers.Layer):
 
 class QConv2D(keras.layers.Conv2D):
     """``Conv2D`` whose kernel is fake-quantized as TFLite quantizes it: per output channel, symmetric int8 with
-    scale ``max|w| / 127``. Gradients pass straight through (quantization-aware training)."""
+    scale ``max|w| / 127``. Gradients pass straight through (quantization-aware training). ``fake_quant = False``
+    on a layer leaves its kernel in float (the INT8 probes switch one quantizer at a time)."""
+
+    fake_quant = True
 
     def convolution_op(self, inputs, kernel):
+        if not self.fake_quant:
+            return super().convolution_op(inputs, kernel)
         m = tf.maximum(tf.stop_gradient(tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2])), 1e-8)
         kq = tf.quantization.fake_quant_with_min_max_vars_per_channel(kernel, -m, m, num_bits=8, narrow_range=True)
         return super().convolution_op(inputs, kq)
