@@ -1,12 +1,13 @@
 """The study driver alone at scale: its own time per trial over a long study, per Optuna storage.
 
-Trials run on the synthetic executor (nas/search/_synthetic.py: canned outcomes, nothing trained) with ``--workers``
-trials in flight, so what is timed is the driver: asking Optuna (its live copy in memory), predicting latency,
-writing the trial's folder, telling Optuna, writing the trial to the durable storage (once when it starts, twice when
-it ends), counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver time
-is what the driver records in its outcome.json (``seconds.driver``: asking + finishing); the sampler's share of it
-(Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQLite (the default; write-ahead log),
-Optuna's journal file, and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a throwaway server.
+Trials run on the synthetic executor (nas/benchmark/_synthetic.py: canned outcomes, nothing trained) with
+``--workers`` trials in flight, so what is timed is the driver: asking Optuna (its live copy in memory), predicting
+latency, writing the trial's folder, telling Optuna, writing the trial to the durable storage (once when it starts,
+twice when it ends), counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver
+time is what the driver records in its outcome.json (``seconds.driver``: asking + finishing); the sampler's share of
+it (Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQLite (the default; write-ahead log),
+Optuna's journal file, and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a
+throwaway server.
 
     python bench/driver.py [--trials 2000] [--workers 64] [--storages sqlite,journal,postgresql] [--sampler random]
 
@@ -140,7 +141,7 @@ def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
 def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sampler: str, mlflow: bool) -> dict:
     from nas.search import SearchConfig, run_search
     from nas.search._policy import SAMPLERS
-    from nas.search._synthetic import SyntheticExecutor
+    from nas.benchmark import SyntheticExecutors
     from nas.search._trial_log import NullTrialLog
 
     name = f"drv-{storage}"
@@ -154,7 +155,7 @@ def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sa
                                             or timed[-1])
     try:
         t0 = time.perf_counter()
-        summary = run_search(cfg, executor_factory=lambda r: SyntheticExecutor(r, capacity=workers),
+        summary = run_search(cfg, executors=SyntheticExecutors(capacity=workers),
                              trial_log=None if mlflow else NullTrialLog(), plots=False)
         wall = time.perf_counter() - t0
     finally:

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas.model import TRAIN_FORM_VERSION  # noqa: E402
-from nas.search import SearchConfig, TrialJob, proxy_check, run_trial  # noqa: E402
+from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
+from nas.fidelity import proxy_check
 from nas.space import ArchSpec, zoo_entries  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def _take_checkpoints(keep: Path, results: Path) -> list[str]:
 def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int,
              workers: int = 1, keep: Path | None = None) -> None:
     from nas.cli._proxy import _print_report
-    from nas.search._proxy_check import FOLDER
+    from nas.fidelity._proxy_check import FOLDER
 
     # two single-thread trainings at once give about 1.2x the throughput of one on both cores (README, issue notes);
     # the results do not depend on it (the cache key leaves workers and threads out)
@@ -117,7 +118,7 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
 def partial_part(keep: Path, proxy_steps: int, long_steps: int) -> None:
     """What the kept results say so far (the long trainings take several sittings): Kendall tau of the proxy's INT8
     PSNR against the long training's over the specs that have both, and the proxy's seed-to-seed spread."""
-    from nas.search._proxy_check import kendall
+    from nas.fidelity import kendall
 
     by: dict[str, dict] = {}
     for f in sorted(keep.glob("*.json")):

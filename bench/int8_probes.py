@@ -104,7 +104,7 @@ def main() -> int:
     for spec in specs:
         folder = Path(a.work) / f"{spec.hash}-{cfg.proxy.steps}"
         t0 = time.perf_counter()
-        m = _train(spec, cfg, (train, valid), folder)
+        _train(spec, cfg, (train, valid), folder)
         weights = load_weights(folder / "weights.npz")
         int8 = evaluate(TfliteUpscaler(folder / "model_int8.tflite"), valid, with_ssim=False).psnr_rgb
         sim = _Sim(spec, weights, calib)

@@ -46,8 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from nas.evaluate import log2_score  # noqa: E402
 from nas.latency import load_latency_model  # noqa: E402
-from nas.search import BenchTable, SearchConfig, TableExecutor, run_search  # noqa: E402
-from nas.search._pareto import hypervolume_history  # noqa: E402
+from nas.benchmark import BenchTable, TableExecutors  # noqa: E402
+from nas.search import SearchConfig, run_search  # noqa: E402
+from nas.search.pareto import hypervolume_history  # noqa: E402
 from nas.search._record import TrialRecord  # noqa: E402
 from nas.search._store import load_optuna_study, open_study  # noqa: E402
 from nas.search._study import NullTrialLog  # noqa: E402
@@ -74,15 +75,11 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     shutil.rmtree(cfg.study_dir, ignore_errors=True)
     Path(f"{folder}/{name}.log").unlink(missing_ok=True)
     order: list[int] = []
-    made: list[TableExecutor] = []
-
-    def factory(on_report):
-        made.append(TableExecutor(table, on_report, capacity=workers))
-        return made[-1]
-
+    executors = TableExecutors(table)
+    made = executors.made
     t0 = time.perf_counter()
     run_search(cfg, callback=lambda ev: order.append(ev.number) if ev.kind == "finish" and ev.number is not None
-               else None, executor_factory=factory, trial_log=NullTrialLog(), plots=False)
+               else None, executors=executors, trial_log=NullTrialLog(), plots=False)
     wall = time.perf_counter() - t0
     st = load_optuna_study(open_study(cfg.study_dir))
     by = {t.number: t for t in st.get_trials(deepcopy=False)}

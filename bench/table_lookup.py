@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from nas.evaluate import log2_score  # noqa: E402
 from nas.latency import load_latency_model  # noqa: E402
-from nas.search import BenchTable  # noqa: E402
-from nas.search._pareto import hypervolume_history  # noqa: E402
-from nas.search._rebuild import _Replay  # noqa: E402
+from nas.benchmark import BenchTable  # noqa: E402
+from nas.search.pareto import hypervolume_history  # noqa: E402
+from nas.search.samplers import optuna_distributions  # noqa: E402
 from nas.space import load_space  # noqa: E402
 
 REF = (27.0, 80.0)  # bench/samplers.py's reference point (same figures)
@@ -49,7 +49,7 @@ MODES = ("nearest", "snap")
 def _sampler(name: str, seed: int, objective: str, table: BenchTable):
     """The product's sampler ``name`` for a study on ``table`` (its space and latency model)."""
     from nas.search import SearchConfig
-    from nas.search._samplers import make_sampler
+    from nas.search.samplers import make_sampler
 
     return make_sampler(SearchConfig(sampler={"name": name}, seed=seed, objective=objective, space=table.meta["space"],
                                      latency={"model": table.meta["latency_model"],
@@ -76,9 +76,9 @@ def run(table: BenchTable, space, latency, k: float, sampler: str, mode: str, ob
         values = list(point) if objective == "pareto" else [log2_score(*point)]
         if mode == "snap" and dist > 0:  # the sampler learns the row, not the spec it asked for
             st.tell(trial, state=optuna.trial.TrialState.FAIL)
-            rec = _Replay(space.params_of(row.spec))  # (the parameters and their distributions)
-            space.suggest(rec)
-            st.add_trial(optuna.trial.create_trial(params=rec.params, distributions=rec.distributions, values=values))
+            params = space.params_of(row.spec)
+            dists = optuna_distributions(space.replay(params)[1])
+            st.add_trial(optuna.trial.create_trial(params=params, distributions=dists, values=values))
         else:
             st.tell(trial, values)
         points.append(point)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import samplers as bench  # noqa: E402
-from nas.search._samplers import SAMPLERS, register_sampler  # noqa: E402
+from nas.search.samplers import SAMPLERS, register_sampler  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "default": {},

@@ -12,7 +12,7 @@ from typing import Callable, Literal
 
 from nas._builtin import builtin_dir
 from nas.data import describe_source, embedded_images, list_images
-from nas.data._source import _div2k_dirs
+from nas.data import div2k_dirs
 from nas.latency import load_latency_model
 from nas.space import DEFAULT_INPUT_HW
 
@@ -107,7 +107,7 @@ def _data(path: str | None) -> Check | None:
 
     p = Path(path)
     try:
-        dirs = _div2k_dirs(p, "train", 3) if p.is_dir() else None
+        dirs = div2k_dirs(p, "train", 3) if p.is_dir() else None
         n = len(list_images(dirs[0] if dirs else p))
         src = describe_source(p)
     except Exception as exc:

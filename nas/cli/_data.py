@@ -29,7 +29,7 @@ def fetch(
                                  help="Where the archives are (a mirror)."),
 ) -> None:
     """Download (resuming an interrupted download) and extract DIV2K archives."""
-    from nas.data._fetch import fetch_div2k
+    from nas.data import fetch_div2k
     from nas.errors import DataError
 
     if name.lower() != "div2k":
@@ -50,7 +50,7 @@ def fetch(
 def extract(archive: Path = typer.Argument(..., help="A .zip archive."),
             to: Path = typer.Option(..., "--to", help="Target folder.")) -> None:
     """Extract a zip archive, refusing entries that would land outside the target folder."""
-    from nas.data._fetch import extract_zip
+    from nas.data import extract_zip
 
     with _progress() as prog:
         task = prog.add_task(archive.name, total=None)

@@ -204,7 +204,7 @@ def report_cmd(
         con.print(meta["source"])
     con.print(f"channel alignment {m.alignment}; floor: peak {m.peak_tops or '-'} TOPS, "
               f"bandwidth {m.bandwidth_gbs or '-'} GB/s; uncertainty +-{m.sigma_rel * 100:.1f}% (1 sigma)")
-    from nas.latency._features import FEATURE_UNITS
+    from nas.latency import FEATURE_UNITS
 
     t = Table(title="coefficients")
     t.add_column("feature")

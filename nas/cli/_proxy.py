@@ -57,7 +57,8 @@ def check(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from nas.search import load_search_config, proxy_check
+    from nas.search import load_search_config
+    from nas.fidelity import proxy_check
 
     cfg = load_search_config(config, workers=workers, ray_address=ray_address, tracking=tracking, out=out)
     con = status_console()

@@ -13,6 +13,15 @@ import typer
 from nas.cli._common import JSON_OPT, OUT_OPT, live_trials, out_console, print_json, status_console
 
 
+def study_executors(cfg):
+    """Where the study's trials are answered: a benchmark table when the config names one, else by training."""
+    if cfg.table:
+        from nas.benchmark import TableExecutors
+
+        return TableExecutors()
+    return None
+
+
 def _is_server(uri: str) -> bool:
     """An MLflow tracking URI that is a running server (it has its own UI) rather than a store on disk."""
     return uri.startswith(("http://", "https://"))
@@ -70,7 +79,7 @@ def search(
     # stdout carries the result (the --json document); what libraries print there while the study runs (Ray's
     # raylet notices, for one) goes to stderr with the progress
     with live_trials(con, not as_json, cfg.n_trials) as cb, contextlib.redirect_stdout(sys.stderr):
-        summary = run_search(cfg, callback=cb)
+        summary = run_search(cfg, callback=cb, executors=study_executors(cfg))
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
         return

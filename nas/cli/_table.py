@@ -63,7 +63,7 @@ def make(
     from its CSV on another machine or a fresh clone.
     """
     from nas.search import load_search_config
-    from nas.search._table_study import make_table, table_config
+    from nas.benchmark import make_table, table_config
 
     cfg = table_config(load_search_config(config, workers=workers, ray_address=ray_address, out=out), name)
     con = status_console()
@@ -79,7 +79,7 @@ def make(
 def export(study: str = typer.Argument(..., help="Study folder (runs/NAME) or name."), csv: Path = CSV_OPT,
            out: str = OUT_OPT, as_json: bool = JSON_OPT) -> None:
     """Write a study's complete and infeasible trials (each spec once) as a benchmark table."""
-    from nas.search._table_study import export_table
+    from nas.benchmark import export_table
 
     table = export_table(study, out)
     path = table.write_csv(csv)
@@ -90,7 +90,7 @@ def export(study: str = typer.Argument(..., help="Study folder (runs/NAME) or na
 @table_app.command("show")
 def show(csv: Path = typer.Argument(..., help="A benchmark table (CSV)."), as_json: bool = JSON_OPT) -> None:
     """What a benchmark table holds and what it was made with."""
-    from nas.search import BenchTable
+    from nas.benchmark import BenchTable
 
     s = _summary(BenchTable.read_csv(csv), csv)
     print_json(s) if as_json else _print_summary(s)

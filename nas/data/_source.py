@@ -108,7 +108,7 @@ def _embedded_names(split: Split) -> list[str]:
     return [n for n in EMBEDDED_NAMES if (n in EMBEDDED_VALID) == (split == "valid")]
 
 
-def _div2k_dirs(root: Path, split: Split, scale: int) -> tuple[Path, Path | None] | None:
+def div2k_dirs(root: Path, split: Split, scale: int) -> tuple[Path, Path | None] | None:
     """(HR folder, LR folder or None) when ``root`` follows DIV2K's layout, else None.
 
     ``root`` is the DIV2K folder (holding ``DIV2K_train_HR`` ...) or one of its HR folders, which is then used
@@ -132,7 +132,7 @@ def describe_source(source: str | Path | None, split: Split = "train", scale: in
     if _is_embedded(source):
         return f"embedded photographs ({split}: {', '.join(_embedded_names(split))})"
     root = Path(source)
-    dirs = _div2k_dirs(root, split, scale) if root.is_dir() else None
+    dirs = div2k_dirs(root, split, scale) if root.is_dir() else None
     if dirs:
         return f"DIV2K {dirs[0]}" + (f" with LR from {dirs[1]}" if dirs[1] else " (LR made by bicubic x1/3)")
     return f"folder {root}"
@@ -227,7 +227,7 @@ def load_images(
     root = Path(source).expanduser()
     if not root.exists():
         raise DataError(f"data folder not found: {root}")
-    dirs = _div2k_dirs(root, split, scale) if root.is_dir() else None
+    dirs = div2k_dirs(root, split, scale) if root.is_dir() else None
     hr_dir, lr_dir = dirs if dirs else (root, None)
     files = list_images(hr_dir)
     if limit:

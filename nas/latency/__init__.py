@@ -7,9 +7,10 @@ measurements (:func:`fit_model`), saved as versioned JSON in ``latency_models/``
 """
 
 from nas.latency._adb import DELEGATES, AdbBoard, parse_benchmark_output
-from nas.latency._board import BOARDS, Board, FileBoard, LiteRTCPUBoard, Measurement, make_board
+from nas.latency._board import Board, FileBoard, LiteRTCPUBoard, Measurement
+from nas.latency._boards import BOARDS, make_board
 from nas.latency._calibrate import CalibrationEvent, calibrate, measure_specs, select_specs, specs_of
-from nas.latency._features import FEATURES, op_rows, peak_floor_ms
+from nas.latency._features import FEATURE_UNITS, FEATURES, op_rows, peak_floor_ms
 from nas.latency._model import (
     FORMAT_VERSION,
     Accuracy,
@@ -48,6 +49,7 @@ __all__ = [
     "Sample",
     "Accuracy",
     "FEATURES",
+    "FEATURE_UNITS",
     "FORMAT_VERSION",
     "op_rows",
     "peak_floor_ms",

@@ -4,7 +4,9 @@
   median of N timed runs and their spread.
 * :class:`FileBoard` serves measurements made elsewhere (a board farm, a phone) from a CSV or YAML file.
 
-An Android board over adb (TFLite's ``benchmark_model``) is the next one; it subclasses :class:`Board` the same way.
+* :class:`~nas.latency.AdbBoard` times it on an Android device over adb (TFLite's ``benchmark_model``).
+
+:func:`~nas.latency.make_board` makes one by name.
 """
 
 from __future__ import annotations
@@ -193,22 +195,3 @@ class FileBoard(Board):
         if key not in self._rows:
             raise LatencyError(f"{self.path} has no measurement for {Path(model).name}")
         return self._rows[key]
-
-
-BOARDS = ("litert-cpu (this machine's CPU, XNNPACK), litert-builtin (this machine's CPU, LiteRT's built-in kernels), "
-          "adb (an Android device), or a measurements .csv/.yaml file")
-"""What :func:`make_board` accepts."""
-
-
-def make_board(board: str, *, threads: int = 1, runs: int = 20, warmup: int = 3, serial: str | None = None,
-               delegate: str = "nnapi") -> Board:
-    """The board named ``board`` (see :data:`BOARDS`)."""
-    if board in ("litert-cpu", "litert-builtin"):
-        return LiteRTCPUBoard(threads=threads, warmup=warmup, runs=runs, xnnpack=board == "litert-cpu")
-    if board == "adb":
-        from nas.latency._adb import AdbBoard  # _adb builds on this module's Board: imported when asked for
-
-        return AdbBoard(serial, delegate=delegate, threads=threads, runs=runs, warmup=warmup)
-    if Path(board).suffix.lower() in (".csv", ".yaml", ".yml"):
-        return FileBoard(board)
-    raise LatencyError(f"unknown board '{board}': use {BOARDS}")

@@ -21,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from nas.model._weights import Weights
-from nas.space import ArchSpec, Skip
-from nas.space._spec import CARRY_CHANNELS
+from nas.space import CARRY_CHANNELS, ArchSpec, Skip
 
-__all__ = ["balance_folded_anchor", "folded_feature_channels"]
+__all__ = ["balance_folded_anchor", "folded_feature_channels", "equalise_carried_ranges", "carried_feature_slots"]
 
 WEIGHT_LEVELS = 127.0  # int8 weights, symmetric, narrow range
 
@@ -108,3 +107,45 @@ def balance_folded_anchor(spec: ArchSpec, weights: Weights, features: np.ndarray
     out[prev.name] = [k_prev.astype(np.float32), b_prev.astype(np.float32)]
     out[t1.name] = [k_t1.astype(np.float32), b_t1.astype(np.float32)]
     return out, beta
+
+
+PIXEL_TOP = 255.0
+
+
+def carried_feature_slots(spec: ArchSpec) -> list[int]:
+    """Indices of the convs whose output carries the input image beside features, except the one feeding the conv
+    that folds the anchor (:func:`balance_folded_anchor` sets that one's scale)."""
+    slots = spec.convs()
+    fold = spec.depth + 1 if folded_feature_channels(spec) else None
+    return [i for i, s in enumerate(slots) if s.carry_out and i + 1 != fold]
+
+
+def equalise_carried_ranges(spec: ArchSpec, weights: Weights, feature_max: dict[str, float]) -> tuple[Weights, dict]:
+    """``weights`` with the features of every tensor that carries the image (:func:`carried_feature_slots`) scaled
+    to the image's own range, and the scale of each (by conv name).
+
+    INT8 stores a tensor with one range: where features reach 4x the image's 255 the carried image is stored in
+    steps of 4 pixels, and every layer rounds it again (measured, a w16 d5 ECB carry net: the body's tensors alone
+    cost 0.5 dB). Scaling a conv's feature channels by ``255 / max`` (``feature_max``: their largest value on the
+    calibration images, by conv name) and the next conv's weights on them by the inverse is exact in float (ReLU
+    commutes with a positive scale); the tensor's range is then the image's, 0..255, one pixel a step, so the image
+    rides through unrounded and the features keep their resolution."""
+    out = dict(weights)
+    slots = spec.convs()
+    scales = {}
+    for i in carried_feature_slots(spec):
+        slot, nxt = slots[i], slots[i + 1]
+        n = slot.cout - CARRY_CHANNELS
+        top = float(feature_max.get(slot.name, 0.0))
+        if top <= 0.0:
+            continue
+        s = PIXEL_TOP / top
+        k, b = (np.asarray(a, np.float64).copy() for a in out[slot.name])
+        k[..., :n] *= s
+        b[:n] *= s
+        kn, bn = (np.asarray(a, np.float64).copy() for a in out[nxt.name])
+        kn[:, :, :n, :] /= s
+        out[slot.name] = [k.astype(np.float32), b.astype(np.float32)]
+        out[nxt.name] = [kn.astype(np.float32), bn.astype(np.float32)]
+        scales[slot.name] = s
+    return out, scales

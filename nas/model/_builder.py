@@ -22,8 +22,7 @@ from nas.model._balance import folded_feature_channels
 from nas.model._layers import ActQuant, Clip, DepthToSpace, PixelRange, QConv2D, block_layer, fan_in_init
 from nas.model._version import TRAIN_FORM_VERSION
 from nas.model._weights import Weights
-from nas.space import ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
-from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS
+from nas.space import CARRY_CHANNELS, IN_CHANNELS, ArchSpec, ClipKind, ClipWhere, Skip, deploy_ops
 
 __all__ = ["build_model", "fuse", "deploy_weights", "set_weights", "model_weights", "count_params", "nearest_kernel",
            "qat_model", "conv_weights",

@@ -35,7 +35,7 @@ import numpy as np
 from nas._logging import get_logger
 from nas.errors import LatencyError, NasError
 from nas.latency import Sample, fit_model, load_latency_model, make_board, scale_model
-from nas.search._pareto import FrontPoint, pareto_front
+from nas.search.pareto import FrontPoint, pareto_front
 from nas.search._record import TrialRecord
 from nas.space import ArchSpec, deploy_ops
 

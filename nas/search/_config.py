@@ -142,7 +142,7 @@ class LatencyConfig(_Strict):
 
 
 class SamplerConfig(_Strict):
-    """Which registered sampler proposes specs (``nas samplers`` lists them; see :mod:`nas.search._samplers`)."""
+    """Which registered sampler proposes specs (``nas samplers`` lists them; see :mod:`nas.search.samplers`)."""
 
     name: str = "tpe"
     n_startup_trials: int = Field(4, ge=0, description="trials (warm start included) before TPE or the GP models "
@@ -154,7 +154,7 @@ class SamplerConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _registered(cls, v: str) -> str:
-        from nas.search._samplers import SAMPLERS  # (the registry imports no Optuna)
+        from nas.search.samplers import SAMPLERS  # (the registry imports no Optuna)
 
         if v not in SAMPLERS:
             raise ValueError(f"'{v}' is not a registered sampler ({', '.join(sorted(SAMPLERS))})")

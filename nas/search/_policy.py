@@ -1,6 +1,6 @@
 """The search policy: which sampler proposes specs, when a running trial is pruned, when a failed trial runs again,
 and when the study has enough trials. Chosen once, from the config; the samplers come from the registry in
-:mod:`nas.search._samplers`.
+:mod:`nas.search.samplers`.
 
 Pruning has two rules: the scalar objective uses Optuna's :class:`~optuna.pruners.MedianPruner` through the trial;
 the Pareto objective (which Optuna does not prune) uses :func:`dominated_median` over the curves of the completed
@@ -18,7 +18,7 @@ import optuna
 from nas.evaluate import log2_score
 from nas.search._config import SearchConfig
 from nas.search._record import Cause, TrialRecord
-from nas.search._samplers import SAMPLERS, make_sampler, register_sampler
+from nas.search.samplers import SAMPLERS, make_sampler, register_sampler
 
 __all__ = ["SearchPolicy", "SAMPLERS", "register_sampler", "dominated_median"]
 
@@ -60,7 +60,7 @@ class SearchPolicy:
     @property
     def prunes(self) -> bool:
         """Whether running trials may be pruned: the config's pruner is on and the sampler learns from pruned trials
-        (one that does not would propose a pruned spec again and again: see :mod:`nas.search._samplers`)."""
+        (one that does not would propose a pruned spec again and again: see :mod:`nas.search.samplers`)."""
         return self.config.pruner.name != "none" and SAMPLERS[self.config.sampler.name].learns_from_pruned
 
     @property

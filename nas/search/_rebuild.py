@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import optuna
-from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from nas._logging import get_logger
@@ -27,7 +26,8 @@ from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import (DB_FILE, DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
                                optuna_storage)
 from nas.search._tracking import Tracker
-from nas.search._trial import _valid_images, reference_psnr
+from nas.search.samplers import optuna_distributions
+from nas.search._trial import load_valid_images, reference_psnr
 from nas.space import ArchSpec, load_space
 
 __all__ = ["rebuild_study", "RebuildReport"]
@@ -52,22 +52,6 @@ class RebuildReport:
         d = dataclasses.asdict(self)
         d["moved_aside"] = None if self.moved_aside is None else str(self.moved_aside)
         return d
-
-
-class _Replay:
-    """A stand-in Optuna trial that answers :meth:`SearchSpace.suggest` with known parameters and records the
-    distributions it was asked for."""
-
-    def __init__(self, params: dict):
-        self.params, self.distributions = params, {}
-
-    def suggest_int(self, name, low, high, step=1):
-        self.distributions[name] = IntDistribution(low, high, step=step)
-        return self.params[name]
-
-    def suggest_categorical(self, name, choices):
-        self.distributions[name] = CategoricalDistribution(list(choices))
-        return self.params[name]
 
 
 def _healthy(info) -> int | None:
@@ -125,7 +109,7 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
     except Exception as exc:
         raise SearchError(f"cannot create study '{info.name}' in {info.storage}: {str(exc).splitlines()[0]}") from None
     st.set_metric_names(list(OBJECTIVE_NAMES[c.objective]))
-    st.set_user_attr(REFERENCE_ATTR, reference_psnr(_valid_images(c)))
+    st.set_user_attr(REFERENCE_ATTR, reference_psnr(load_valid_images(c)))
     space, latency = load_space(c.space), load_latency_model(c.latency.model)
     runs = _run_ids(info)
     folders = sorted(int(p.name) for p in (info.folder / "trials").glob("[0-9]" * 4) if p.is_dir())
@@ -140,15 +124,14 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
             st.add_trial(create_trial(state=TrialState.FAIL, user_attrs=TrialRecord(
                 cause=Cause.CRASH, reason=NO_FILES, requeued=True).attrs()))
             continue
-        replay = _Replay(params)
-        space.suggest(replay)
+        _, drawn = space.replay(params)
         rec = TrialRecord(mlflow_run_id=runs.get(number, "")).predicted(spec, latency.predict(spec), c.latency)
         lat_obj = rec.latency_objective_ms
         try:
             outcome = json.loads((folder / "outcome.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             outcome = None
-        kw = dict(params=replay.params, distributions=replay.distributions,
+        kw = dict(params=params, distributions=optuna_distributions(drawn),
                   constraints=dict(zip(CONSTRAINTS, rec.constraints)))
         if outcome is None:  # it was running when the store was lost, or it reused another trial's result
             rec = rec.with_(cause=Cause.INTERRUPTED, reason="interrupted: rebuilt from the study folder without an "

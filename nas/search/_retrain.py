@@ -22,7 +22,7 @@ from nas.search._record import TrialRecord
 from nas.search._store import load_optuna_study, open_study
 from nas.search._study import _best, trial_points
 from nas.search._tracking import Tracker
-from nas.search._trial import _images
+from nas.search._trial import load_study_images
 from nas.search._trial_log import spec_params
 from nas.space import ArchSpec
 from nas.train import TrainConfig, train_and_export
@@ -90,7 +90,7 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     input_hw = tuple(c.export.input_size or latency.input_hw)
     tcfg = TrainConfig.full(steps=steps, seed=c.seed, threads=c.resources.threads,
                             checkpoint_every=min(500, max(1, steps // 10)))
-    images, valid = _images(c)
+    images, valid = load_study_images(c)
     out_dir = info.folder / f"retrain-{number:04d}-{steps}steps"
     tracker = Tracker(info.tracking, info.experiment)
     log.info("retraining trial %d (%s) for %d steps in %s", number, spec.describe(), steps, out_dir)

@@ -36,15 +36,14 @@ from nas.export import load_target
 from nas.latency import load_latency_model
 from nas.search._closed_loop import ClosedLoop, loop_model, measured_times
 from nas.search._config import SearchConfig
-from nas.search._executor import make_executor
-from nas.search._pareto import (FrontPoint, hypervolume_history, pareto_front, pareto_ranks, write_front,
-                                write_hypervolume, zoo_points)
+from nas.search.pareto import (FrontPoint, hypervolume_history, pareto_front, pareto_ranks, write_front,
+                               write_hypervolume, zoo_points)
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
-from nas.search._table import BenchTable, space_digest
-from nas.search._trial import TrialJob, TrialOutcome, _images, _valid_images, reference_psnr
+from nas.search._trial import TrialJob, TrialOutcome, load_study_images, load_valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
+from nas.search.executors import ExecutorFactory, TrainingExecutors
 from nas.space import ArchSpec, load_space, zoo_get
 
 __all__ = ["dominated_median", "SearchEvent", "SearchSummary", "StudyInfo", "run_search", "open_study", "study_front",
@@ -176,39 +175,32 @@ class _Setup:
     input_hw: tuple[int, int]
     train_images: Any
     valid_images: Any
-    table: BenchTable | None = None  # the benchmark table the trials look their results up in
-
-    config: SearchConfig | None = None  # (references without images loaded: read them when first needed)
+    executors: ExecutorFactory
+    config: SearchConfig
 
     @classmethod
-    def load(cls, c: SearchConfig, images: bool = True) -> "_Setup":
-        """Check and load what the study needs; ``images=False``: no training or validation images (an executor
-        of its own that needs none: the synthetic one of the driver's tests and bench)."""
+    def load(cls, c: SearchConfig, executors: ExecutorFactory) -> "_Setup":
+        """Check and load what the study needs: the training and validation images only when its executors train
+        (a table or the synthetic executor needs none)."""
         space = load_space(c.space)
         latency = load_latency_model(c.latency.model)
         load_target(c.export.target)
         for name in c.warm_start:
             zoo_get(name)  # an unknown name stops the run now, not after hours
         input_hw = tuple(c.export.input_size or latency.input_hw)
-        if c.table:
-            table = BenchTable.read_csv(c.table)
-            made_on = table.meta.get("space_digest")
-            if made_on != space_digest(space):
-                raise SearchError(f"benchmark table {c.table} was made on space '{table.meta.get('space')}' "
-                                  f"({made_on}), not on this study's space '{c.space}' ({space_digest(space)})")
-            log.info("trials look their results up in %s (%d specs)", c.table, len(table))
-            return cls(space, latency, input_hw, None, None, table)
-        if not images:
-            return cls(space, latency, input_hw, None, None, None, c)
-        train, valid = _images(c)  # checked here, in the driver, before any trial starts
+        executors.check(c, space)
+        if not executors.trains:
+            return cls(space, latency, input_hw, None, None, executors, c)
+        train, valid = load_study_images(c)  # checked here, in the driver, before any trial starts
         log.info("data: %d training and %d validation images", len(train), len(valid))
-        return cls(space, latency, input_hw, train, valid)
+        return cls(space, latency, input_hw, train, valid, executors, c)
 
     def references(self) -> dict[str, float]:
-        """Baselines drawn on the front: bicubic on the validation images (the table's, for a table study)."""
-        if self.table is not None:
-            return dict(self.table.meta.get("references") or {})
-        return reference_psnr(self.valid_images if self.valid_images is not None else _valid_images(self.config))
+        """Baselines drawn on the front: the executors' own (a table's), or bicubic on the validation images."""
+        refs = self.executors.references()
+        if refs is not None:
+            return refs
+        return reference_psnr(self.valid_images if self.valid_images is not None else load_valid_images(self.config))
 
 
 # --------------------------------------------------------------------------------------------------- loop
@@ -482,20 +474,25 @@ def _shift(old: TrialRecord, new: TrialRecord) -> float:
 
 
 def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] | None = None,
-               executor_factory: Callable[..., Any] | None = None, trial_log: TrialLog | None = None,
-               plots: bool = True, replay=None) -> SearchSummary:
+               executors: ExecutorFactory | None = None, trial_log: TrialLog | None = None,
+               plots: bool = True) -> SearchSummary:
     """Run (or resume) the study ``config`` describes until it holds ``config.n_trials`` finished trials.
 
-    ``callback`` receives a :class:`SearchEvent` at every change. ``executor_factory(on_report)`` replaces the
-    default executor (in-process for one worker, Ray otherwise); the study's images are then not loaded (only the
-    validation images, once, for the bicubic reference of a new study). ``trial_log`` replaces the study's MLflow log
-    (:class:`NullTrialLog`: the driver measured without MLflow). ``plots=False`` leaves the front's PNG and HTML
-    unwritten (seconds of plotting that tests of the driver's rules and the driver bench do not need; ``nas
-    pareto`` writes them later). ``replay``: a :class:`~nas.search._table.BenchTable` whose specs are answered from
-    it instead of trained (a table study going on from its CSV, :func:`~nas.search.make_table`).
+    ``callback`` receives a :class:`SearchEvent` at every change. ``executors`` says where trials are answered
+    (default :class:`~nas.search.executors.TrainingExecutors`: in-process for one worker, Ray otherwise; a config
+    that names a benchmark table needs :class:`nas.benchmark.TableExecutors`, which ``nas search`` gives it).
+    ``trial_log`` replaces the study's MLflow log (:class:`NullTrialLog`: the driver measured without MLflow).
+    ``plots=False`` leaves the front's PNG and HTML unwritten (seconds of plotting that tests of the driver's rules
+    and the driver bench do not need; ``nas pareto`` writes them later).
     """
+    if executors is None:
+        if config.table:
+            raise SearchError(f"study '{config.name}' names a benchmark table ({config.table}): its trials are "
+                              "answered by nas.benchmark.TableExecutors (run_search(config, executors="
+                              "TableExecutors()), or `nas search`)")
+        executors = TrainingExecutors()
     t_start = time.perf_counter()
-    setup = _Setup.load(config, images=executor_factory is None)
+    setup = _Setup.load(config, executors)
     store = StudyStore(config)
     policy = SearchPolicy(config)
     tlog = trial_log or TrialLog(config.name, store.tracking_uri, store.folder, Path(config.out) / "mlartifacts")
@@ -524,12 +521,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         loop.load(trials)
         if loop.closed is not None and loop.closed.load() is not None:
             loop.rescore(loop.closed.model)  # before any trial is asked: what the last run had refitted
-        if executor_factory is not None:
-            loop.threads = c.resources.tf_threads
-            executor = executor_factory(loop.on_report)
-        else:
-            executor, loop.threads = make_executor(c, loop.on_report, (setup.train_images, setup.valid_images),
-                                                   setup.table, replay)
+        executor, loop.threads = executors.make(c, loop.on_report, (setup.train_images, setup.valid_images)
+                                                 if executors.trains else None)
         before = loop.finished
         try:
             loop.run(executor)
@@ -562,7 +555,7 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
     if write and points:
         lat = loop_model(info.folder) or load_latency_model(info.config.latency.model)
         k = info.config.latency.k
-        refs = st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(_valid_images(info.config))
+        refs = st.user_attrs.get(REFERENCE_ATTR) or reference_psnr(load_valid_images(info.config))
         files = write_front(points, info.folder / "pareto", title=_front_title(info.name, lat, points),
                             zoo=zoo_points(lat, k), k=k, references=refs)
         files["hypervolume"] = write_hypervolume(trace, info.folder / "pareto",

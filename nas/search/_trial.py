@@ -30,7 +30,7 @@ from nas.search._record import Cause
 from nas.space import ArchSpec
 from nas.train import TrainConfig, train
 
-__all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn"]
+__all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn", "load_study_images", "load_valid_images", "reference_psnr"]
 
 log = get_logger("search")
 
@@ -100,14 +100,15 @@ class _Pruned(Exception):
         self.step, self.psnr = step, psnr
 
 
-def _images(config):
+def load_study_images(config):
+    """A study's (training, validation) images, as its config names them."""
     d = config.data
     cache = ImageCache(d.cache) if d.cache else None
     train = load_images(d.train, "train", limit=d.limit, cache=cache)
-    return train, _valid_images(config)
+    return train, load_valid_images(config)
 
 
-def _valid_images(config):
+def load_valid_images(config):
     """The study's validation images (what its trials are measured on)."""
     d = config.data
     valid_src = d.valid if d.valid is not None else default_valid_source(d.train)
@@ -160,7 +161,7 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
 
     try:
         t0 = time.perf_counter()
-        images, valid = data if data is not None else _images(cfg)
+        images, valid = data if data is not None else load_study_images(cfg)
         seconds["data"] = time.perf_counter() - t0
         every = max(1, cfg.proxy.steps // CHECKPOINTS) if job.checkpoints else 0
         tcfg = proxy_train_config(cfg, job.threads, every)

@@ -4,8 +4,8 @@ Pure Python (no TensorFlow): everything here is cheap to import and to evaluate.
 """
 
 from nas.space._graph import DEFAULT_INPUT_HW, Op, deploy_ops
-from nas.space._space import SearchSpace, load_space, space_search_path
-from nas.space._spec import ArchSpec, Block, ClipKind, ClipWhere, Skip
+from nas.space._space import ChoiceParam, IntParam, Param, SearchSpace, load_space, space_search_path
+from nas.space._spec import CARRY_CHANNELS, IN_CHANNELS, ArchSpec, Block, ClipKind, ClipWhere, Skip
 from nas.space._zoo import ZooEntry, load_spec, zoo_entries, zoo_get
 
 __all__ = [
@@ -18,6 +18,11 @@ __all__ = [
     "deploy_ops",
     "DEFAULT_INPUT_HW",
     "SearchSpace",
+    "IntParam",
+    "ChoiceParam",
+    "Param",
+    "CARRY_CHANNELS",
+    "IN_CHANNELS",
     "load_space",
     "space_search_path",
     "ZooEntry",

@@ -15,6 +15,7 @@ Every problem is reported as one :class:`~nas.errors.SpaceError` line naming the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -29,7 +30,32 @@ from nas.errors import SpaceError, SpecError
 from nas.space._graph import deploy_ops
 from nas.space._spec import CARRY_CHANNELS, ArchSpec, Block, ClipKind, ClipWhere, Skip
 
-__all__ = ["SearchSpace", "load_space", "space_search_path", "TrialLike"]
+__all__ = ["SearchSpace", "load_space", "space_search_path", "TrialLike", "IntParam", "ChoiceParam", "Param"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IntParam:
+    """An integer parameter a space draws: ``low`` to ``high`` in steps of ``step``."""
+
+    low: int
+    high: int
+    step: int = 1
+
+    def options(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChoiceParam:
+    """A categorical parameter a space draws: one of ``choices``."""
+
+    choices: tuple[Any, ...]
+
+    def options(self) -> list[Any]:
+        return list(self.choices)
+
+
+Param = IntParam | ChoiceParam
 
 
 class TrialLike(Protocol):
@@ -265,6 +291,15 @@ class SearchSpace(_Strict):
                 out.append((walk.params, spec))
         return out
 
+    def replay(self, params: dict[str, Any]) -> tuple[ArchSpec, dict[str, Param]]:
+        """The spec :meth:`suggest` makes from known ``params``, and the parameter (with its range or choices) of
+        each name it draws: how a finished trial is read back into the space (the inverse of :meth:`params_of`).
+        A parameter missing from ``params`` raises ``KeyError``; a combination the space refuses,
+        :class:`~nas.errors.SpaceError`."""
+        walk = _Walk(params, strict=True)
+        spec = self.suggest(walk)
+        return spec, walk.drawn
+
     def params_of(self, spec: ArchSpec) -> dict[str, Any]:
         """The parameters :meth:`suggest` would have to draw to produce ``spec`` (which must be in the space)."""
         why = self.contains(spec)
@@ -434,24 +469,30 @@ class SearchSpace(_Strict):
 
 
 class _Walk:
-    """A trial-like object for :meth:`SearchSpace.enumerate`: answers from ``prefix``, and a parameter it lacks with
-    its first option (noting the others as branches)."""
+    """The trial-like object of :meth:`SearchSpace.replay` and :meth:`SearchSpace.enumerate`: answers from
+    ``prefix`` and records every parameter drawn (:attr:`drawn`); a parameter ``prefix`` lacks raises ``KeyError``
+    when ``strict``, and otherwise takes its first option (the others noted as branches)."""
 
-    def __init__(self, prefix: dict[str, Any]):
-        self.prefix, self.params = prefix, dict(prefix)
+    def __init__(self, prefix: dict[str, Any], strict: bool = False):
+        self.prefix, self.params, self.strict = prefix, dict(prefix), strict
+        self.drawn: dict[str, Param] = {}
         self.branches: list[tuple[str, list[Any]]] = []
 
-    def _answer(self, name: str, options: list[Any]) -> Any:
+    def _answer(self, name: str, param: Param) -> Any:
+        self.drawn[name] = param
         if name not in self.params:
+            if self.strict:
+                raise KeyError(name)
+            options = param.options()
             self.params[name] = options[0]
             self.branches.append((name, options[1:]))
         return self.params[name]
 
     def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int:
-        return self._answer(name, list(range(low, high + 1, step)))
+        return self._answer(name, IntParam(low, high, step))
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self._answer(name, list(choices))
+        return self._answer(name, ChoiceParam(tuple(choices)))
 
 
 def space_search_path() -> list[Path]:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nas.errors import TrainError
-from nas.model._version import TRAIN_FORM_VERSION
+from nas.model import TRAIN_FORM_VERSION
 
 __all__ = ["Stage", "TrainConfig", "load_train_config", "DEFAULT_PROXY_STEPS", "CHARBONNIER_EPS"]
 

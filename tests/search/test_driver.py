@@ -15,7 +15,7 @@ from nas.search import SearchConfig, run_search
 from nas.search._record import Cause, TrialRecord
 from nas.search._store import load_optuna_study
 from nas.search._study import NullTrialLog, open_study, study_front, trial_points
-from nas.search._synthetic import SyntheticExecutor, synthetic_psnr
+from nas.benchmark import SyntheticExecutors, synthetic_psnr
 from nas.space import ArchSpec
 
 
@@ -45,15 +45,10 @@ def make(tmp_path, image_cache, tracking, request):
 
 
 def _run(cfg, capacity=4, behaviour=None, log=True, events=None):
-    made = []
-
-    def factory(on_report):
-        made.append(SyntheticExecutor(on_report, capacity=capacity, behaviour=behaviour))
-        return made[-1]
-
-    summary = run_search(cfg, executor_factory=factory, trial_log=None if log else NullTrialLog(),
+    executors = SyntheticExecutors(capacity=capacity, behaviour=behaviour)
+    summary = run_search(cfg, executors=executors, trial_log=None if log else NullTrialLog(),
                          callback=None if events is None else events.append, plots=False)
-    return summary, made[-1]
+    return summary, executors.made[-1]
 
 
 def _trials(summary):

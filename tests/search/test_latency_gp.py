@@ -12,8 +12,8 @@ import pytest
 
 from nas.latency import load_latency_model
 from nas.search import SearchConfig
-from nas.search._latency_gp import LatencyGPSampler, _ehvi, _ei, _fit_predict
-from nas.search._samplers import make_sampler
+from nas.search.samplers._latency_gp import LatencyGPSampler, _ehvi, _ei, _fit_predict
+from nas.search.samplers import make_sampler
 from nas.space import load_space
 
 
@@ -132,7 +132,8 @@ def test_a_resumed_study_goes_on_without_proposing_a_spec_it_already_holds(tmp_p
     duplicate of an earlier trial."""
     from pathlib import Path
 
-    from nas.search import BenchTable, run_search
+    from nas.benchmark import BenchTable, TableExecutors
+    from nas.search import run_search
     from nas.search._record import TrialRecord
     from nas.search._store import load_optuna_study, open_study
     from nas.search._study import NullTrialLog
@@ -141,8 +142,10 @@ def test_a_resumed_study_goes_on_without_proposing_a_spec_it_already_holds(tmp_p
     meta = BenchTable.read_csv(table).meta
     data = {"name": "resume", "out": str(tmp_path), "n_trials": 8, "table": str(table), "seed": 5,
             "sampler": {"name": "latency_gp"}, "export": {"input_size": meta.get("input_size")}}
-    first = run_search(SearchConfig.model_validate(data), trial_log=NullTrialLog(), plots=False)
-    again = run_search(SearchConfig.model_validate({**data, "n_trials": 16}), trial_log=NullTrialLog(), plots=False)
+    first = run_search(SearchConfig.model_validate(data), executors=TableExecutors(), trial_log=NullTrialLog(),
+                       plots=False)
+    again = run_search(SearchConfig.model_validate({**data, "n_trials": 16}), executors=TableExecutors(),
+                       trial_log=NullTrialLog(), plots=False)
     assert first.complete == 8 and again.complete == 16
     st = load_optuna_study(open_study(tmp_path / "resume"))
     recs = [TrialRecord.from_attrs(t.user_attrs) for t in st.get_trials(deepcopy=False)]

@@ -35,7 +35,7 @@ def test_front_figure_shows_what_can_be_compared_and_names_its_points():
     import dataclasses
 
     from nas.search import front_figure
-    from nas.search._pareto import OUTSIDE
+    from nas.search.pareto._plot import OUTSIDE
 
     # a crowded front: ten points 0.05 ms and 0.01 dB apart (a far trial behind them sets the axes' scale), every
     # other one outside the latency model's range
@@ -91,7 +91,7 @@ def test_budget_constraint_makes_a_trial_infeasible_and_keeps_it_off_the_front()
 
 
 def test_hypervolume_is_the_area_the_front_dominates_inside_the_reference_box():
-    from nas.search._pareto import hypervolume, hypervolume_history
+    from nas.search.pareto import hypervolume, hypervolume_history
 
     # (30 dB, 10 ms) and (29 dB, 5 ms) above 28 dB and below 20 ms: 2 x 10 + 1 x 5
     assert hypervolume([(30.0, 10.0), (29.0, 5.0)], 28.0, 20.0) == 25.0
@@ -102,7 +102,7 @@ def test_hypervolume_is_the_area_the_front_dominates_inside_the_reference_box():
 
 
 def test_pareto_ranks_peel_the_fronts_in_layers_and_leave_infeasible_points_out():
-    from nas.search._pareto import FrontPoint, pareto_ranks
+    from nas.search.pareto import FrontPoint, pareto_ranks
 
     def pt(n, psnr, ms, feasible=True):
         return FrontPoint(n, "", "", psnr, ms, 0.0, ms, 0.0, feasible=feasible)

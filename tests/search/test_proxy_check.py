@@ -10,8 +10,9 @@ import pytest
 
 from nas.latency import load_latency_model
 from nas.model import load_weights
-from nas.search import kendall, load_search_config, proxy_check, spread_specs
-from nas.search._proxy_check import recommend
+from nas.fidelity import kendall, proxy_check, spread_specs
+from nas.search import load_search_config
+from nas.fidelity._proxy_check import recommend
 from nas.space import load_space
 
 SPACE = """\
@@ -124,7 +125,7 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     assert again["tau"]["20"]["tau"] == pytest.approx(rep.tau[20].tau)
     # a changed config (another patch size) does not reuse results that no longer apply
     other = cfg.model_copy(update={"proxy": cfg.proxy.model_copy(update={"patch_size": 16})})
-    from nas.search._proxy_check import _config_digest
+    from nas.fidelity._proxy_check import _config_digest
 
     assert _config_digest(other) != _config_digest(cfg)
 

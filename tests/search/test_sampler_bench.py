@@ -84,8 +84,8 @@ def test_the_hardware_aware_sampler_runs_a_table_study_with_parallel_workers_nev
 
 
 def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
-    from nas.search import BenchTable
-    from nas.search._table import TableRow
+    from nas.benchmark import BenchTable
+    from nas.benchmark import TableRow
     from nas.space import ArchSpec
 
     samplers = _module()
@@ -120,7 +120,7 @@ def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     from nas.latency import load_latency_model
-    from nas.search import BenchTable
+    from nas.benchmark import BenchTable
     from nas.space import load_space
 
     table = BenchTable.read_csv(TABLE)
@@ -136,7 +136,7 @@ def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
 def test_the_tpe_settings_bench_runs_the_products_tpe_with_a_variants_settings(tmp_path):
     import importlib.util
 
-    from nas.search._samplers import SAMPLERS
+    from nas.search.samplers import SAMPLERS
 
     spec = importlib.util.spec_from_file_location("bench_tpe_settings", ROOT / "bench" / "tpe_settings.py")
     mod = importlib.util.module_from_spec(spec)

@@ -19,7 +19,7 @@ from nas.errors import SearchError
 from nas.evaluate import challenge_score
 from nas.latency import load_latency_model
 from nas.search import load_search_config, run_search
-from nas.search._pareto import hypervolume
+from nas.search.pareto import hypervolume
 from nas.search._record import TrialRecord
 from nas.search._store import _Lock
 from nas.space import ArchSpec

@@ -13,13 +13,14 @@ import optuna
 import pytest
 
 from nas.errors import SearchError
-from nas.search import BenchTable, SearchConfig, TableExecutor, load_search_config, make_table, run_search, table_config
+from nas.benchmark import BenchTable, TableExecutor, TableExecutors, make_table, table_config
+from nas.search import SearchConfig, load_search_config, run_search
 from nas.latency import load_latency_model
 from nas.search._config import identity_view
 from nas.search._record import Cause
 from nas.search._store import REFERENCE_ATTR, load_optuna_study, open_study
 from nas.search._study import NullTrialLog
-from nas.search._table import TableRow, spec_distance, table_from_study
+from nas.benchmark import TableRow, spec_distance, table_from_study
 from nas.search._trial import TrialJob
 from nas.space import ArchSpec, load_space, zoo_entries
 
@@ -53,7 +54,9 @@ def test_a_table_study_answers_from_the_table_on_a_simulated_clock(table_csv, tm
     cfg = SearchConfig.model_validate({"name": "t", "out": str(tmp_path), "n_trials": 10, "workers": 3,
                                        "table": str(path), "sampler": {"name": "random"}, "pruner": {"name": "none"},
                                        "warm_start": ["abpn"], "export": {"input_size": "48x64"}})
-    s = run_search(cfg, trial_log=NullTrialLog(), plots=False)
+    with pytest.raises(SearchError, match="names a benchmark table .*TableExecutors"):
+        run_search(cfg, trial_log=NullTrialLog(), plots=False)  # the search alone does not know where tables are
+    s = run_search(cfg, executors=TableExecutors(), trial_log=NullTrialLog(), plots=False)
     assert s.complete == 10 and s.executor.startswith(f"benchmark table of {len(table)} specs (3 simulated")
     st = optuna.load_study(study_name="t", storage=s.study.storage)
     exact, lat = 0, load_latency_model("vs680")
@@ -189,7 +192,7 @@ def test_a_bad_table_is_refused_with_what_is_wrong(table_csv, tmp_path):
     BenchTable(table.rows, {**table.meta, "space_digest": "000000000000", "space": "mine"}).write_csv(other)
     cfg = SearchConfig.model_validate({"name": "o", "out": str(tmp_path), "table": str(other), "n_trials": 2})
     with pytest.raises(SearchError, match="made on space 'mine' .*not on this study's space 'mai2022'"):
-        run_search(cfg, trial_log=NullTrialLog(), plots=False)
+        run_search(cfg, executors=TableExecutors(), trial_log=NullTrialLog(), plots=False)
 
 
 def test_the_table_is_part_of_a_study_identity_only_when_set():
@@ -201,7 +204,7 @@ def test_the_table_is_part_of_a_study_identity_only_when_set():
 def test_balanced_sampler_gives_every_value_of_every_parameter_equally_often():
     space = load_space("mai2022")
     cfg = SearchConfig(sampler={"name": "balanced"}, seed=3)
-    from nas.search._samplers import make_sampler
+    from nas.search.samplers import make_sampler
 
     st = optuna.create_study(sampler=make_sampler(cfg))
     specs = []
@@ -236,7 +239,7 @@ def test_samplers_come_from_the_registry():
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
 def test_the_gp_sampler_without_pytorch_says_how_to_get_it():
-    from nas.search._samplers import make_sampler
+    from nas.search.samplers import make_sampler
 
     with pytest.raises(SearchError, match=r"needs PyTorch.*pip install 'npu-nas\[gp\]'"):
         make_sampler(SearchConfig(sampler={"name": "gp"}))
@@ -260,7 +263,7 @@ def test_a_sampler_that_ignores_pruned_trials_gets_a_study_that_prunes_nothing(t
             "export": {"input_size": "48x64"}})
         policy = SearchPolicy(cfg)
         assert policy.prunes == (name == "random") and policy.pruner_name == ("median" if name == "random" else "none")
-        s = run_search(cfg, trial_log=NullTrialLog(), plots=False)
+        s = run_search(cfg, executors=TableExecutors(), trial_log=NullTrialLog(), plots=False)
         pruned[name] = s.pruned
     assert pruned["random"] >= 1 and pruned["blind"] == 0, pruned
 

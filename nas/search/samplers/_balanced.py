@@ -1,4 +1,4 @@
-"""A space-filling sampler over discrete choices (see ``balanced`` in :mod:`nas.search._samplers`)."""
+"""A space-filling sampler over discrete choices (see ``balanced`` in :mod:`nas.search.samplers`)."""
 
 from __future__ import annotations
 

@@ -14,11 +14,10 @@ import hashlib
 import math
 from typing import Callable
 
-from nas.search._executor import Executor, OnReport
-from nas.search._record import Cause
-from nas.search._trial import TrialJob, TrialOutcome
+from nas.search import Cause, TrialJob, TrialOutcome
+from nas.search.executors import Executor, ExecutorFactory, OnReport
 
-__all__ = ["SyntheticExecutor", "synthetic_psnr"]
+__all__ = ["SyntheticExecutor", "SyntheticExecutors", "synthetic_psnr"]
 
 Behaviour = Callable[[TrialJob, int], "Cause | None"]
 
@@ -77,3 +76,18 @@ class SyntheticExecutor(Executor):
 
     def describe(self) -> str:
         return f"synthetic ({self.capacity} at once)"
+
+
+class SyntheticExecutors(ExecutorFactory):
+    """The :class:`~nas.search.executors.ExecutorFactory` of a study answered by :class:`SyntheticExecutor` (the
+    keyword arguments are its own); :attr:`made` holds every executor it made (one per driver run)."""
+
+    trains = False
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.made: list[SyntheticExecutor] = []
+
+    def make(self, config, on_report: OnReport, images) -> tuple[Executor, int | None]:
+        self.made.append(SyntheticExecutor(on_report, **self.kwargs))
+        return self.made[-1], config.resources.tf_threads

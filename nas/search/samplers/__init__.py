@@ -33,7 +33,7 @@ Built in:
 * ``latency_gp``: hardware-aware Bayesian optimisation: the latency model gives every spec's latency before it is
   trained, so only the INT8 PSNR is modelled (a Gaussian process) and each candidate is scored at its exact latency
   (expected hypervolume improvement, or expected improvement of the log2 score); a spec over the latency budget is
-  never proposed (see :mod:`nas.search._latency_gp`).
+  never proposed (see :mod:`nas.search.samplers._latency_gp`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ import importlib.util
 from typing import Callable
 
 from nas.errors import SearchError
+from nas.search.samplers._params import optuna_distributions
 
-__all__ = ["SAMPLERS", "SamplerEntry", "register_sampler", "make_sampler"]
+__all__ = ["SAMPLERS", "SamplerEntry", "register_sampler", "make_sampler", "optuna_distributions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _random(c):
 
 @register_sampler("balanced", "space-filling: every value of every parameter equally often (benchmark tables)")
 def _balanced(c):
-    from nas.search._balanced import BalancedSampler
+    from nas.search.samplers._balanced import BalancedSampler
 
     return BalancedSampler(seed=c.seed)
 
@@ -125,7 +126,7 @@ def _balanced(c):
                   "latency, known before training (no pruning)", learns_from_pruned=False)
 def _latency_gp(c):
     from nas.latency import load_latency_model
-    from nas.search._latency_gp import LatencyGPSampler
+    from nas.search.samplers._latency_gp import LatencyGPSampler
     from nas.search._record import TrialRecord
     from nas.space import load_space
 

@@ -1,108 +1,25 @@
-"""Where trials run: in the driver's own process, or as Ray tasks on a local Ray or a cluster.
-
-An :class:`Executor` is the one extension point between the study (which asks Optuna for specs and writes every
-result) and the workers (which only compute). Its contract:
-
-* :meth:`Executor.submit` hands over a :class:`~nas.search._trial.TrialJob` and returns at once (the in-process
-  executor runs it in the next :meth:`~Executor.poll`);
-* :meth:`Executor.poll` waits at most ``timeout`` seconds and returns the :class:`TrialOutcome` of every job that
-  finished; while jobs run, each intermediate validation value is passed to ``on_report(number, step, psnr)`` *in
-  the driver's thread*, and a True answer stops that trial at its next step (it comes back pruned);
-* a job whose worker process died is run again up to ``retries`` times, then comes back failed with the reason:
-  a job is never lost;
-* :meth:`Executor.close` gives back what the executor started (a local Ray, never a cluster it joined).
-"""
+"""Trials as Ray tasks on a local Ray (started here) or a cluster."""
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import os
 import sys
 import time
-from typing import Callable
 
 from nas._logging import get_logger
 from nas.errors import SearchError
-from nas.export import InProcessConverter, PersistentConverter
+from nas.export import InProcessConverter
 from nas.search._record import Cause
 from nas.search._trial import TrialJob, TrialOutcome, run_trial
+from nas.search.executors._base import Executor, OnReport
 
-__all__ = ["Executor", "InProcessExecutor", "RayExecutor", "OnReport", "make_executor"]
+__all__ = ["RayExecutor", "TRIALS_PER_WORKER"]
 
 log = get_logger("search")
 
-OnReport = Callable[[int, int, float], bool]
-
 # Ray reads it at import: "0" on Linux makes Ray treat this machine as the whole cluster and bind to loopback
 _LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class Executor(abc.ABC):
-    """Runs trial jobs (see the module docstring for the contract)."""
-
-    #: how many jobs may run at once
-    capacity: int = 1
-
-    def __init__(self, on_report: OnReport | None = None):
-        self.on_report = on_report or (lambda number, step, value: False)
-
-    @abc.abstractmethod
-    def submit(self, job: TrialJob) -> None:
-        """Start ``job`` (or queue it); never blocks for long."""
-
-    @abc.abstractmethod
-    def running(self) -> list[int]:
-        """Numbers of the trials submitted and not yet returned by :meth:`poll`."""
-
-    @abc.abstractmethod
-    def poll(self, timeout: float) -> list[TrialOutcome]:
-        """Outcomes of the jobs that finished (waiting at most ``timeout`` seconds for one)."""
-
-    def close(self) -> None:
-        """Release what this executor started."""
-
-    def describe(self) -> str:
-        return type(self).__name__
-
-    def __enter__(self) -> "Executor":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class InProcessExecutor(Executor):
-    """One trial at a time, in the driver's process (the default for one worker: no Ray start-up)."""
-
-    capacity = 1
-
-    def __init__(self, on_report: OnReport | None = None, converter_jobs: int = 16, images=None):
-        super().__init__(on_report)
-        self._queue: list[TrialJob] = []
-        self._images = images  # (train, valid) decoded once by the driver
-        # one converter process serves many trials (TensorFlow starts once per `converter_jobs` models)
-        self._converter = PersistentConverter(max_jobs=converter_jobs)
-
-    def submit(self, job: TrialJob) -> None:
-        self._queue.append(job)
-
-    def running(self) -> list[int]:
-        return [j.number for j in self._queue]
-
-    def poll(self, timeout: float) -> list[TrialOutcome]:
-        if not self._queue:
-            time.sleep(min(timeout, 0.05))
-            return []
-        job = self._queue.pop(0)
-        return [run_trial(job, self.on_report, self._converter, self._images)]
-
-    def close(self) -> None:
-        self._converter.close()
-
-    def describe(self) -> str:
-        return "in-process (1 worker)"
-
 
 class _Mailbox:
     """An async Ray actor between the workers and the driver: a worker posts its validation value and waits (up to
@@ -276,30 +193,3 @@ class RayExecutor(Executor):
         if self._started and ray.is_initialized():
             ray.shutdown()
             self._started = False
-
-
-def make_executor(config, on_report: OnReport | None = None, images=None, table=None,
-                  replay=None) -> tuple[Executor, int]:
-    """The executor a :class:`~nas.search.SearchConfig` asks for, and the TensorFlow threads of each of its jobs:
-    the table's answers on ``config.workers`` simulated workers when the config names a benchmark table (``table``:
-    the :class:`~nas.search._table.BenchTable`, read once), in this process for one worker without a Ray address (a
-    trial may then use every core unless the config says otherwise), Ray tasks otherwise (each trial uses what it
-    reserved). ``images`` ((train, valid), decoded once) serve the in-process executor. ``replay``: a
-    :class:`~nas.search._table.BenchTable` whose specs are answered from it instead of run (see
-    :class:`~nas.search._table.ReplayExecutor`)."""
-    if replay is not None:
-        from nas.search._table import ReplayExecutor  # (it builds on this module)
-
-        inner, threads = make_executor(config, on_report, images, table)
-        return ReplayExecutor(inner, replay), threads
-    if config.table:
-        from nas.search._table import BenchTable, TableExecutor  # (it builds on this module)
-
-        return TableExecutor(table or BenchTable.read_csv(config.table), on_report, capacity=config.workers), None
-    if config.workers == 1 and not config.ray_address:
-        return InProcessExecutor(on_report, images=images), config.resources.threads
-    board = config.latency.measure.resource if config.latency.board else None  # the closed loop's board node
-    return (RayExecutor(workers=config.workers, cpus=config.resources.cpus, gpus=config.resources.gpus,
-                        address=config.ray_address, retries=config.trial_retries, on_report=on_report,
-                        resources={board: 1} if board else None),
-            config.resources.tf_threads)

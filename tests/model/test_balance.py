@@ -8,7 +8,7 @@ from nas.data import load_images
 from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
 from nas.export import export_int8
 from nas.model import build_model, conv_weights, set_weights
-from nas.model._balance import balance_folded_anchor, folded_feature_channels
+from nas.model import balance_folded_anchor, folded_feature_channels
 from nas.space import ArchSpec
 
 
@@ -65,3 +65,40 @@ def test_a_folded_anchor_net_keeps_its_residual_in_int8(tmp_path):
         got[balance] = evaluate(TfliteUpscaler(path), valid, with_ssim=False)
     print(f"FP32 {fp32:.3f}, INT8 balanced {got[True].psnr_rgb:.3f}, unbalanced {got[False].psnr_rgb:.3f}")
     assert abs(got[True].psnr_rgb - fp32) < 0.25 < abs(got[False].psnr_rgb - fp32)
+
+
+def test_equalising_a_carry_nets_ranges_is_exact_in_float_and_gives_the_image_its_own_range():
+    """A carry net stores the image beside features in every body tensor; INT8 gives the tensor one range, so
+    features at 4x the image's 255 would store the image in 4-pixel steps (measured by bench/int8_probes.py). The
+    export scales each such tensor's features to 0..255 and the next conv's weights back: the float function is
+    unchanged and every carried tensor's range is exactly the image's."""
+    import tf_keras as keras
+
+    from nas.model import carried_feature_slots, equalise_carried_ranges
+
+    spec = ArchSpec(width=32, depth=3, blocks="conv", skip="carry", clip_where="after_d2s")
+    slots = spec.convs()
+    carried = [slots[i] for i in carried_feature_slots(spec)]
+    assert [s.name for s in carried] == ["head", "body_01", "body_02"]  # body_03 feeds tail_1: the balance's
+    w = _trained_like(spec)
+    rng = np.random.default_rng(2)
+    for s in carried:  # features far above the image's range, as a trained carry net has them
+        k, b = w[s.name]
+        k = k.copy()
+        k[..., :s.cout - 3] *= 4.0
+        w[s.name] = [k, b]
+    model = build_model(spec, "deploy", seed=None)
+    set_weights(model, w)
+    x = rng.uniform(0, 255, (2, 20, 24, 3)).astype(np.float32)
+    probe = keras.Model(model.input, [model.get_layer(s.name).output for s in carried] + [model.output])
+    before = [o.numpy() for o in probe(x)]
+    top = {s.name: float(o[..., :s.cout - 3].max()) for s, o in zip(carried, before)}
+    assert all(t > 300 for t in top.values())
+    eq, scales = equalise_carried_ranges(spec, w, top)
+    assert set(scales) == {s.name for s in carried}
+    set_weights(model, eq)
+    after = [o.numpy() for o in probe(x)]
+    np.testing.assert_allclose(after[-1], before[-1], rtol=1e-4, atol=1e-2)  # the network's output: unchanged
+    for s, o in zip(carried, after):
+        assert o[..., :s.cout - 3].max() == pytest.approx(255.0, rel=1e-5)  # features: the image's range
+        np.testing.assert_allclose(o[..., s.cout - 3:], x, atol=1e-3)  # the image itself rides on untouched

@@ -35,11 +35,8 @@ from nas._logging import get_logger
 from nas.errors import SearchError
 from nas.evaluate import log2_score
 from nas.latency import load_latency_model
-from nas.search._config import SearchConfig, identity_view
-from nas.search._executor import make_executor
-from nas.search._record import Cause
-from nas.search._tracking import Tracker
-from nas.search._trial import TrialJob, _images
+from nas.search import Cause, SearchConfig, Tracker, TrialJob, identity_view, load_study_images
+from nas.search.executors import TrainingExecutors
 from nas.space import deploy_ops, load_space
 
 __all__ = ["TauEstimate", "FidelityRow", "ProxyCheckReport", "proxy_check", "spread_specs", "kendall"]
@@ -276,8 +273,8 @@ def proxy_check(
     if progress:
         progress(len(results), total, f"{len(results)} of {total} trainings already done" if results else "start")
     if todo:
-        images = _images(config)
-        executor, threads = make_executor(config, None, images)
+        images = load_study_images(config)
+        executor, threads = TrainingExecutors().make(config, None, images)
         by_number: dict[int, _Job] = {}
         try:
             pending = list(todo)

@@ -22,7 +22,7 @@ candidates.
 
 Candidates: every spec of the space (:meth:`~nas.space.SearchSpace.enumerate`) when it has at most
 ``max_enumerated`` specs (``mai2022`` has 5,120), otherwise ``n_candidates`` specs drawn afresh per trial.
-Registered as ``latency_gp`` in :mod:`nas.search._samplers`.
+Registered as ``latency_gp`` in :mod:`nas.search.samplers`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from nas.errors import NasError
-from nas.search._rebuild import _Replay
+from nas.search.samplers._params import optuna_distributions as _optuna
 
 __all__ = ["LatencyGPSampler"]
 
@@ -170,9 +170,8 @@ class LatencyGPSampler(optuna.samplers.BaseSampler):
         key = self._key(trial.params)
         if key not in self._replayed:
             try:
-                rec = _Replay(trial.params)
-                self._replayed[key] = self.space.suggest(rec)
-                self._dists.update(rec.distributions)
+                self._replayed[key], drawn = self.space.replay(trial.params)
+                self._dists.update(_optuna(drawn))
             except (NasError, KeyError):  # not a spec of this space
                 self._replayed[key] = None
         spec = self._replayed[key]
@@ -206,9 +205,7 @@ class LatencyGPSampler(optuna.samplers.BaseSampler):
 
 def _distributions(space, params: dict) -> dict[str, BaseDistribution]:
     """The Optuna distribution of each parameter ``space.suggest`` draws for ``params``."""
-    rec = _Replay(params)
-    space.suggest(rec)
-    return rec.distributions
+    return _optuna(space.replay(params)[1])
 
 
 def _log2_offset(latency_ms: float) -> float:

@@ -9,10 +9,10 @@ from typing import Callable
 from nas._logging import get_logger
 from nas.errors import SearchError
 from nas.latency import load_latency_model
-from nas.search._config import SearchConfig
-from nas.search._store import REFERENCE_ATTR, load_optuna_study, open_study
-from nas.search._study import SearchEvent, run_search
-from nas.search._table import BenchTable, check_same_making, table_from_study, table_meta
+from nas.benchmark._executors import ReplayExecutors, TableExecutors
+from nas.benchmark._table import BenchTable, check_same_making, table_from_study, table_meta
+from nas.search import REFERENCE_ATTR, SearchConfig, SearchEvent, load_optuna_study, open_study, run_search
+from nas.search.executors import TrainingExecutors
 from nas.space import zoo_entries
 
 __all__ = ["table_config", "make_table", "export_table"]
@@ -75,11 +75,14 @@ def make_table(config: SearchConfig, n: int, *, callback: Callable[[SearchEvent]
         if callback is not None:
             callback(ev)
 
+    executors = TableExecutors() if config.table else TrainingExecutors()
+    if earlier is not None:
+        executors = ReplayExecutors(earlier, executors)
     target = n
     held = -1
     while True:
         summary = run_search(config.model_copy(update={"n_trials": target}), callback=on_event, trial_log=trial_log,
-                             plots=False, replay=earlier)
+                             plots=False, executors=executors)
         table = _union(_table_of(open_study(config.study_dir)), earlier)
         if csv is not None:
             table.write_csv(csv)
