@@ -33,10 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.model import TRAIN_FORM_VERSION  # noqa: E402
+from nas.model import int8_form, train_form  # noqa: E402
 from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
 from nas.fidelity import proxy_check
 from nas.space import ArchSpec, zoo_entries  # noqa: E402
+
+
+def forms(spec) -> str:
+    """What decides a spec's cached figures besides the proxy: its training form and its INT8 export's rescaling
+    (``form3`` alone for what was measured before the export had versions)."""
+    return f"form{train_form(spec)}" + (f"-int8v{int8_form(spec)}" if int8_form(spec) > 1 else "")
 
 
 def _sync(src: Path, dst: Path) -> int:
@@ -158,7 +164,7 @@ def zoo_part(work: Path) -> None:
         if e.table1 is None or e.spec.hash in seen:
             continue
         seen.add(e.spec.hash)
-        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}-form{TRAIN_FORM_VERSION}"
+        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}-{forms(e.spec)}"
         if key not in results:
             out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
             results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}

@@ -8,7 +8,8 @@ second run only probes). Then, on the held-out photographs:
 
 * ``fp32`` and ``int8``: the float deploy form and the real INT8 TFLite model (LiteRT), as a trial measures them;
 * ``sim all``: the ``qat`` form with every quantizer on (per-channel int8 kernels, every stored tensor 8-bit over its
-  calibrated range): it should match ``int8``, which validates the probes below;
+  calibrated range), holding the weights as the export rescales them (:func:`nas.model.int8_ready`, exact in float;
+  ``--raw`` leaves them as trained): it should match ``int8``, which validates the probes below;
 * one quantizer at a time, everything else in float: each conv's kernel (``w:NAME``) and each stored tensor
   (``a:NAME``); the loss each causes alone says which one the INT8 model pays for.
 
@@ -56,12 +57,12 @@ def _train(spec: ArchSpec, cfg: SearchConfig, images, folder: Path) -> dict:
 class _Sim:
     """The qat form of a spec holding its deploy weights, every quantizer calibrated and switchable."""
 
-    def __init__(self, spec: ArchSpec, weights, calib: np.ndarray):
+    def __init__(self, spec: ArchSpec, weights, calib: np.ndarray, raw: bool = False):
         import tf_keras as keras
 
-        from nas.model import ActQuant, QConv2D, qat_model
+        from nas.model import ActQuant, QConv2D, int8_ready, qat_model
 
-        self.model = qat_model(weights, spec)
+        self.model = qat_model(weights if raw else int8_ready(spec, weights, calib), spec)
         self.convs = [layer for layer in self.model.layers if isinstance(layer, QConv2D)]
         self.acts = [layer for layer in self.model.layers if isinstance(layer, ActQuant)]
         self.set(set(), set())
@@ -92,6 +93,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None, help="proxy steps (default: the search's)")
     ap.add_argument("--work", default="runs/bench-int8-probes")
     ap.add_argument("--json", default="", help="write the figures here")
+    ap.add_argument("--raw", action="store_true", help="probe the weights as trained (not as the export rescales them)")
     a = ap.parse_args()
     cfg = SearchConfig(name="bench-int8-probes", out=a.work, **({"proxy": {"steps": a.steps}} if a.steps else {}))
     want = tuple(h for h in a.specs.split(",") if h)
@@ -107,7 +109,7 @@ def main() -> int:
         _train(spec, cfg, (train, valid), folder)
         weights = load_weights(folder / "weights.npz")
         int8 = evaluate(TfliteUpscaler(folder / "model_int8.tflite"), valid, with_ssim=False).psnr_rgb
-        sim = _Sim(spec, weights, calib)
+        sim = _Sim(spec, weights, calib, a.raw)
         names_w = [layer.name for layer in sim.convs]
         names_a = [layer.name for layer in sim.acts]
         fp32 = sim.psnr(valid, set(), set())

@@ -32,12 +32,18 @@ sys.path.insert(0, str(ROOT))
 
 from nas.data import load_images  # noqa: E402
 from nas.evaluate import Bicubic, Upscaler, evaluate  # noqa: E402
-from nas.model import TRAIN_FORM_VERSION  # noqa: E402
+from nas.model import int8_form, train_form  # noqa: E402
 from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
 from nas.space import Skip, load_space  # noqa: E402
 
 MARGIN_DB = 0.5
 KEPT = ROOT / "bench" / "results" / "trainability.json"
+
+
+def forms(spec) -> str:
+    """What decides a spec's cached figures besides the proxy: its training form and its INT8 export's rescaling
+    (``form3`` alone for what was measured before the export had versions)."""
+    return f"form{train_form(spec)}" + (f"-int8v{int8_form(spec)}" if int8_form(spec) > 1 else "")
 
 
 class Nearest(Upscaler):
@@ -82,13 +88,13 @@ def main() -> int:
     if not cache.exists() and KEPT.exists():  # results measured before, kept in the repository
         cache.write_text(KEPT.read_text())
     results = json.loads(cache.read_text()) if cache.exists() else {}
-    key = f"{cfg.proxy.steps}-{cfg.proxy.loss}-{cfg.seed}-form{TRAIN_FORM_VERSION}"
+    key = f"{cfg.proxy.steps}-{cfg.proxy.loss}-{cfg.seed}"
     print(f"{len(specs)} specs of '{a.space}' (pairwise covering), {cfg.proxy.steps}-step proxy ({cfg.proxy.loss}), "
           f"seed {cfg.seed}; validation: {', '.join(p.name for p in valid.pairs)}", flush=True)
     t_all = time.perf_counter()
     only = tuple(h for h in a.only.split(",") if h)
     for i, spec in enumerate(specs):
-        k = f"{spec.hash}-{key}"
+        k = f"{spec.hash}-{key}-{forms(spec)}"
         if k not in results and not a.cached and not (only and not spec.hash.startswith(only)):
             out = run_trial(TrialJob(i, spec, cfg, cfg.export.input_size or (360, 640), None),
                             images=(train, valid))
@@ -100,7 +106,7 @@ def main() -> int:
     rows = []
     not_run = {"state": "not run", "reason": "not run yet", "fp32": None, "int8": None, "train_s": None}
     for spec in specs:
-        r = results.get(f"{spec.hash}-{key}", not_run)  # (a placeholder only here: the cache keeps real results)
+        r = results.get(f"{spec.hash}-{key}-{forms(spec)}", not_run)  # (a placeholder only here: the cache keeps real results)
         has_anchor = spec.skip is not Skip.NONE
         if r["state"] == "not run":
             verdict = r["reason"]

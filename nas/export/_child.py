@@ -18,8 +18,7 @@ def convert(job: dict) -> bytes:
     import tensorflow as tf
     import tf_keras as keras
 
-    from nas.model import (PixelRange, balance_folded_anchor, build_model, carried_feature_slots,
-                           equalise_carried_ranges, folded_feature_channels, load_weights, set_weights)
+    from nas.model import PixelRange, build_model, int8_ready, load_weights, set_weights
     from nas.space import ArchSpec
 
     threads = int(job.get("threads") or 0)
@@ -36,25 +35,9 @@ def convert(job: dict) -> bytes:
     if job.get("weights"):
         weights = load_weights(job["weights"])
         set_weights(core, weights)
-        carried = [spec.convs()[i] for i in carried_feature_slots(spec)] if job.get("balance", True) else []
-        if carried:  # exact in float; the carried image keeps its own range (0..255, one pixel a step) in INT8
-            probe = keras.Model(core.input, [core.get_layer(s.name).output for s in carried])
-            outs = [probe(s[None], training=False) for s in calib]
-            outs = [[o] if len(carried) == 1 else o for o in outs]
-            top = {s.name: max(float(np.max(o[j].numpy()[..., :s.cout - 3])) for o in outs)
-                   for j, s in enumerate(carried)}
-            weights, scales = equalise_carried_ranges(spec, weights, top)
+        if job.get("balance", True):  # exact in float: what INT8 needs (see nas.model.int8_ready)
+            weights = int8_ready(spec, weights, calib, log=lambda m: print(m, file=sys.stderr))
             set_weights(core, weights)
-            print("carried image: features scaled to its range by " +
-                  ", ".join(f"{k} {v:.3g}" for k, v in scales.items()), file=sys.stderr)
-        # exact in float; keeps a folded anchor's residual through per-channel int8 weights
-        if job.get("balance", True) and folded_feature_channels(spec):
-            probe = keras.Model(core.input, core.get_layer(spec.convs()[spec.depth].name).output)
-            feats = np.concatenate([probe(s[None], training=False).numpy() for s in calib])
-            balanced, beta = balance_folded_anchor(spec, weights, feats, calib)
-            if beta != 1.0:
-                set_weights(core, balanced)
-                print(f"folded anchor: features into tail_1 scaled by {beta:g} for INT8", file=sys.stderr)
     model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
 
     def representative():

@@ -1,19 +1,19 @@
 """Rescaling that leaves a deployed network's float function unchanged and makes its INT8 form keep the residual.
 
-Nets that fold the nearest-neighbour anchor into ``tail_1`` (skip ``carry`` and ``concat_input``) have, in every
-output channel of ``tail_1``, one weight of 1 (the anchor's copy of an input pixel) beside the residual's weights,
-which are tiny (median about 0.003 after the proxy). TFLite quantizes weights per output channel with a step of
-max|w| / 127 = 1/127: nearly every residual weight rounds to zero, and the INT8 model falls back to its anchor
-(measured: a w16 d1 CLB concat-input net, 29.36 dB FP32, 27.82 dB with only tail_1's weights quantized, 27.77 INT8).
-
-The features entering ``tail_1`` share one quantization range with the input pixels they are concatenated or
-carried with (0..255, a step of 1 pixel), so they cannot simply be scaled down without limit either. Scaling the
-feature channels of the conv before ``tail_1`` by ``beta`` and ``tail_1``'s weights on them by ``1 / beta`` is
-exact in float (ReLU commutes with a positive scale); the expected rounding error is about
-``beta * f / 127 + w / beta`` (weights' step times the features, plus the activations' step times the weights),
-smallest near ``beta = sqrt(127 * w / f)`` with ``w`` and ``f`` the RMS of those weights and features; the
-error is measured on calibration images for a grid of ``beta``; it is flat near its minimum (a w16 CLB net: INT8
-29.18-29.23 dB for beta from 1/32 to 0.3, 27.77 at 1), and the largest beta within 10% of the least error is taken.
+Nets that fold the nearest-neighbour anchor into their last conv, the *folding conv* (skip ``carry`` and
+``concat_input``; ``tail_1`` where no tail conv follows), have, in every output channel of it, one weight of 1 (the
+anchor's copy of an input pixel) beside the residual's weights, which are tiny (median about 0.003 after the proxy).
+TFLite quantizes weights per output channel with a step of max|w| / 127 = 1/127: nearly every residual weight rounds
+to zero, and the INT8 model falls back to its anchor (measured: a w16 d1 CLB concat-input net, 29.36 dB FP32, 27.82
+dB with only its weights quantized, 27.77 INT8). The features entering the folding conv share one quantization range
+with the input pixels they are concatenated or carried with (0..255, a step of 1 pixel), so they cannot simply be
+scaled down without limit either. Scaling the feature channels of the conv before the folding conv by ``beta`` and
+the folding conv's weights on them by ``1 / beta`` is exact in float (ReLU commutes with a positive scale); the
+expected rounding error is about ``beta * f / 127 + w / beta`` (weights' step times the features, plus the
+activations' step times the weights), smallest near ``beta = sqrt(127 * w / f)`` with ``w`` and ``f`` the RMS of
+those weights and features; the error is measured on calibration images for a grid of ``beta``; it is flat near its
+minimum (a w16 CLB net: INT8 29.18-29.23 dB for beta from 1/32 to 0.3, 27.77 at 1), and the largest beta within 10%
+of the least error is taken.
 """
 
 from __future__ import annotations
@@ -23,16 +23,18 @@ import numpy as np
 from nas.model._weights import Weights
 from nas.space import CARRY_CHANNELS, ArchSpec, Skip
 
-__all__ = ["balance_folded_anchor", "folded_feature_channels", "equalise_carried_ranges", "carried_feature_slots"]
+__all__ = ["balance_folded_anchor", "folded_feature_channels", "equalise_carried_ranges", "carried_feature_slots",
+           "int8_ready", "int8_form"]
 
 WEIGHT_LEVELS = 127.0  # int8 weights, symmetric, narrow range
 
 
 def folded_feature_channels(spec: ArchSpec) -> int:
-    """Feature channels of the tensor entering ``tail_1`` (0 for nets that do not fold the anchor)."""
+    """Feature channels of the tensor entering the conv that folds the anchor, the last one (0 for nets that do
+    not fold it)."""
     if spec.skip not in (Skip.CARRY, Skip.CONCAT_INPUT):
         return 0
-    prev = spec.convs()[spec.depth]  # the conv before tail_1 (the head when depth is 0)
+    prev = spec.convs()[-2]  # the conv before the last (the head when a net without tail convs has depth 0)
     return prev.cout - (CARRY_CHANNELS if prev.carry_out else 0)
 
 
@@ -52,7 +54,7 @@ def _patches(maps: np.ndarray, k: int, count: int, rng: np.random.Generator) -> 
 def _int8_error(p_feat: np.ndarray, p_img: np.ndarray, k_feat: np.ndarray, k_img: np.ndarray, f_max: float,
                 beta: float) -> float:
     """Mean squared error that 8-bit activations (one range for features and pixels) and per-channel 8-bit
-    weights add to ``tail_1``'s output when the features are scaled by ``beta``."""
+    weights add to the folding conv's output when the features are scaled by ``beta``."""
     step_a = max(beta * f_max, 255.0) / 255.0
     a = np.concatenate([p_feat * beta, p_img], axis=2)
     kern = np.concatenate([k_feat / beta, k_img], axis=2)  # (k, k, cin, cout)
@@ -74,15 +76,15 @@ def balance_folded_anchor(spec: ArchSpec, weights: Weights, features: np.ndarray
                           seed: int = 0, samples: int = 4000) -> tuple[Weights, float]:
     """``weights`` rescaled for INT8 (see the module docstring) and the scale ``beta`` applied (1: unchanged).
 
-    ``features``: the output of the conv before ``tail_1`` on calibration images (N x H x W x C, the deploy form's
+    ``features``: the output of the conv before the folding conv on calibration images (N x H x W x C, the deploy form's
     pixel units); ``images``: those images (N x H x W x 3). ``beta`` is the largest of a grid of powers of two whose
-    rounding error added to ``tail_1``'s output on ``samples`` random pixels of them is within 10% of the least.
+    rounding error added to the folding conv's output on ``samples`` random pixels of them is within 10% of the least.
     """
     n = folded_feature_channels(spec)
     if n == 0:
         return weights, 1.0
     slots = spec.convs()
-    prev, t1 = slots[spec.depth], slots[spec.depth + 1]
+    prev, t1 = slots[-2], slots[-1]
     k_t1, b_t1 = (np.asarray(a, np.float64) for a in weights[t1.name])
     f = np.asarray(features, np.float64)[..., :n]
     if not np.any(f) or not np.any(k_t1[:, :, :n]):
@@ -116,7 +118,7 @@ def carried_feature_slots(spec: ArchSpec) -> list[int]:
     """Indices of the convs whose output carries the input image beside features, except the one feeding the conv
     that folds the anchor (:func:`balance_folded_anchor` sets that one's scale)."""
     slots = spec.convs()
-    fold = spec.depth + 1 if folded_feature_channels(spec) else None
+    fold = len(slots) - 1 if folded_feature_channels(spec) else None
     return [i for i, s in enumerate(slots) if s.carry_out and i + 1 != fold]
 
 
@@ -149,3 +151,51 @@ def equalise_carried_ranges(spec: ArchSpec, weights: Weights, feature_max: dict[
         out[nxt.name] = [kn.astype(np.float32), bn.astype(np.float32)]
         scales[slot.name] = s
     return out, scales
+
+
+def int8_form(spec: ArchSpec) -> int:
+    """The version of the export's rescaling that ``spec``'s INT8 model gets: 2 where a tensor carries the image
+    beside features (:func:`equalise_carried_ranges`, added in 2), else 1. Benchmark caches key on it, so an INT8
+    figure measured before a change that touches the spec is measured again, and only then."""
+    return 2 if carried_feature_slots(spec) else 1
+
+
+def int8_ready(spec: ArchSpec, weights: Weights, calibration: np.ndarray, log=None) -> Weights:
+    """``weights`` rescaled for INT8 as the export converts them (exact in float): every tensor that carries the
+    image beside features gets the image's range (:func:`equalise_carried_ranges`), then a folded anchor's
+    features are balanced against its weights (:func:`balance_folded_anchor`). ``calibration``: the export's
+    calibration images (N x H x W x 3 pixels); ``log(message)`` hears what was scaled."""
+    import tf_keras as keras
+
+    from nas.model._builder import build_model, set_weights
+
+    slots = spec.convs()
+    carried = [slots[i] for i in carried_feature_slots(spec)]
+    fold = folded_feature_channels(spec)
+    if not carried and not fold:
+        return weights
+    model = build_model(spec, "deploy", seed=None)
+    set_weights(model, weights)
+
+    def outputs(names: list[str]):  # per calibration image, each layer's output
+        probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
+        for c in calibration:
+            out = probe(c[None], training=False)
+            yield [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    if carried:
+        top = {s.name: 0.0 for s in carried}
+        for maps in outputs([s.name for s in carried]):  # (only the maxima kept: deep nets' maps are large)
+            for s, m in zip(carried, maps):
+                top[s.name] = max(top[s.name], float(m[..., :s.cout - CARRY_CHANNELS].max()))
+        weights, scales = equalise_carried_ranges(spec, weights, top)
+        set_weights(model, weights)
+        if log and scales:
+            log("carried image: features scaled to its range by "
+                + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
+    if fold:
+        feats = np.concatenate([m[0] for m in outputs([slots[-2].name])])
+        weights, beta = balance_folded_anchor(spec, weights, feats, calibration)
+        if log and beta != 1.0:
+            log(f"folded anchor: features into {slots[-1].name} scaled by {beta:g} for INT8")
+    return weights

@@ -51,8 +51,9 @@ def _has_anchor_conv(spec: ArchSpec) -> bool:
 
 
 def _folds_anchor(spec: ArchSpec) -> bool:
-    """Whether ``tail_1`` holds the nearest-neighbour anchor in its kernel: the input's channels reach it (carried,
-    or concatenated before it) and the deploy form has no add. The training form adds the anchor explicitly."""
+    """Whether the last conv holds the nearest-neighbour anchor in its kernel: the input's channels reach it
+    (carried, or concatenated before ``tail_1`` and carried on) and the deploy form has no add. The training form
+    adds the anchor explicitly."""
     return folded_feature_channels(spec) > 0
 
 
@@ -66,26 +67,17 @@ def residual_end(spec: ArchSpec) -> int | None:
     dead ReLU never returns: the network stays on its anchor for good.
     """
     slots = spec.convs()
-    if spec.has_anchor_add:
+    if spec.has_anchor_add or _folds_anchor(spec):
         return len(slots) - 1
-    if _folds_anchor(spec):
-        return 1 + spec.depth
     return None
 
 
 def slot_starts(spec: ArchSpec) -> tuple[str, ...]:
-    """How every slot starts in the training form: ``zero`` for the residual end, ``identity`` for the convs that
-    follow an anchor already added (a fresh net passes the anchor through them), ``random`` elsewhere."""
+    """How every slot starts in the training form: ``zero`` for the residual end (the last conv of an anchored net),
+    ``random`` elsewhere. (Until training form 4 a carry or concat-input net with tail convs added its anchor at
+    ``tail_1`` and started the tail convs as the identity.)"""
     end = residual_end(spec)
-    out = []
-    for i in range(len(spec.convs())):
-        if i == end:
-            out.append("zero")
-        elif end is not None and i > end:
-            out.append("identity")
-        else:
-            out.append("random")
-    return tuple(out)
+    return tuple("zero" if i == end else "random" for i in range(len(spec.convs())))
 
 
 def build_model(
@@ -132,7 +124,7 @@ def build_model(
                            kernel_initializer=fan_in_init(lseed))(x), slot.name)
             continue
         cout = slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
-        anchor_here = _folds_anchor(spec) and i == tail_1
+        anchor_here = _folds_anchor(spec) and i == len(slots) - 1
         x = block_layer(slot.block.value, cout, slot.kernel, None if anchor_here else act, spec.expansion, lseed,
                         slot.name, starts[i])(x)
         if i == end:
@@ -191,7 +183,6 @@ def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
     """
     out: Weights = {}
     slots = spec.convs()
-    tail_1 = 1 + spec.depth
     end = residual_end(spec)
     for i, slot in enumerate(slots):
         try:
@@ -207,7 +198,7 @@ def deploy_weights(train_model: keras.Model, spec: ArchSpec) -> Weights:
             kc[slot.kernel // 2, slot.kernel // 2, src, np.arange(CARRY_CHANNELS)] = 1.0
             k = np.concatenate([k, kc], axis=-1)
             b = np.concatenate([b, np.zeros(CARRY_CHANNELS, np.float32)])
-        if _folds_anchor(spec) and i == tail_1:  # fold the repeat anchor into tail_1 (its last 3 inputs: the image)
+        if _folds_anchor(spec) and i == len(slots) - 1:  # fold the repeat anchor in (its last 3 inputs: the image)
             k = k.copy()
             c = np.arange(slot.cout)
             k[slot.kernel // 2, slot.kernel // 2, slot.cin - IN_CHANNELS + c % IN_CHANNELS, c] += 1.0

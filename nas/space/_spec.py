@@ -97,7 +97,7 @@ class ConvSlot:
     cout: int  # deployed output channels (carry channels included)
     relu: bool  # ReLU fused after the conv (the clip's ReLU is accounted for separately)
     block: Block
-    carry_in: bool  # the last 3 input channels are the carried input
+    carry_in: bool  # the last 3 input channels are the input image (carried, or concatenated before tail_1)
     carry_out: bool  # the last 3 output channels carry the input on
 
 
@@ -181,24 +181,34 @@ class ArchSpec:
         return ("head", *body, *tails)
 
     def convs(self) -> tuple[ConvSlot, ...]:
-        """The convs of the deployed graph, in order, with their deployed channel counts."""
+        """The convs of the deployed graph, in order, with their deployed channel counts.
+
+        A net that folds the anchor into a conv (``carry``, ``concat_input``) folds it into its last conv: where
+        extra tail convs follow ``tail_1``, the image rides on past ``tail_1`` in 3 more channels of every tail conv
+        but the last, so no conv before the last passes the image through its weights (an int8 kernel of identity
+        plus small corrections loses the corrections: 1.5-3.7 dB, ``bench/int8_probes.py``).
+        """
         carry = self.skip is Skip.CARRY
+        folded = carry or self.skip is Skip.CONCAT_INPUT
         w, out = self.width, self.out_channels
         names = self.conv_names()
         slots: list[ConvSlot] = []
         n_feature = 1 + self.depth
         for i, name in enumerate(names):
+            last = i == len(names) - 1
             if i < n_feature:  # head and body
                 cin = IN_CHANNELS if i == 0 else w
                 slots.append(ConvSlot(name, 3, cin, w, True, self.blocks[i], carry and i > 0, carry))
             elif i == n_feature:  # tail_1
                 cin = w + (IN_CHANNELS if self.skip is Skip.CONCAT_INPUT else 0)
-                relu = bool(self.tail)
-                slots.append(ConvSlot(name, 3, cin, out, relu, self.blocks[i], carry, False))
+                on = folded and not last  # the image rides on to the last conv
+                slots.append(ConvSlot(name, 3, cin, out + (CARRY_CHANNELS if on else 0), bool(self.tail),
+                                      self.blocks[i], folded, on))
             else:  # extra tails
                 k = self.tail[i - n_feature - 1]
-                relu = i < len(names) - 1
-                slots.append(ConvSlot(name, k, out, out, relu, self.blocks[i], False, False))
+                on = folded and not last
+                slots.append(ConvSlot(name, k, out + (CARRY_CHANNELS if folded else 0),
+                                      out + (CARRY_CHANNELS if on else 0), not last, self.blocks[i], folded, on))
         return tuple(slots)
 
     @property

@@ -27,6 +27,7 @@ from nas._logging import get_logger
 from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
 from nas.evaluate import ModelUpscaler, evaluate
+from nas.model import train_form
 from nas.space import ArchSpec
 from nas.train._config import CHARBONNIER_EPS, Stage, TrainConfig
 
@@ -108,6 +109,11 @@ class _Checkpoints:
                 f"{self.folder} holds a checkpoint of another run (spec {state.get('spec')}, config "
                 f"{state.get('config')}; this run: spec {self.spec.hash}, config {self.config.hash}): "
                 "use another output folder, or --no-resume to start over")
+        if state.get("form", 3) != train_form(self.spec):
+            raise TrainError(
+                f"{self.folder} holds a checkpoint of training form {state.get('form', 3)}; this version trains "
+                f"{self.spec.describe()} in form {train_form(self.spec)} (another network): use another output "
+                "folder, or --no-resume to start over")
         return state
 
     def save(self, ckpt, stage: int, done: int, step: int, seconds: float) -> None:
@@ -115,7 +121,8 @@ class _Checkpoints:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         prefix = ckpt.write(str(self.folder / f"stage{stage}-{done:07d}"))
-        write_json(self.folder / PROGRESS, {"spec": self.spec.hash, "config": self.config.hash, "stage": stage,
+        write_json(self.folder / PROGRESS, {"spec": self.spec.hash, "config": self.config.hash,
+                                            "form": train_form(self.spec), "stage": stage,
                                             "done": done, "step": step, "path": Path(prefix).name, "seconds": seconds})
         for f in self.folder.glob("stage*-*"):  # older checkpoints, and what a write cut short left behind
             if f.name.startswith(Path(prefix).name + "."):

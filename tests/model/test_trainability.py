@@ -45,9 +45,12 @@ def test_the_residual_end_starts_at_zero_and_its_multiplier_folds_into_the_fused
     fused = deploy_weights(model, spec)["tail_2"]
     np.testing.assert_allclose(fused[0], k * RESIDUAL_MULTIPLIER, rtol=1e-6)
     np.testing.assert_allclose(fused[1], b * RESIDUAL_MULTIPLIER * 255.0, rtol=1e-5)
-    # after an anchor that is already added (carry with a tail), the tail starts as the identity
+    # a folded anchor folds into the last conv (training form 4): a carry net with a tail conv ends at it, like an
+    # anchor-add net, and no conv follows the anchor (form 3 folded it into tail_1 and started the tail conv as the
+    # identity, whose int8 kernel lost the image's corrections)
     carry = ArchSpec(width=32, depth=1, blocks="conv", skip="carry", tail=(3,))
-    assert slot_starts(carry) == ("random", "random", "zero", "identity") and residual_end(carry) == 2
+    assert slot_starts(carry) == ("random", "random", "random", "zero") and residual_end(carry) == 3
+    assert residual_end(ArchSpec(width=32, depth=1, blocks="conv", skip="carry")) == 2
     assert residual_end(ArchSpec(width=16, depth=1, blocks="conv", skip="none")) is None
 
 

@@ -42,7 +42,8 @@ def test_conv_layout_names_and_channels():
     spec = ArchSpec(width=32, depth=2, blocks="conv", skip=Skip.CONCAT_INPUT, tail=(1,))
     slots = spec.convs()
     assert [s.name for s in slots] == ["head", "body_01", "body_02", "tail_1", "tail_2"]
-    assert [(s.cin, s.cout) for s in slots] == [(3, 32), (32, 32), (32, 32), (35, 27), (27, 27)]
+    # (the image rides on past tail_1 to tail_2, which folds the anchor: training form 4)
+    assert [(s.cin, s.cout) for s in slots] == [(3, 32), (32, 32), (32, 32), (35, 30), (30, 27)]
     assert [s.relu for s in slots] == [True, True, True, True, False]
 
 
@@ -81,3 +82,19 @@ def test_spec_is_frozen():
     spec = zoo_get("abpn").spec
     with pytest.raises(Exception):
         spec.width = 64  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("skip", ["carry", "concat_input"])
+def test_a_folded_anchor_folds_into_the_last_conv_with_the_image_carried_past_tail_1(skip):
+    """Training form 4: with tail convs after tail_1, the image rides on in 3 more channels to the last conv, which
+    folds the anchor; no tail conv passes the image through its weights (bench/int8_probes.py: such a conv's int8
+    kernel, identity plus small corrections, alone cost 1.5-3.7 dB). Without tail convs nothing changes."""
+    spec = ArchSpec(width=32, depth=2, blocks="conv", skip=skip, tail=[3, 1], clip_where="before_d2s")
+    t1, t2, t3 = spec.convs()[-3:]
+    cin = 32 + (3 if skip == "concat_input" else 0)
+    assert (t1.cin, t1.cout, t1.carry_in, t1.carry_out, t1.relu) == (cin, 30, True, True, True)
+    assert (t2.cin, t2.cout, t2.carry_out, t2.relu) == (30, 30, True, True)
+    assert (t3.name, t3.kernel, t3.cin, t3.cout, t3.carry_in, t3.carry_out, t3.relu) == \
+        ("tail_3", 1, 30, 27, True, False, False)
+    plain = ArchSpec(width=32, depth=2, blocks="conv", skip=skip, clip_where="before_d2s")
+    assert (plain.convs()[-1].cin, plain.convs()[-1].cout, plain.convs()[-1].carry_out) == (cin, 27, False)

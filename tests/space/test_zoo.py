@@ -63,7 +63,15 @@ def test_every_high_and_medium_published_row_is_in_the_zoo_with_its_graph(publis
     assert len(rows) == 13
     for row in rows:
         entry = zoo_get(row["name"])
-        assert _normalise(_as_published(entry.spec)) == _normalise(row["layers"]), row["name"]
+        layers = _normalise(row["layers"])
+        if row["name"] == "ecnusr-pureconvsr":
+            # training form 4 folds a carry net's anchor into its last conv, here the 1x1 tail, so the image rides
+            # on past tail_1 in 3 more channels (PureConvSR folds it into tail_1 and its 1x1 conv is the clip's
+            # equivalent transformation, exact in int8; ours is learnt, whose int8 kernel cannot be the identity
+            # plus small corrections: bench/int8_probes.py)
+            assert (layers[2]["out"], layers[3]["in"]) == (27, 27)
+            layers[2], layers[3] = {**layers[2], "out": 30}, {**layers[3], "in": 30}
+        assert _normalise(_as_published(entry.spec)) == layers, row["name"]
         t1 = entry.table1
         assert (t1.npu_ms, t1.cpu_ms, t1.size_kb, t1.psnr, t1.ssim, t1.score) == (
             row["npu_ms"], row["cpu_ms"], row["size_kb"], row["psnr"], row["ssim"], row["score"]), row["name"]

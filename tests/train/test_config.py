@@ -21,13 +21,31 @@ def test_hash_is_stable_and_ignores_cadence():
     assert a.hash != TrainConfig.proxy(501).hash and a.hash != TrainConfig.proxy(500, seed=1).hash
 
 
-def test_hash_names_the_training_form(monkeypatch):
-    """A checkpoint of another parameterisation of the training form is refused, not resumed into this one."""
-    import nas.train._config as config
+def test_a_checkpoint_of_another_training_form_is_refused(tmp_path):
+    """A checkpoint of another parameterisation of a spec's training form is refused, not resumed into this one
+    (form 4 folds a carry net's anchor into its last conv: its tail conv has 30 inputs where form 3's had 27); a
+    spec whose form did not change keeps its checkpoints (one written before forms were recorded is form 3)."""
+    import json
 
-    a = TrainConfig.proxy(500).hash
-    monkeypatch.setattr(config, "TRAIN_FORM_VERSION", config.TRAIN_FORM_VERSION + 1)
-    assert TrainConfig.proxy(500).hash != a
+    from nas.errors import TrainError
+    from nas.model import train_form
+    from nas.space import ArchSpec
+    from nas.train._trainer import _Checkpoints
+
+    tailed = ArchSpec(width=32, depth=1, blocks="conv", skip="carry", tail=[3], clip_where="before_d2s")
+    plain = ArchSpec(width=32, depth=1, blocks="conv", skip="carry", clip_where="before_d2s")
+    assert (train_form(tailed), train_form(plain)) == (4, 3)
+    cfg = TrainConfig.proxy(500)
+    for spec in (tailed, plain):
+        folder = tmp_path / spec.hash
+        folder.mkdir()
+        (folder / "progress.json").write_text(json.dumps({"spec": spec.hash, "config": cfg.hash, "stage": 0}))
+        ckpt = _Checkpoints(folder, spec, cfg)
+        if spec is plain:
+            assert ckpt.load()["spec"] == spec.hash
+        else:
+            with pytest.raises(TrainError, match="training form 3; .* in form 4"):
+                ckpt.load()
 
 
 @pytest.mark.parametrize("kwargs, message", [
