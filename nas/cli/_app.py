@@ -239,7 +239,8 @@ def train_cmd(
     data: Optional[str] = typer.Option(None, help=DATA_HELP),
     val: Optional[str] = typer.Option(None, help="Validation images (default: DIV2K's valid split for a DIV2K "
                                                   "folder, otherwise the embedded held-out photographs)."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Total training steps (proxy default 1000, full 20000)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Total training steps (default: the proxy 1000, --full "
+                                                          "20000; a study's proxy trains 300)."),
     full: bool = typer.Option(False, "--full", help="The full schedule: L1, L2 fine-tuning, QAT, EMA, checkpoints."),
     config: Optional[Path] = typer.Option(None, help="Training config YAML (preset: proxy|full plus fields)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Patches per step (default 16)."),

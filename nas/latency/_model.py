@@ -165,10 +165,9 @@ class ResidualGP:
     kinv: tuple[tuple[float, ...], ...]
     loo_rms: float = 0.0  # leave-one-out RMS of the log ratio after the correction (what it achieves unseen)
 
-    # length scales tried (log features): local only. On the three host boards' held-out specs, longer ones (1-5,
-    # which leave-one-out picks from ten measurements) carried a few neighbours' errors to unseen graphs: 86.7% ->
-    # 76.7% within +-10% at k = 10 on litert-cpu-1t; with these the held-out figures stay within one spec of the fit
-    # without the correction (so it does not make unseen graphs better either: it is for the measured ones)
+    # length scales tried (log features): local only. Longer ones, which leave-one-out picks from ten measurements,
+    # carried a few neighbours' errors to unseen graphs (bench/latency_boards.py measured it on the host boards): the
+    # correction is for the measured graphs and their near neighbours
     LENGTHS: ClassVar[tuple[float, ...]] = (0.1, 0.2, 0.5)
 
     def __post_init__(self) -> None:

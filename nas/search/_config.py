@@ -323,8 +323,8 @@ def _validate(data: dict, where: str) -> SearchConfig:
 
 
 def default_search_config() -> SearchConfig:
-    """The built-in study: 8 trials of a 300-step proxy on the embedded photographs, VS680 latency, Pareto
-    objective, one worker (a few minutes on a laptop CPU)."""
+    """The built-in study (:class:`SearchConfig`'s defaults): a 300-step proxy on the embedded photographs, VS680
+    latency, Pareto objective, one worker."""
     return SearchConfig()
 
 

@@ -113,7 +113,7 @@ class TrialRecord:
         return dataclasses.replace(self, **changes)
 
     def predicted(self, spec, pred, latency) -> "TrialRecord":
-        """This record with ``spec`` and its latency prediction ``pred`` (a :class:`~nas.latency.Prediction`) under
+        """This record with ``spec`` and its latency prediction ``pred`` (a :class:`~nas.latency.LatencyPrediction`) under
         the study's latency config ``latency`` (``k``, ``budget_ms``, ``outside_range``): the objective's
         pessimistic latency and the constraints."""
         objective = pred.pessimistic(latency.k)

@@ -46,7 +46,7 @@ class TrialJob:
 
     number: int
     spec: ArchSpec
-    config: "object"  # nas.search.SearchConfig (typed loosely to keep this module free of pydantic imports)
+    config: "object"  # nas.search.SearchConfig (typed loosely: a worker needs only its fields)
     input_hw: tuple[int, int]
     threads: int | None = None  # TensorFlow intra-op threads (None: TensorFlow's default, all cores)
     # a folder for the training's checkpoints (every ``CHECKPOINTS`` of its steps): the same job run again resumes

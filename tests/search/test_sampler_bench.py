@@ -1,6 +1,6 @@
 """The sampler comparison of ``bench/samplers.py`` on the committed benchmark table, at a reduced seed count (the
-full comparison, 20 seeds and every sampler, is the bench): a study on the table is deterministic, the default
-sampler beats the challenge's best design by the issue's margin at 32 trials, and a second run only prints."""
+full comparison, 20 seeds and every sampler, is the bench): a study on the table is deterministic, what a trial is
+answered with is counted both ways (the table's answer, the row that gave it), and a second run only prints."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _bench(tmp_path, *extra):
     table = tmp_path / "table.csv"  # a copy: the same table for both runs even while a table study rewrites it
     if not table.exists():
         shutil.copy(TABLE, table)
-    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "10",
+    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "6",
            "--trials", "32", "--workers", "1,4", "--samplers", "tpe,random", "--objectives", "pareto", "--jobs", "1",
            "--work", str(tmp_path / "work"), "--png", str(tmp_path / "samplers.png"),
            "--json", str(tmp_path / "samplers.json"), *extra]
@@ -38,19 +38,15 @@ def _bench(tmp_path, *extra):
     return out.stdout, json.loads((tmp_path / "samplers.json").read_text())
 
 
-def test_the_default_sampler_beats_the_zoo_on_the_committed_table(tmp_path):
+def test_the_samplers_bench_counts_what_answered_each_trial(tmp_path):
     stdout, s = _bench(tmp_path)
     rows = s["objectives"]["pareto"]["samplers"]
     tpe, rnd = rows["tpe"], rows["random"]
-    assert s["table"]["specs"] >= 50 and s["seeds"] == 10
-    # the hypervolume only grows. (TPE against random is printed, not asserted: on the Pareto objective at 32 trials
-    # and 10 seeds they differed by less than their spread on the table at 151 specs, HV 156.4 vs 156.6 and log2
-    # 3.25 vs 3.22, and which leads moved as the table grew)
-    assert tpe["hv@8"][0] <= tpe["hv@16"][0] <= tpe["hv@32"][0] and rnd["hv@8"][0] <= rnd["hv@32"][0]
+    assert s["table"]["specs"] >= 50 and s["seeds"] == 6
     assert "tpe " in stdout and "random " in stdout and s["objectives"]["pareto"]["target_hv"] == rnd["hv@32"][0]
-    # the issue's goal against the challenge's designs: +0.25 log2 over the best zoo network of the table (on the
-    # table's answers: a spec the table lacks borrows its nearest row's PSNR at its own latency)
-    assert tpe["log2@32"][0] >= s["zoo"]["log2"] + 0.25, (tpe["log2@32"], s["zoo"])
+    # (no margin over the zoo is asserted: on the table's answers a spec the table lacks borrows its nearest row's
+    # PSNR at its own latency, so a margin there is not a search's; the bench prints both, the goal lines say which)
+    assert "measured rows" in stdout and s["zoo"]["name"] == "z6-scsrn"
     # counted as the rows that answered them, no run beats the table's best row, and the borrowing flatters
     for row in (tpe, rnd):
         best = s["table_best_log2"]
