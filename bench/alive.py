@@ -8,19 +8,15 @@ with the non-identity branches started at gain 1.0 (form 2) and at ``BRANCH_GAIN
 and form: the spread (std) of the body's output at initialisation and the share of tail_1's channels alive after
 training (positive on >= 1% of a textured crop's pixels), with the ratio form 3 / form 2.
 
-    python bench/alive.py [--steps 40] [--seeds 0]
+    python -m bench.alive [--steps 40] [--seeds 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SPECS = (("ecb", 64, 8), ("repconv", 64, 8), ("ecb", 16, 8), ("ecb", 64, 3), ("clb", 64, 8))
 

@@ -1,7 +1,7 @@
 """How much of a validation set the nearest-neighbour anchor already gets exactly right (pixels a network cannot
 improve), beside the standard test sets: does the embedded validation set tell networks apart?
 
-    python bench/anchor_share.py [--sets embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5]
+    python -m bench.anchor_share [--sets embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5]
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.data import default_valid_source, load_images  # noqa: E402
-from nas.evaluate import Bicubic, evaluate  # noqa: E402
+from nas.data import default_valid_source, load_images
+from nas.evaluate import Bicubic, evaluate
 
 
 def share(source, split: str, label: str) -> None:

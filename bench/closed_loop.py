@@ -1,7 +1,7 @@
 """The closed latency loop on this machine's CPU: a real study measures its front while it runs; then how good the
 refitted model is, on the front (what the loop promises) and on the trials it never measured (what it does not).
 
-    python bench/closed_loop.py [--n 12] [--steps 60] [--input-size 90x160] [--board litert-cpu] \
+    python -m bench.closed_loop [--n 12] [--steps 60] [--input-size 90x160] [--board litert-cpu] \
         [--uncertain 0] [--space-specs 20] [--work runs/bench-closed-loop]
 
 The study starts from the VS680 model (another board, another input size: the loop's prior) and measures on
@@ -19,22 +19,27 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nas.latency import Accuracy, Sample, load_latency_model, make_board, measure_specs, scale_model  # noqa: E402
-from nas.search import load_search_config, run_search  # noqa: E402
-from nas.search._closed_loop import measured_times  # noqa: E402
-from nas.search._record import TrialRecord  # noqa: E402
-from nas.search._store import load_optuna_study  # noqa: E402
-from nas.space import ArchSpec, deploy_ops, load_space  # noqa: E402
+from bench._harness import ROOT
+from nas.latency import (
+    Accuracy,
+    Sample,
+    load_latency_model,
+    make_board,
+    measure_specs,
+    scale_model,
+)
+from nas.search import load_search_config, run_search
+from nas.search._closed_loop import measured_times
+from nas.search._record import TrialRecord
+from nas.search._store import load_optuna_study
+from nas.space import ArchSpec, deploy_ops, load_space
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ it (Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQL
 Optuna's journal file, and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a
 throwaway server.
 
-    python bench/driver.py [--trials 2000] [--workers 64] [--storages sqlite,journal,postgresql] [--sampler random]
+    python -m bench.driver [--trials 2000] [--workers 64] [--storages sqlite,journal,postgresql] [--sampler random]
 
 Goal (issue 13): driver time per trial at the end no more than at the start (no quadratic rescans), <= 20 ms.
 """
@@ -25,14 +25,11 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 class _TimedSampler:
@@ -139,9 +136,9 @@ def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
 
 
 def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sampler: str, mlflow: bool) -> dict:
+    from nas.benchmark import SyntheticExecutors
     from nas.search import SearchConfig, run_search
     from nas.search._policy import SAMPLERS
-    from nas.benchmark import SyntheticExecutors
     from nas.search._trial_log import NullTrialLog
 
     name = f"drv-{storage}"

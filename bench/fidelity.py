@@ -1,6 +1,6 @@
 """Proxy fidelity, measured the way Vertex AI NAS asks for it, and the zoo against its published PSNRs.
 
-    python bench/fidelity.py [--part all|tau|zoo|partial] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
+    python -m bench.fidelity [--part all|tau|zoo|partial] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
                              [--repeats 3] [--seeds 3] [--work runs/bench-fidelity] [--workers 2]
 
 * tau: ``nas proxy check`` on the default study's config: ``--n`` seeded specs spread over the space's predicted
@@ -30,13 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.model import int8_form, train_form  # noqa: E402
-from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
+from bench._harness import ROOT, write_result
 from nas.fidelity import proxy_check
-from nas.space import ArchSpec, zoo_entries  # noqa: E402
+from nas.model import int8_form, train_form
+from nas.search import SearchConfig, TrialJob, run_trial
+from nas.space import ArchSpec, zoo_entries
 
 
 def forms(spec) -> str:
@@ -168,8 +166,8 @@ def zoo_part(work: Path) -> None:
         if key not in results:
             out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
             results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}
-            cache.write_text(json.dumps(results, indent=1))
-            kept.write_text(json.dumps(results, indent=1))  # kept in the repository as it comes, as the tau part's
+            write_result(cache, results)
+            write_result(kept, results)  # kept in the repository as it comes, as the tau part's
             print(f"  {e.name}: {results[key]}", flush=True)
         r = results[key]
         rows.append((e.name, e.spec.describe(), e.table1.psnr, r["int8"], r["reason"]))

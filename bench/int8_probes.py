@@ -1,6 +1,6 @@
 """Where does a network's INT8 model lose what its float model learnt? One quantizer at a time.
 
-    python bench/int8_probes.py [--specs HASH,...] [--steps 300] [--work runs/bench-int8-probes]
+    python -m bench.int8_probes [--specs HASH,...] [--steps 300] [--work runs/bench-int8-probes]
 
 Each spec (by default the trainability covering set's nets that lose most in INT8, and two that do not) is trained
 once as a search trial (the default proxy on the embedded photographs; its deploy weights kept in ``--work`` so a
@@ -26,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.data import load_images  # noqa: E402
-from nas.evaluate import ModelUpscaler, TfliteUpscaler, evaluate  # noqa: E402
-from nas.export import calibration_samples  # noqa: E402
-from nas.model import load_weights  # noqa: E402
-from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
-from nas.space import ArchSpec, load_space  # noqa: E402
+from bench._harness import write_result
+from nas.data import load_images
+from nas.evaluate import ModelUpscaler, TfliteUpscaler, evaluate
+from nas.export import calibration_samples
+from nas.model import load_weights
+from nas.search import SearchConfig, TrialJob, run_trial
+from nas.space import ArchSpec, load_space
 
 DEFAULT = ("995ddf23df70", "1cbe685393e2", "65723c115b20", "cc5b03d8cd13", "01d2cd7717e3", "1159e979186a",
            "d41645948287", "2ee5ed74d970", "af4990431c9f")
@@ -130,7 +128,7 @@ def main() -> int:
         print("    stored tensors over 0..255: " + (", ".join(f"{k} {lo:.0f}..{hi:.0f}" for k, (lo, hi) in big.items())
                                                    or "none"), flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=1))
+        write_result(a.json, results)
     return 0
 
 

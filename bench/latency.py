@@ -1,7 +1,7 @@
 """Latency predictor accuracy: host CPU (calibrated on <= 40 specs, tested on >= 30 held-out ones) and the VS680
 (leave-one-out over the published rows), each beside the MACs-only and parameters-only fits from the same run.
 
-    python bench/latency.py [--n-cal 40] [--n-test 30] [--input-size 180x320] [--work runs/bench-latency]
+    python -m bench.latency [--n-cal 40] [--n-test 30] [--input-size 180x320] [--work runs/bench-latency]
                             [--skip-cpu] [--skip-few-shot]
 
 Then the few-shot table of three host boards (k = 5, 10, 20, 40 measurements, with and without another board's model
@@ -16,17 +16,13 @@ timings are kept in ``--work``, so a second run re-uses them and only refits.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from nas.latency import (  # noqa: E402
+from bench._harness import ROOT
+from nas.latency import (
     Accuracy,
     LiteRTCPUBoard,
     cross_validate,
@@ -36,7 +32,7 @@ from nas.latency import (  # noqa: E402
     published_samples,
     select_specs,
 )
-from nas.space import load_space  # noqa: E402
+from nas.space import load_space
 
 
 def _row(label: str, acc: Accuracy) -> str:
@@ -135,7 +131,7 @@ def main() -> None:
         # (bench/latency_boards.py times them again, 45 minutes)
         import latency_boards
 
-        print("\nfew-shot calibration (python bench/latency_boards.py --phase fit):")
+        print("\nfew-shot calibration (python -m bench.latency_boards --phase fit):")
         latency_boards.main(["--phase", "fit", "--work", str(Path(args.work) / "boards"),
                              "--published", args.published])
 

@@ -1,6 +1,6 @@
 """Latency on several real boards of one machine, and few-shot calibration of each from the others.
 
-    python bench/latency_boards.py [--n-cal 60] [--n-test 30] [--input-size 180x320] [--rounds 3] [--runs 10]
+    python -m bench.latency_boards [--n-cal 60] [--n-test 30] [--input-size 180x320] [--rounds 3] [--runs 10]
                                    [--boards litert-cpu-1t,litert-cpu-2t,litert-builtin-1t] [--ks 5,10,20,40]
                                    [--work runs/bench-latency-boards] [--phase all|export|time|fit]
 
@@ -32,10 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.latency import (  # noqa: E402
+from bench._harness import ROOT
+from nas.latency import (
     Accuracy,
     LiteRTCPUBoard,
     ResidualGP,
@@ -46,9 +44,9 @@ from nas.latency import (  # noqa: E402
     published_samples,
     select_specs,
 )
-from nas.latency._calibrate import _graph_key  # noqa: E402
-from nas.search._closed_loop import _NOISE as LOOP_NOISE  # noqa: E402
-from nas.space import ArchSpec, deploy_ops, load_space  # noqa: E402
+from nas.latency._calibrate import _graph_key
+from nas.search._closed_loop import _NOISE as LOOP_NOISE
+from nas.space import ArchSpec, deploy_ops, load_space
 
 BOARDS = {"litert-cpu-1t": dict(threads=1), "litert-cpu-2t": dict(threads=2),
           "litert-builtin-1t": dict(threads=1, xnnpack=False)}

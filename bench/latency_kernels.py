@@ -1,7 +1,7 @@
 """Per-op kernels, the nn-Meter way: every op of the deployed graphs exported and timed on its own, a spec predicted
 as the sum of its ops' kernel times; against the per-op feature model on the same held-out specs, timed interleaved.
 
-    python bench/latency_kernels.py [--boards litert-cpu-1t] [--rounds 2] [--runs 10] [--input-size 180x320]
+    python -m bench.latency_kernels [--boards litert-cpu-1t] [--rounds 2] [--runs 10] [--input-size 180x320]
                                     [--work runs/bench-latency-kernels] [--models runs/bench-latency-boards/models]
 
 Specs: the design of bench/latency_boards.py (60 space-filling calibration specs, 30 held-out specs drawn uniformly
@@ -30,16 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from latency_boards import BOARDS, design  # noqa: E402
-
-from nas.export._child import full_integer  # noqa: E402
-from nas.latency import Accuracy, LiteRTCPUBoard, Sample, fit_model, measure_specs  # noqa: E402
-from nas.space import deploy_ops  # noqa: E402
+from bench._harness import ROOT
+from bench.latency_boards import BOARDS, design
+from nas.export._child import full_integer
+from nas.latency import Accuracy, LiteRTCPUBoard, Sample, fit_model, measure_specs
+from nas.space import deploy_ops
 
 
 def kernel_key(op) -> str:

@@ -4,7 +4,7 @@ Same model (ABPN's training form), same optimizer, same batch shape, one process
 rounds so that machine noise hits both. The real pipeline decodes nothing during timing (images are decoded and
 cached once, as in training) but samples, augments and batches every patch on the fly through tf.data.
 
-    python bench/pipeline.py [--data ../shared/data/CBSD68] [--steps 150] [--rounds 3]
+    python -m bench.pipeline [--data ../shared/data/CBSD68] [--steps 150] [--rounds 3]
 
 Goal: ratio >= 0.95 (the pipeline keeps training busy).
 """
@@ -15,10 +15,10 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
+
+from bench._harness import ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:

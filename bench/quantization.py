@@ -3,7 +3,7 @@ CSet5 as bicubic, FP32, INT8 after post-training quantization (PTQ), and INT8 af
 (QAT) - beside a control that fine-tunes in float for the same steps and then quantizes post-training, so that the
 QAT figure is not credited with the extra training.
 
-    python bench/quantization.py [--train ../shared/data/CBSD68] [--valid ../shared/data/CSet5]
+    python -m bench.quantization [--train ../shared/data/CBSD68] [--valid ../shared/data/CSet5]
                                  [--steps 1000] [--qat-steps 200] [--spec zoo:abpn]
 
 PSNR is the challenge's (RGB, border 3) with the literature's Y PSNR beside it. The challenge's best teams lose
@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._harness import ROOT
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:

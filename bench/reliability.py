@@ -1,6 +1,6 @@
 """Reliability figures: faults injected and survived, bad inputs refused cleanly, trials lost.
 
-    python bench/reliability.py [--kills 4] [--trials 8] [--work runs/bench-reliability] [--skip-suites]
+    python -m bench.reliability [--kills 4] [--trials 8] [--work runs/bench-reliability] [--skip-suites]
 
 1. Runs the fault and bad-input test suites (real processes: a killed driver, a killed Ray worker, a model that
    fails the NPU check, a conversion that times out, a diverging training, MLflow down at start and lost mid-study,
@@ -25,7 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._harness import ROOT
 
 SUITES = {
     "faults": ["tests/search/test_faults.py", "tests/search/test_resume.py",

@@ -1,6 +1,6 @@
 """Search quality the way NAS papers measure it: every sampler run many times on the committed benchmark table.
 
-    python bench/samplers.py [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64] [--workers 1,4,16]
+    python -m bench.samplers [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64] [--workers 1,4,16]
                              [--samplers tpe,latency_gp,gp,nsga2,random] [--objectives pareto,score] [--jobs 2]
                              [--true-table bench/tables/mai2022-3000.csv] [--json FILE]
                              [--work runs/bench-samplers] [--png bench/figures/samplers.png] [--budget-ms MS]
@@ -41,18 +41,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.evaluate import log2_score  # noqa: E402
-from nas.latency import load_latency_model  # noqa: E402
-from nas.benchmark import BenchTable, TableExecutors  # noqa: E402
-from nas.search import SearchConfig, run_search  # noqa: E402
-from nas.search.pareto import hypervolume_history  # noqa: E402
-from nas.search._record import TrialRecord  # noqa: E402
-from nas.search._store import load_optuna_study, open_study  # noqa: E402
-from nas.search._study import NullTrialLog  # noqa: E402
-from nas.space import load_space, zoo_entries  # noqa: E402
+from bench._harness import goal_line
+from nas.benchmark import BenchTable, TableExecutors
+from nas.evaluate import log2_score
+from nas.latency import load_latency_model
+from nas.search import SearchConfig, run_search
+from nas.search._record import TrialRecord
+from nas.search._store import load_optuna_study, open_study
+from nas.search._study import NullTrialLog
+from nas.search.pareto import hypervolume_history
+from nas.space import load_space, zoo_entries
 
 REF = (27.0, 80.0)
 """The hypervolume's fixed reference point: (INT8 PSNR dB, pessimistic VS680 latency ms). Fixed here, not taken
@@ -457,7 +455,7 @@ def report(summary: dict) -> dict[str, bool]:
     if goals:
         print("\ngoals:")
         for g, ok in goals.items():
-            print(f"  [{'met' if ok else 'NOT met'}] {g}")
+            print(goal_line(ok, g))
     return goals
 
 

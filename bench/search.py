@@ -1,16 +1,15 @@
-"""The search at equal budget, the proxy's fidelity and a trial's cost, in one run.
+"""The search at equal budget and a trial's cost, in one run.
 
-    python bench/search.py [--trials 12] [--steps 300] [--fidelity-specs 10] [--fidelity-steps 100]
-                           [--work runs/bench-search] [--part all|quality|fidelity|cost]
+    python -m bench.search [--trials 12] [--steps 300] [--work runs/bench-search] [--part all|quality|cost]
 
 * quality: the TPE search (the product's default sampler, median pruning, objective = log2 challenge score on the
   pessimistic VS680 latency) against random search with the same trial budget and proxy, and against the reference
   zoo's networks trained with the same proxy and scored with the same latency model;
-* fidelity: Kendall tau between the log2 scores of specs after the proxy and after a 10x longer training;
 * cost: the wall time of a trial by phase (data, training, INT8 export at 360x640, evaluation, the driver's
   Optuna/MLflow work); goal: everything but training under 15%.
 
-Studies resume and finished results are cached in ``--work``: a second run only prints.
+Studies resume and finished results are cached in ``--work``: a second run only prints. (The proxy's fidelity, once
+a part of this bench, is ``python -m bench.fidelity``'s: the product's own proxy check.)
 """
 
 from __future__ import annotations
@@ -22,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.evaluate import log2_score  # noqa: E402
-from nas.latency import load_latency_model  # noqa: E402
-from nas.search import SearchConfig, TrialJob, run_search, run_trial  # noqa: E402
-from nas.search._record import TrialRecord  # noqa: E402
-from nas.space import load_space, zoo_entries  # noqa: E402
+from bench._harness import write_result
+from nas.evaluate import log2_score
+from nas.latency import load_latency_model
+from nas.search import SearchConfig, TrialJob, run_search, run_trial
+from nas.search._record import TrialRecord
+from nas.space import zoo_entries
 
 
 def _config(name: str, work: Path, trials: int, steps: int, sampler: str) -> SearchConfig:
@@ -41,7 +38,7 @@ def _cached(path: Path, key: str, make):
     data = json.loads(path.read_text()) if path.exists() else {}
     if key not in data:
         data[key] = make()
-        path.write_text(json.dumps(data, indent=1))
+        write_result(path, data)
     return data[key]
 
 
@@ -98,40 +95,6 @@ def quality(work: Path, trials: int, steps: int) -> list:
     return [st for _, st, _ in studies]
 
 
-def fidelity(work: Path, n: int, steps: int) -> None:
-    from scipy.stats import kendalltau
-
-    lat = load_latency_model("vs680")
-    space = load_space("mai2022")
-    rng = np.random.default_rng(1)
-    specs, seen = [], set()
-    while len(specs) < n:
-        s = space.sample(rng)
-        if s.hash not in seen:
-            seen.add(s.hash)
-            specs.append(s)
-    short = _config("bench-fidelity", work, 1, steps, "random")
-    long = _config("bench-fidelity", work, 1, steps * 10, "random")
-    rows = []
-    for i, spec in enumerate(specs):
-        a = _cached(work / "fidelity.json", f"{spec.hash}-{steps}", lambda: _trial_result(spec, short, i))
-        b = _cached(work / "fidelity.json", f"{spec.hash}-{steps * 10}", lambda: _trial_result(spec, long, i))
-        if a["state"] != "complete" or b["state"] != "complete":
-            print(f"  {spec.describe()}: {a['reason'] or b['reason']}")
-            continue
-        pess = lat.predict(spec).pessimistic(1.0)
-        rows.append((spec.describe(), a["psnr"], b["psnr"], log2_score(a["psnr"], pess), log2_score(b["psnr"], pess),
-                     b["seconds"]))
-    tau_score = kendalltau([r[3] for r in rows], [r[4] for r in rows]).statistic
-    tau_psnr = kendalltau([r[1] for r in rows], [r[2] for r in rows]).statistic
-    print(f"\nProxy fidelity: {len(rows)} specs, {steps}-step proxy vs {steps * 10} steps")
-    print(f"  {'spec':<52} {'PSNR proxy':>10} {'PSNR long':>10} {'log2 proxy':>10} {'log2 long':>10}")
-    for r in rows:
-        print(f"  {r[0]:<52} {r[1]:10.3f} {r[2]:10.3f} {r[3]:10.3f} {r[4]:10.3f}")
-    print(f"  Kendall tau of log2 scores {tau_score:.3f} (goal >= 0.65); of INT8 PSNR alone {tau_psnr:.3f}")
-    _cost_table(f"trials of {steps * 10} steps (no driver)", [r[5] for r in rows], [0.0] * len(rows))
-
-
 def _cost_table(label: str, seconds: list[dict], driver: list[float]) -> None:
     keys = ("data", "train", "export", "evaluate")
     tot = {k: sum(s.get(k, 0.0) for s in seconds) for k in keys}
@@ -160,10 +123,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--fidelity-specs", type=int, default=10)
-    ap.add_argument("--fidelity-steps", type=int, default=100)
     ap.add_argument("--work", default="runs/bench-search")
-    ap.add_argument("--part", choices=("all", "quality", "fidelity", "cost"), default="all")
+    ap.add_argument("--part", choices=("all", "quality", "cost"), default="all")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -172,8 +133,6 @@ def main() -> int:
         studies = quality(work, a.trials, a.steps)
     if a.part in ("all", "cost"):
         cost(work, studies)
-    if a.part in ("all", "fidelity"):
-        fidelity(work, a.fidelity_specs, a.fidelity_steps)
     return 0
 
 

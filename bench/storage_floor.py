@@ -1,7 +1,7 @@
 """The floor under the driver's per-trial cost: Optuna's own storage calls for one trial as the driver writes it
 (one create from a template with 8 parameters, a record and two constraints; one user attribute; one state write).
 
-    python bench/storage_floor.py [--trials 200] [--url sqlite:////tmp/nas-floor.db]
+    python -m bench.storage_floor [--trials 200] [--url sqlite:////tmp/nas-floor.db]
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import optuna
+from optuna.distributions import CategoricalDistribution as C
+from optuna.distributions import IntDistribution as I
+from optuna.trial import TrialState, create_trial
 
-import optuna  # noqa: E402
-from optuna.distributions import CategoricalDistribution as C  # noqa: E402
-from optuna.distributions import IntDistribution as I  # noqa: E402
-from optuna.trial import TrialState, create_trial  # noqa: E402
-
-from nas.search._store import optuna_storage  # noqa: E402
+from nas.search._store import optuna_storage
 
 
 def main() -> int:

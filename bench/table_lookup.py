@@ -1,6 +1,6 @@
 """Is the benchmark table's lookup what keeps the default sampler from its goal? Two checks, side by side in one run.
 
-    python bench/table_lookup.py [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64]
+    python -m bench.table_lookup [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64]
 
 A study on the table (``bench/samplers.py``) answers a spec the table lacks with its nearest row's INT8 PSNR and the
 spec's own latency. Only a few percent of trials land on a row, so a sampler learns a landscape of borrowed answers.
@@ -30,17 +30,13 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.evaluate import log2_score  # noqa: E402
-from nas.latency import load_latency_model  # noqa: E402
-from nas.benchmark import BenchTable  # noqa: E402
-from nas.search.pareto import hypervolume_history  # noqa: E402
-from nas.search.samplers import optuna_distributions  # noqa: E402
-from nas.space import load_space  # noqa: E402
+from nas.benchmark import BenchTable
+from nas.evaluate import log2_score
+from nas.latency import load_latency_model
+from nas.search.pareto import hypervolume_history
+from nas.search.samplers import optuna_distributions
+from nas.space import load_space
 
 REF = (27.0, 80.0)  # bench/samplers.py's reference point (same figures)
 MODES = ("nearest", "snap")

@@ -1,6 +1,6 @@
 """Are the default sampler's settings the table's choice? TPE variants side by side on the committed benchmark table.
 
-    python bench/tpe_settings.py [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64]
+    python -m bench.tpe_settings [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64]
                                  [--objective pareto] [--workers 1] [--variants FILE.json] [--jobs 2]
 
 Each variant is the product's TPE (multivariate, constant liar, ``sampler.n_startup_trials``) with some of Optuna's
@@ -33,12 +33,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-
-import samplers as bench  # noqa: E402
-from nas.search.samplers import SAMPLERS, register_sampler  # noqa: E402
+from bench import samplers as bench
+from bench._harness import ROOT
+from nas.search.samplers import SAMPLERS, register_sampler
 
 VARIANTS: dict[str, dict] = {
     "default": {},

@@ -2,7 +2,7 @@
 at once (what ``--workers 2`` does), for a plain-conv and an ECB net; and, for re-parameterisable blocks, training
 through the merged kernel (the default, online re-parameterisation) against computing every branch.
 
-    python bench/train_throughput.py [--blocks conv,ecb,clb,repconv] [--width 48] [--depth 6] [--steps 5]
+    python -m bench.train_throughput [--blocks conv,ecb,clb,repconv] [--width 48] [--depth 6] [--steps 5]
                                      [--only merge] [--train 300]
 
 Each figure is the seconds of one step of 16 patches 48x48 (median of --steps after two warm-up steps); the merged
@@ -18,16 +18,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child(block: str, width: int, depth: int, steps: int, threads: int, merged: bool = True) -> float:
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    sys.path.insert(0, str(ROOT))
     import tf_keras
 
     from nas.model import build_model
@@ -62,16 +58,15 @@ def _train_child(block: str, width: int, depth: int, steps: int, merged: bool, s
     final validation PSNR and seconds, as JSON."""
     import json
 
-    sys.path.insert(0, str(ROOT))
     from nas.model._layers import _Block
-    from nas.search import SearchConfig
-    from nas.search._trial import _images, proxy_train_config
+    from nas.search import SearchConfig, load_study_images
+    from nas.search._trial import proxy_train_config
     from nas.space import ArchSpec
     from nas.train import train
 
     _Block.merged = merged  # (this child process only)
     cfg = SearchConfig(proxy={"steps": steps})
-    images, valid = _images(cfg)
+    images, valid = load_study_images(cfg)
     spec = (ArchSpec.from_json(spec_json) if spec_json else
             ArchSpec(width=width, depth=depth, blocks=block, skip="repeat_add"))
     res = train(spec, images, proxy_train_config(cfg, 1), valid=valid)
@@ -106,7 +101,6 @@ def main() -> int:
     if a.train:
         import json
 
-        sys.path.insert(0, str(ROOT))
         from nas.space import ArchSpec
 
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -1,7 +1,7 @@
 """Does every network of the space learn under the default proxy? A covering set of specs, trained as the search
 trains them.
 
-    python bench/trainability.py [--space mai2022] [--at-least 24] [--steps 300] [--seed 0]
+    python -m bench.trainability [--space mai2022] [--at-least 24] [--steps 300] [--seed 0]
                                  [--work runs/bench-trainability]
 
 The specs are :meth:`SearchSpace.covering`: every width, the depth extremes and middle, and every block, skip,
@@ -27,14 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas.data import load_images  # noqa: E402
-from nas.evaluate import Bicubic, Upscaler, evaluate  # noqa: E402
-from nas.model import int8_form, train_form  # noqa: E402
-from nas.search import SearchConfig, TrialJob, run_trial  # noqa: E402
-from nas.space import Skip, load_space  # noqa: E402
+from bench._harness import ROOT, write_result
+from nas.data import load_images
+from nas.evaluate import Bicubic, Upscaler, evaluate
+from nas.model import int8_form, train_form
+from nas.search import SearchConfig, TrialJob, run_trial
+from nas.space import Skip, load_space
 
 MARGIN_DB = 0.5
 KEPT = ROOT / "bench" / "results" / "trainability.json"
@@ -100,7 +98,7 @@ def main() -> int:
                             images=(train, valid))
             results[k] = {"state": out.state, "reason": out.reason, "fp32": out.metrics.get("fp32_psnr"),
                           "int8": out.metrics.get("int8_psnr"), "train_s": out.seconds.get("train")}
-            cache.write_text(json.dumps(results, indent=1))
+            write_result(cache, results)
             print(f"  [{i + 1}/{len(specs)}] {spec.describe()}: INT8 {results[k]['int8']} dB "
                   f"({results[k]['train_s'] or 0:.0f} s)", flush=True)
     rows = []

@@ -10,7 +10,7 @@ deterministically.
 A spec the table lacks gets the result of its nearest row (``missing="nearest"``: the distance counts width and
 depth steps and differing choices; the outcome says which row and how far) or fails (``missing="fail"``). A
 spec's latency is always its own prediction, so a sampler can exploit the nearest-row rule: a small spec next to a
-larger row borrows that row's PSNR at its own, lower latency (``python bench/samplers.py`` measures how much, by
+larger row borrows that row's PSNR at its own, lower latency (``python -m bench.samplers`` measures how much, by
 counting each trial also as the row that answered it).
 
 :class:`TableExecutors` and :class:`ReplayExecutors` are the :class:`~nas.search.executors.ExecutorFactory` of a

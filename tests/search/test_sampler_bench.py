@@ -5,6 +5,7 @@ answered with is counted both ways (the table's answer, the row that gave it), a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,23 +18,21 @@ TABLE = ROOT / "bench" / "tables" / "mai2022-300.csv"
 
 
 def _module():
-    import importlib.util
+    from bench import samplers
 
-    spec = importlib.util.spec_from_file_location("bench_samplers", ROOT / "bench" / "samplers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return samplers
 
 
 def _bench(tmp_path, *extra):
     table = tmp_path / "table.csv"  # a copy: the same table for both runs even while a table study rewrites it
     if not table.exists():
         shutil.copy(TABLE, table)
-    cmd = [sys.executable, str(ROOT / "bench" / "samplers.py"), "--table", str(table), "--seeds", "6",
+    cmd = [sys.executable, "-m", "bench.samplers", "--table", str(table), "--seeds", "6",
            "--trials", "32", "--workers", "1,4", "--samplers", "tpe,random", "--objectives", "pareto", "--jobs", "1",
            "--work", str(tmp_path / "work"), "--png", str(tmp_path / "samplers.png"),
            "--json", str(tmp_path / "samplers.json"), *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout, json.loads((tmp_path / "samplers.json").read_text())
 
@@ -110,11 +109,7 @@ def test_the_true_ranking_compares_the_specs_both_tables_hold(tmp_path):
 
 
 def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_table_lookup", ROOT / "bench" / "table_lookup.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from bench import table_lookup as mod
     from nas.latency import load_latency_model
     from nas.benchmark import BenchTable
     from nas.space import load_space
@@ -130,13 +125,9 @@ def test_the_lookup_bench_snaps_each_trial_to_a_row_of_the_table():
 
 
 def test_the_tpe_settings_bench_runs_the_products_tpe_with_a_variants_settings(tmp_path):
-    import importlib.util
-
+    from bench import tpe_settings as mod
     from nas.search.samplers import SAMPLERS
 
-    spec = importlib.util.spec_from_file_location("bench_tpe_settings", ROOT / "bench" / "tpe_settings.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     samplers = _module()
     variants = {"default": {}, "univariate": {"multivariate": False}, "gamma=0.3n": {"gamma_frac": 0.3}}
     before = set(SAMPLERS)

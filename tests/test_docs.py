@@ -1,0 +1,57 @@
+"""The figures the README and the documentation quote are the committed benchmark results' (bench/results/): a
+figure typed into prose goes stale silently, so each quoted one is checked against the file it comes from."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def _text(*names: str) -> str:
+    return "\n".join((ROOT / n).read_text(encoding="utf-8") for n in names)
+
+
+def test_the_samplers_figures_are_the_committed_results():
+    s = json.loads((RESULTS / "samplers.json").read_text())
+    pareto = s["objectives"]["pareto"]["samplers"]
+    margin = s["table_best_log2"] - s["zoo"]["log2"]
+    share = pareto["random"]["hv@64"][0] / s["table"]["front_hv"]
+    docs = _text("README.md", "docs/search.md", "docs/benchmarks.md")
+    assert f"+{margin:.3f} log2 score above the challenge's winning design" in docs
+    assert f"reach {share:.0%} of the hypervolume of" in docs
+    assert f"in {pareto['tpe']['reach_w1_median']:.0f} trials (goal" in docs
+
+
+def test_the_latency_figure_is_the_committed_result():
+    boards = json.loads((RESULTS / "latency-boards.json").read_text())["boards"]
+    within = {round(b["fits"]["full: 60 specs, per-op features"]["within_10"], 3) for b in boards.values()}
+    assert len(within) == 1  # the README quotes one figure for every board
+    assert f"{within.pop():.1%} of\n  held-out specs within +-10%" in _text("README.md")
+
+
+def test_the_int8_probe_figures_are_the_committed_output():
+    probes = (RESULTS / "int8-probes.txt").read_text()
+    losses = [float(m) for m in re.findall(r"w:tail_2 -(\d+\.\d+)", probes)]
+    assert len(losses) == 4  # the four folded-anchor nets with a tail conv
+    assert f"alone costs {min(losses):.2f}-{max(losses):.2f} dB" in _text("docs/networks.md")
+
+
+def test_the_proxy_fidelity_figure_is_the_committed_result():
+    """Kendall tau of the 300-step proxy against 3,000 steps on the committed per-training results."""
+    from scipy.stats import kendalltau
+
+    runs = {}
+    for f in (RESULTS / "fidelity-tau").glob("*.json"):
+        r = json.loads(f.read_text())
+        if r.get("state") == "complete" and r.get("seed") == 0:
+            runs[(r["spec"]["width"], json.dumps(r["spec"], sort_keys=True), r["steps"])] = r["int8_psnr"]
+    specs = sorted({k[:2] for k in runs if (k[0], k[1], 300) in runs and (k[0], k[1], 3000) in runs})
+    assert len(specs) == 16
+    tau = kendalltau([runs[(*s, 300)] for s in specs], [runs[(*s, 3000)] for s in specs]).statistic
+    assert f"Kendall tau {tau:.3f} of INT8 PSNR over 16 specs" in _text("README.md")
+    assert statistics.fmean([runs[(*s, 3000)] for s in specs]) > 25  # (the long trainings learnt)
