@@ -115,20 +115,28 @@ PIXEL_TOP = 255.0
 
 
 def carried_feature_slots(spec: ArchSpec) -> list[int]:
-    """Indices of the convs whose output carries the input image beside features, except the one feeding the conv
-    that folds the anchor (:func:`balance_folded_anchor` sets that one's scale)."""
+    """Indices of the convs whose output is stored beside the input image in one tensor (the image carried in its
+    last channels, or concatenated to it before ``tail_1``), except the one feeding the conv that folds the anchor
+    (:func:`balance_folded_anchor` sets that one's scale)."""
     slots = spec.convs()
     fold = len(slots) - 1 if folded_feature_channels(spec) else None
-    return [i for i, s in enumerate(slots) if s.carry_out and i + 1 != fold]
+    concat = spec.depth if spec.skip is Skip.CONCAT_INPUT else None
+    return [i for i, s in enumerate(slots) if (s.carry_out or i == concat) and i + 1 != fold]
+
+
+def _features(slot) -> int:
+    """Feature channels of a conv's output (its carried image channels left out)."""
+    return slot.cout - (CARRY_CHANNELS if slot.carry_out else 0)
 
 
 def equalise_carried_ranges(spec: ArchSpec, weights: Weights, feature_max: dict[str, float]) -> tuple[Weights, dict]:
     """``weights`` with the features of every tensor that carries the image (:func:`carried_feature_slots`) scaled
     to the image's own range, and the scale of each (by conv name).
 
-    INT8 stores a tensor with one range: where features reach 4x the image's 255 the carried image is stored in
-    steps of 4 pixels, and every layer rounds it again (measured, a w16 d5 ECB carry net: the body's tensors alone
-    cost 0.5 dB). Scaling a conv's feature channels by ``255 / max`` (``feature_max``: their largest value on the
+    INT8 stores a tensor with one range (a concatenation's inputs share its range): where features reach 4x the
+    image's 255 the image is stored in steps of 4 pixels, and every layer that carries it rounds it again (measured
+    by ``bench/int8_probes.py``: a w16 d5 ECB carry net's body tensors cost 0.5 dB, a w48 d5 concat-input net's
+    concatenation with a tail conv after it 0.77 dB). Scaling a conv's feature channels by ``255 / max`` (``feature_max``: their largest value on the
     calibration images, by conv name) and the next conv's weights on them by the inverse is exact in float (ReLU
     commutes with a positive scale); the tensor's range is then the image's, 0..255, one pixel a step, so the image
     rides through unrounded and the features keep their resolution."""
@@ -137,7 +145,7 @@ def equalise_carried_ranges(spec: ArchSpec, weights: Weights, feature_max: dict[
     scales = {}
     for i in carried_feature_slots(spec):
         slot, nxt = slots[i], slots[i + 1]
-        n = slot.cout - CARRY_CHANNELS
+        n = _features(slot)
         top = float(feature_max.get(slot.name, 0.0))
         if top <= 0.0:
             continue
@@ -187,7 +195,7 @@ def int8_ready(spec: ArchSpec, weights: Weights, calibration: np.ndarray, log=No
         top = {s.name: 0.0 for s in carried}
         for maps in outputs([s.name for s in carried]):  # (only the maxima kept: deep nets' maps are large)
             for s, m in zip(carried, maps):
-                top[s.name] = max(top[s.name], float(m[..., :s.cout - CARRY_CHANNELS].max()))
+                top[s.name] = max(top[s.name], float(m[..., :_features(s)].max()))
         weights, scales = equalise_carried_ranges(spec, weights, top)
         set_weights(model, weights)
         if log and scales:

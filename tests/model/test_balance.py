@@ -14,13 +14,13 @@ from nas.space import ArchSpec
 
 def _trained_like(spec: ArchSpec, seed: int = 0) -> dict:
     """Deploy weights shaped like a proxy's result: He-init features, a residual of weights about 0.003 (what the
-    proxy leaves, measured) on tail_1's feature inputs, the nearest-neighbour anchor folded in."""
+    proxy leaves, measured) on the folding conv's feature inputs, the nearest-neighbour anchor folded in."""
     from nas.model import deploy_weights
 
     rng = np.random.default_rng(seed)
     train = build_model(spec, "train", seed=seed)
     w = deploy_weights(train, spec)
-    t1 = spec.convs()[spec.depth + 1].name
+    t1 = spec.convs()[-1].name  # the folding conv: the last
     n = folded_feature_channels(spec)
     k, b = w[t1]
     k = k.copy()
@@ -67,32 +67,38 @@ def test_a_folded_anchor_net_keeps_its_residual_in_int8(tmp_path):
     assert abs(got[True].psnr_rgb - fp32) < 0.25 < abs(got[False].psnr_rgb - fp32)
 
 
-def test_equalising_a_carry_nets_ranges_is_exact_in_float_and_gives_the_image_its_own_range():
-    """A carry net stores the image beside features in every body tensor; INT8 gives the tensor one range, so
-    features at 4x the image's 255 would store the image in 4-pixel steps (measured by bench/int8_probes.py). The
-    export scales each such tensor's features to 0..255 and the next conv's weights back: the float function is
-    unchanged and every carried tensor's range is exactly the image's."""
+@pytest.mark.parametrize("skip, tail, names", [
+    ("carry", (), ["head", "body_01", "body_02"]),  # body_03 feeds tail_1, the folding conv: the balance's
+    ("carry", (3,), ["head", "body_01", "body_02", "body_03"]),  # tail_1 (carrying the image on) feeds tail_2
+    ("concat_input", (3,), ["body_03"]),  # its output is concatenated with the image before tail_1
+])
+def test_equalising_carried_ranges_is_exact_in_float_and_gives_the_image_its_own_range(skip, tail, names):
+    """A carry net stores the image beside features in every body tensor, a concat-input net in the concatenation
+    before tail_1; INT8 gives a tensor one range, so features at 4x the image's 255 would store the image in 4-pixel
+    steps (measured by bench/int8_probes.py). The export scales each such tensor's features to 0..255 and the next
+    conv's weights back: the float function is unchanged and every such tensor's range is exactly the image's."""
     import tf_keras as keras
 
     from nas.model import carried_feature_slots, equalise_carried_ranges
 
-    spec = ArchSpec(width=32, depth=3, blocks="conv", skip="carry", clip_where="after_d2s")
+    spec = ArchSpec(width=32, depth=3, blocks="conv", skip=skip, tail=tail, clip_where="after_d2s")
     slots = spec.convs()
     carried = [slots[i] for i in carried_feature_slots(spec)]
-    assert [s.name for s in carried] == ["head", "body_01", "body_02"]  # body_03 feeds tail_1: the balance's
+    assert [s.name for s in carried] == names
     w = _trained_like(spec)
     rng = np.random.default_rng(2)
-    for s in carried:  # features far above the image's range, as a trained carry net has them
+    n = {s.name: s.cout - (3 if s.carry_out else 0) for s in carried}  # feature channels
+    for s in carried:  # features far above the image's range, as a trained net has them
         k, b = w[s.name]
         k = k.copy()
-        k[..., :s.cout - 3] *= 4.0
+        k[..., :n[s.name]] *= 4.0
         w[s.name] = [k, b]
     model = build_model(spec, "deploy", seed=None)
     set_weights(model, w)
     x = rng.uniform(0, 255, (2, 20, 24, 3)).astype(np.float32)
     probe = keras.Model(model.input, [model.get_layer(s.name).output for s in carried] + [model.output])
     before = [o.numpy() for o in probe(x)]
-    top = {s.name: float(o[..., :s.cout - 3].max()) for s, o in zip(carried, before)}
+    top = {s.name: float(o[..., :n[s.name]].max()) for s, o in zip(carried, before)}
     assert all(t > 300 for t in top.values())
     eq, scales = equalise_carried_ranges(spec, w, top)
     assert set(scales) == {s.name for s in carried}
@@ -100,5 +106,6 @@ def test_equalising_a_carry_nets_ranges_is_exact_in_float_and_gives_the_image_it
     after = [o.numpy() for o in probe(x)]
     np.testing.assert_allclose(after[-1], before[-1], rtol=1e-4, atol=1e-2)  # the network's output: unchanged
     for s, o in zip(carried, after):
-        assert o[..., :s.cout - 3].max() == pytest.approx(255.0, rel=1e-5)  # features: the image's range
-        np.testing.assert_allclose(o[..., s.cout - 3:], x, atol=1e-3)  # the image itself rides on untouched
+        assert o[..., :n[s.name]].max() == pytest.approx(255.0, rel=1e-5)  # features: the image's range
+        if s.carry_out:
+            np.testing.assert_allclose(o[..., n[s.name]:], x, atol=1e-3)  # the image itself rides on untouched
