@@ -1,8 +1,10 @@
-"""Shared fixtures: paths to ../shared (tests skip with a reason where it is absent)."""
+"""Shared fixtures: paths to ../shared (tests skip with a reason where it is absent); small real studies
+(20-step proxies, INT8 models at 48x64, one validation photograph)."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,46 @@ def published_rows() -> list[dict]:
 
     data = yaml.safe_load(shared_path("latency", "vs680-published.yaml").read_text())
     return data["entries"]
+
+
+SMALL = """\
+name: {name}
+n_trials: {n}
+workers: {workers}
+warm_start: [abpn]
+sampler: {{name: random}}
+proxy: {{steps: 20, eval_every: 10, batch_size: 4, patch_size: 24}}
+export: {{input_size: 48x64}}
+data: {{limit: 3, valid_limit: 1, cache: {cache}}}
+out: {out}
+"""
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture
+def small_config(tmp_path, image_cache):
+    def make(name: str = "s", n: int = 3, workers: int = 1, extra: str = "") -> Path:
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(SMALL.format(name=name, n=n, workers=workers, cache=image_cache, out=tmp_path / "runs")
+                     + textwrap.dedent(extra))
+        return f
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory, image_cache):
+    """One finished 3-trial study (config file, summary, events) shared by the search tests: each trial trains,
+    converts and evaluates for real (trained once per test session). Tests may add trials to it, never remove any."""
+    from nas.search import load_search_config, run_search
+
+    tmp = tmp_path_factory.mktemp("study")
+    f = tmp / "s.yaml"
+    f.write_text(SMALL.format(name="s", n=3, workers=1, cache=image_cache, out=tmp / "runs"))
+    events = []
+    summary = run_search(load_search_config(f), callback=events.append)
+    return f, summary, events
