@@ -16,8 +16,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from nas._validation import Strict, describe_errors
 from nas._yaml import read_yaml_mapping
 from nas.errors import SearchError
 
@@ -35,12 +36,13 @@ __all__ = [
     "default_search_config",
 ]
 
+DB_FILE = "optuna.db"
+"""A study's default Optuna storage, in its folder."""
+TRACKING_FILE = "mlflow.db"
+"""The default MLflow store, beside the studies' folders."""
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Training and validation images: ``embedded`` (scikit-image's photographs), a DIV2K root or any folder."""
 
     train: str = "embedded"
@@ -50,7 +52,7 @@ class DataConfig(_Strict):
     cache: str | None = Field(None, description="folder for decoded images shared by the trials")
 
 
-class ProxyConfig(_Strict):
+class ProxyConfig(Strict):
     """The short proxy training of every trial (one stage of a smooth L1 loss, Adam with cosine decay)."""
 
     steps: int = Field(300, ge=1)
@@ -67,7 +69,7 @@ class ProxyConfig(_Strict):
         return self.eval_every or max(1, self.steps // 4)
 
 
-class ExportConfig(_Strict):
+class ExportConfig(Strict):
     """The INT8 model every trial exports: its fixed input size and the NPU profile it is checked against."""
 
     input_size: tuple[int, int] | None = Field(None, description="default: the latency model's input size")
@@ -92,7 +94,7 @@ class ExportConfig(_Strict):
         return v
 
 
-class MeasureConfig(_Strict):
+class MeasureConfig(Strict):
     """The closed loop's measurements (``latency.board`` set): how each INT8 model is timed and how many are."""
 
     threads: int = Field(1, ge=1, description="threads the board runs a model on")
@@ -112,7 +114,7 @@ class MeasureConfig(_Strict):
 _LOOP_BOARDS = ("litert-cpu", "litert-builtin", "adb")
 
 
-class LatencyConfig(_Strict):
+class LatencyConfig(Strict):
     """How a trial's latency is predicted and how the search treats the model's uncertainty.
 
     The objective uses the pessimistic latency ``mean + k * stddev`` (the stddev grows for specs outside the range
@@ -141,7 +143,7 @@ class LatencyConfig(_Strict):
         return v
 
 
-class SamplerConfig(_Strict):
+class SamplerConfig(Strict):
     """Which registered sampler proposes specs (``nas samplers`` lists them; see :mod:`nas.search.samplers`)."""
 
     name: str = "tpe"
@@ -161,7 +163,7 @@ class SamplerConfig(_Strict):
         return v
 
 
-class PrunerConfig(_Strict):
+class PrunerConfig(Strict):
     """Stop hopeless trials early, on their intermediate log2 score.
 
     ``median``: a trial whose intermediate value is below the median of earlier trials at the same step stops
@@ -175,7 +177,7 @@ class PrunerConfig(_Strict):
     n_warmup_steps: int = Field(0, ge=0)
 
 
-class ResourcesConfig(_Strict):
+class ResourcesConfig(Strict):
     """What one trial gets: Ray resources and TensorFlow threads (Ray sets ``OMP_NUM_THREADS=1`` in workers)."""
 
     cpus: float = Field(1.0, gt=0.0)
@@ -188,7 +190,7 @@ class ResourcesConfig(_Strict):
         return self.threads or max(1, int(self.cpus))
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """Everything a study needs; see the field descriptions and ``search_spaces/`` / ``latency_models/``."""
 
     name: str = Field("default", description="the study's name: its folder is <out>/<name>")
@@ -258,11 +260,19 @@ class SearchConfig(_Strict):
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.study_dir / 'optuna.db').as_posix()}"
+        return self.addresses(self.study_dir)[0]
 
     @property
     def tracking_uri(self) -> str:
-        return self.tracking or f"sqlite:///{(Path(self.out) / 'mlflow.db').as_posix()}"
+        return self.addresses(self.study_dir)[1]
+
+    def addresses(self, folder: str | Path) -> tuple[str, str]:
+        """The Optuna storage and MLflow store of this study when its folder is ``folder``: the config's own, or
+        the defaults found from the folder (``<folder>/optuna.db``, ``<folder>/../mlflow.db``), so a moved or
+        copied study keeps working on its own."""
+        folder = Path(folder)
+        return (self.storage or f"sqlite:///{(folder / DB_FILE).as_posix()}",
+                self.tracking or f"sqlite:///{(folder.parent / TRACKING_FILE).as_posix()}")
 
     @property
     def identity_hash(self) -> str:
@@ -298,28 +308,11 @@ def identity_view(dump: dict) -> dict:
     return keep
 
 
-def _format(exc: ValidationError, where: str) -> str:
-    out = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
-        if err["type"] == "extra_forbidden":
-            out.append(f"unknown field '{loc}'")
-            continue
-        if err["type"] == "missing":
-            out.append(f"missing field '{loc}'")
-            continue
-        got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        out.append(f"field '{loc}': {err['msg'].removeprefix('Value error, ')}{shown}")
-    more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-    return f"{where}: " + "; ".join(out) + more
-
-
 def _validate(data: dict, where: str) -> SearchConfig:
     try:
         return SearchConfig.model_validate(data)
     except ValidationError as exc:
-        raise SearchError(_format(exc, where)) from None
+        raise SearchError(describe_errors(exc, where)) from None
 
 
 def default_search_config() -> SearchConfig:

@@ -23,8 +23,9 @@ from nas._logging import get_logger
 from nas.errors import NasError, SearchError
 from nas.latency import load_latency_model
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
-from nas.search._store import (DB_FILE, DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
-                               optuna_storage)
+from nas.search._config import DB_FILE
+from nas.search._store import (DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
+                               optuna_state, optuna_storage)
 from nas.search._tracking import Tracker
 from nas.search.samplers import optuna_distributions
 from nas.search._trial import load_valid_images, reference_psnr
@@ -151,10 +152,10 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
             continue
         reason = outcome.get("reason") or state
         rec = rec.with_(cause=_cause(outcome, reason), reason=reason, requeued=bool(outcome.get("requeued")))
-        st.add_trial(create_trial(state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL,
-                                  user_attrs=rec.attrs(), **kw))
+        told = "pruned" if state == "pruned" else "failed"
+        st.add_trial(create_trial(state=optuna_state(told), user_attrs=rec.attrs(), **kw))
         if not rec.requeued:  # a crashed trial run again is counted by its rerun
-            counts["pruned" if state == "pruned" else "failed"] += 1
+            counts[told] += 1
     for number, params in requeue:
         st.enqueue_trial(params, user_attrs=TrialRecord(requeued_from=number).attrs())
     log.info("rebuilt study %s in %s from %d trial folders", info.name, info.storage, len(folders))

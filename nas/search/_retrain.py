@@ -20,7 +20,8 @@ from nas.evaluate import challenge_score, log2_score
 from nas.latency import load_latency_model
 from nas.search._record import TrialRecord
 from nas.search._store import load_optuna_study, open_study
-from nas.search._study import _best, trial_points
+from nas.search._study import trial_points
+from nas.search.pareto import best_point
 from nas.search._tracking import Tracker
 from nas.search._trial import load_study_images
 from nas.search._trial_log import spec_params
@@ -61,7 +62,7 @@ def _choose(info, study, trial: int | None, best: bool) -> int:
     if (trial is None) == (not best):
         raise SearchError("choose one trial: --trial N or --best")
     if best:
-        chosen = _best(trial_points(study, info.folder))
+        chosen = best_point(trial_points(study, info.folder))
         if chosen is None:
             raise SearchError(f"study '{info.name}' has no completed feasible trial yet")
         return chosen.number

@@ -40,13 +40,24 @@ from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._record import Cause, TrialRecord
 
 __all__ = ["StudyInfo", "StudyStore", "open_study", "load_optuna_study", "optuna_storage", "INTERRUPTED",
-           "REFERENCE_ATTR", "OBJECTIVE_NAMES"]
+           "REFERENCE_ATTR", "OBJECTIVE_NAMES", "optuna_state", "outcome_state"]
+
+_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+
+
+def optuna_state(outcome: str) -> TrialState:
+    """The Optuna state a trial outcome (``complete``, ``pruned``, ``failed``) is told as."""
+    return _STATES[outcome]
+
+
+def outcome_state(state: TrialState) -> str:
+    """The outcome a finished Optuna trial counts as: ``complete``, ``pruned`` or ``failed``."""
+    return {v: k for k, v in _STATES.items()}.get(state, "failed")
 
 log = get_logger("search")
 
 STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"
-DB_FILE = "optuna.db"
 JOURNAL = "journal:///"  # journal:///runs/x/optuna.log (relative), journal:////abs/optuna.log
 REFERENCE_ATTR = "reference_psnr"
 """Optuna study attribute: baseline name -> RGB PSNR on the study's validation images (drawn on the front's plots)."""
@@ -72,18 +83,6 @@ class StudyInfo:
         return self.folder / "trials" / f"{number:04d}"
 
 
-def _default_storage(folder: Path) -> str:
-    return f"sqlite:///{(Path(folder) / DB_FILE).as_posix()}"
-
-
-def _addresses(config: SearchConfig, folder: Path) -> tuple[str, str]:
-    """The study's Optuna storage and MLflow store: the config's, or the defaults found from the folder itself
-    (``<folder>/optuna.db`` and ``<folder>/../mlflow.db``), so a moved or copied study keeps working on its own."""
-    storage = config.storage or _default_storage(folder)
-    tracking = config.tracking or f"sqlite:///{(Path(folder).parent / 'mlflow.db').as_posix()}"
-    return storage, tracking
-
-
 def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
     """A study by its folder (``runs/NAME``) or its name (looked up in ``out``)."""
     folder = Path(study)
@@ -95,7 +94,7 @@ def open_study(study: str | Path, out: str | Path = "runs") -> StudyInfo:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         config = SearchConfig.model_validate(data["config"])
-        storage, tracking = _addresses(config, folder)
+        storage, tracking = config.addresses(folder)
         return StudyInfo(data["name"], folder, config, storage, tracking, data["experiment"],
                          data.get("parent_run_id"))
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
@@ -207,7 +206,7 @@ class StudyStore:
     def __init__(self, config: SearchConfig):
         self.config = config
         self.folder = config.study_dir
-        self.storage_url, self.tracking_uri = _addresses(config, self.folder)
+        self.storage_url, self.tracking_uri = config.addresses(self.folder)
         self.study = None  # the durable optuna.Study, once opened
         self.live = None  # its copy in memory that the driver asks and tells (go_live)
         self._memory = None  # the live copy's in-memory storage

@@ -36,11 +36,12 @@ from nas.export import load_target
 from nas.latency import load_latency_model
 from nas.search._closed_loop import ClosedLoop, loop_model, measured_times
 from nas.search._config import SearchConfig
-from nas.search.pareto import (FrontPoint, hypervolume_history, pareto_front, pareto_ranks, write_front,
+from nas.search.pareto import (FrontPoint, best_point, hypervolume_history, pareto_front, pareto_ranks, write_front,
                                write_hypervolume, zoo_points)
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
-from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
+from nas.search._store import (REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study, optuna_state,
+                               outcome_state)
 from nas.search._trial import TrialJob, TrialOutcome, load_study_images, load_valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
 from nas.search.executors import ExecutorFactory, TrainingExecutors
@@ -152,12 +153,6 @@ def _front_title(name: str, latency, points: list[FrontPoint]) -> str:
     return f"study {name}: INT8 PSNR vs predicted {latency.board} latency ({len(points)} trials)"
 
 
-def _best(points: list[FrontPoint]) -> FrontPoint | None:
-    """The feasible point with the highest log2 score on the latency the search optimised."""
-    feas = [p for p in points if p.feasible]
-    return max(feas, key=lambda p: p.log2_score) if feas else None
-
-
 def _write_latency_table(path: Path, pred) -> None:
     lines = ["op,type,ms,floor_ms,at_floor"]
     lines += [f"{o.name},{o.type},{o.ms:.6f},{o.floor_ms:.6f},{str(o.at_floor).lower()}" for o in pred.per_op]
@@ -240,8 +235,7 @@ class _Loop:
         self.results[number] = (state, values)
         if state == TrialState.FAIL and rec.superseded:
             return
-        key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(state, "failed")
-        self.counts[key] += 1
+        self.counts[outcome_state(state)] += 1
         self._index(number, state, values, rec)
 
     def _index(self, number: int, state, values, rec: TrialRecord) -> None:
@@ -311,7 +305,7 @@ class _Loop:
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
                         reason=orig.reason)
         state = "complete" if values is not None else "pruned" if orig.cause is Cause.PRUNED else "failed"
-        ostate = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(state, TrialState.FAIL)
+        ostate = optuna_state(state)
         self.store.finish(trial, dup, ostate, values)
         self.log.duplicate(trial.number, dup, state)
         self._count(trial.number, ostate, values, dup)
@@ -445,7 +439,7 @@ class _Loop:
                                 title=_front_title(c.name, self.latency, points),
                                 zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k,
                                 references=self.store.references)
-        best = _best(points)
+        best = best_point(points)
         n = self.counts
         summary = SearchSummary(info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
                                 executor_name, seconds, new_trials)
@@ -560,7 +554,7 @@ def study_front(study: str | Path, out: str | Path = "runs", write: bool = True,
                             zoo=zoo_points(lat, k), k=k, references=refs)
         files["hypervolume"] = write_hypervolume(trace, info.folder / "pareto",
                                                  f"study {info.name}: hypervolume of the front by finished trial")
-    return info, points, _best(points), files, trace
+    return info, points, best_point(points), files, trace
 
 
 @dataclasses.dataclass(frozen=True)

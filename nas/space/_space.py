@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from nas._builtin import builtin_dir
+from nas._validation import Strict, describe_errors
 from nas._yaml import read_yaml_mapping
 from nas.errors import SpaceError, SpecError
 from nas.space._graph import deploy_ops
@@ -66,11 +67,7 @@ class TrialLike(Protocol):
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class IntRange(_Strict):
+class IntRange(Strict):
     min: int = Field(ge=0)
     max: int = Field(ge=0)
     multiple_of: int = Field(1, ge=1)
@@ -92,7 +89,7 @@ class WidthRange(IntRange):
     multiple_of: int = Field(16, ge=1)
 
 
-class _Choices(_Strict):
+class _Choices(Strict):
     """Base of the choice lists: non-empty (each subclass's field) and without repeats."""
 
     @field_validator("choices", check_fields=False)
@@ -148,7 +145,7 @@ class ExpansionChoices(_Choices):
         return v
 
 
-class SearchSpace(_Strict):
+class SearchSpace(Strict):
     """A validated search space (see the module docstring for the file format)."""
 
     name: str = Field(min_length=1)
@@ -500,20 +497,6 @@ def space_search_path() -> list[Path]:
     return [Path.cwd() / "search_spaces", builtin_dir("search_spaces")]
 
 
-def _format(exc: ValidationError, where: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    if err["type"] == "extra_forbidden":
-        return f"{where}: unknown field '{loc}'{more}"
-    if err["type"] == "missing":
-        return f"{where}: missing field '{loc}'{more}"
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{where}: field '{loc}': {msg}{shown}{more}"
-
-
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load and validate a space file, given as a path or as a name found on :func:`space_search_path`."""
     path = Path(name_or_path)
@@ -529,4 +512,4 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     try:
         return SearchSpace.model_validate(data)
     except ValidationError as exc:
-        raise SpaceError(_format(exc, str(path))) from None
+        raise SpaceError(describe_errors(exc, str(path), limit=1)) from None

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from typing import Sequence
 
-__all__ = ["FrontPoint", "pareto_front", "pareto_ranks", "hypervolume", "hypervolume_history"]
+__all__ = ["FrontPoint", "pareto_front", "pareto_ranks", "best_point", "hypervolume", "hypervolume_history"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,12 @@ def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
             and (q.psnr > p.psnr or q.latency_objective_ms < p.latency_objective_ms) for q in feas)
         out.append(dataclasses.replace(p, on_front=not dominated))
     return sorted(out, key=lambda p: (p.latency_objective_ms, -p.psnr))
+
+
+def best_point(points: Sequence[FrontPoint]) -> FrontPoint | None:
+    """The feasible point with the highest log2 score on the latency the search optimised (None: none feasible)."""
+    feasible = [p for p in points if p.feasible]
+    return max(feasible, key=lambda p: p.log2_score) if feasible else None
 
 
 def pareto_ranks(points: Sequence[FrontPoint]) -> dict[int, int]:
