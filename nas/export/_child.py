@@ -36,7 +36,8 @@ def convert(job: dict) -> bytes:
         weights = load_weights(job["weights"])
         set_weights(core, weights)
         if job.get("balance", True):  # exact in float: what INT8 needs (see nas.model.int8_ready)
-            weights = int8_ready(spec, weights, calib, log=lambda m: print(m, file=sys.stderr))
+            weights = int8_ready(spec, weights, calib, log=lambda m: print(m, file=sys.stderr),
+                                 rounding=job.get("rounding", True))
             set_weights(core, weights)
     model = keras.Model(core.input, PixelRange(name="pixel_range")(core.output), name=core.name)
 

@@ -228,6 +228,7 @@ def export_int8(
     threads: int = 0,
     converter: "Converter | None" = None,
     balance: bool = True,
+    rounding: bool = True,
 ) -> ExportResult:
     """Convert ``spec`` (deploy-form ``weights`` by layer name, or seeded initial weights) to an INT8 ``.tflite``.
 
@@ -235,7 +236,9 @@ def export_int8(
     :class:`ExportError` lists why. ``converter`` runs the conversion (default: a fresh child process). The file
     appears at ``out`` only when complete (written beside it, then renamed). ``balance`` rescales the features
     entering a folded anchor's ``tail_1`` so that INT8 keeps the residual (exact in float; see
-    :mod:`nas.model._balance`); ``False`` converts the weights as given.
+    :mod:`nas.model._balance`); ``False`` converts the weights as given. ``rounding`` rounds every kernel onto
+    the int8 grid for least change of its output (see :mod:`nas.model._int8`); ``False`` leaves the rounding to
+    the converter (each weight to its nearest level).
     """
     h, w = int(input_hw[0]), int(input_hw[1])
     if h < 1 or w < 1:
@@ -258,7 +261,8 @@ def export_int8(
         err_path = tmpd / "error.json"
         blob_path = tmpd / "model.tflite"
         job = {"spec": spec.to_json(), "weights": weights_path, "calibration": str(calib_path), "input_hw": [h, w],
-               "out": str(blob_path), "error": str(err_path), "threads": threads, "balance": bool(balance)}
+               "out": str(blob_path), "error": str(err_path), "threads": threads, "balance": bool(balance),
+               "rounding": bool(rounding)}
         job_path = tmpd / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         log.info("converting %s at %dx%d (%d calibration samples)", spec.describe(), h, w, len(calib))

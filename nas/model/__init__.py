@@ -30,6 +30,7 @@ _WHERE = {
     "carried_feature_slots": "_balance",
     "int8_ready": "_int8",
     "int8_form": "_int8",
+    "round_to_int8_grid": "_int8",
     "QConv2D": "_layers",
     "ActQuant": "_layers",
     "save_weights": "_weights",
