@@ -133,6 +133,15 @@ class ClosedLoop:
     def due(self) -> bool:
         return self.since >= self.c.latency.measure.every
 
+    def completed(self) -> bool:
+        """Count a completed trial; whether a round of measuring is due."""
+        self.since += 1
+        return self.due
+
+    def begin_round(self) -> None:
+        """A round of measuring starts: the completed trials are counted from here."""
+        self.since = 0
+
     # ---------------------------------------------------------------------------------------------- choose
     def choose(self, points: Iterable[FrontPoint], records: Mapping[int, TrialRecord], model,
                uncertain: bool) -> list[FrontPoint]:

@@ -205,9 +205,9 @@ class _Loop:
     curves and the best point itself."""
 
     def __init__(self, config: SearchConfig, setup: _Setup, store: StudyStore, trial_log: TrialLog,
-                 policy: SearchPolicy, emit: Callable[[SearchEvent], None], threads: int | None):
+                 policy: SearchPolicy, emit: Callable[[SearchEvent], None], closed: ClosedLoop | None):
         self.c, self.setup, self.store, self.log, self.policy = config, setup, store, trial_log, policy
-        self.emit, self.threads = emit, threads
+        self.emit, self.closed = emit, closed
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}
         self.records: dict[int, TrialRecord] = {}  # every finished trial's record
         self.evaluated: dict[str, tuple[int, Any, TrialRecord]] = {}  # spec hash -> (number, values, record)
@@ -217,7 +217,6 @@ class _Loop:
         self.running: dict[int, tuple[Any, TrialRecord, float]] = {}  # number -> (trial, record, ask seconds)
         self.results: dict[int, tuple[Any, Any]] = {}  # finished trial -> (Optuna state, values)
         self.latency = setup.latency  # the model trials are predicted with (a closed loop refits it)
-        self.closed: ClosedLoop | None = None
         self._specs: dict[str, ArchSpec] = {}  # parsed specs by hash (re-scoring)
 
     @property
@@ -256,11 +255,13 @@ class _Loop:
                               n["failed"], None if b is None else b.log2_score, None if b is None else b.number,
                               number, message))
 
-    def run(self, executor) -> None:
+    def run(self, executor, threads: int | None) -> None:
+        """Until the study holds its trials: ask while the policy wants more, else finish what ``executor`` returns
+        (each job with ``threads`` TensorFlow threads)."""
         self.event("start", message=executor.describe())
         while True:
             if self.policy.want_more(self.finished, len(self.running), executor.capacity):
-                self.ask(executor)
+                self.ask(executor, threads)
             elif not self.running:
                 return
             else:
@@ -268,7 +269,7 @@ class _Loop:
                     self.finish(outcome)
 
     # ------------------------------------------------------------------------------------------------- ask
-    def ask(self, executor) -> None:
+    def ask(self, executor, threads: int | None) -> None:
         t0 = time.perf_counter()
         trial = self.store.ask()
         before = TrialRecord.from_attrs(trial.user_attrs)  # what was enqueued with it (warm start, requeue)
@@ -296,7 +297,7 @@ class _Loop:
             return
         self.store.start(trial, rec, constraints)
         self.running[trial.number] = (trial, rec, time.perf_counter() - t0)
-        executor.submit(TrialJob(trial.number, spec, self.c, self.setup.input_hw, self.threads))
+        executor.submit(TrialJob(trial.number, spec, self.c, self.setup.input_hw, threads))
         self.event("submit", trial.number, spec.describe())
 
     def _duplicate(self, trial, rec: TrialRecord, same) -> None:
@@ -350,10 +351,8 @@ class _Loop:
             log.warning("trial %d failed (%s): queued again (attempt %d)", outcome.number, outcome.cause.value,
                         rec.attempt + 1)
         self._count(outcome.number, state, values, done)
-        if self.closed is not None and state == TrialState.COMPLETE:
-            self.closed.since += 1
-            if self.closed.due:
-                self.close_loop()
+        if self.closed is not None and state == TrialState.COMPLETE and self.closed.completed():
+            self.close_loop()
         # MLflow, with the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
         driver = ask_seconds + time.perf_counter() - t0
         summary["seconds"] = {**summary["seconds"], "driver": driver}
@@ -370,7 +369,7 @@ class _Loop:
         (and the least certain trials), refit, re-score; again while a refit brings unmeasured trials onto the
         front."""
         loop = self.closed
-        loop.since = 0
+        loop.begin_round()
         for round_ in range(len(self.points) + 1):  # each pass measures at least one new trial, or stops
             todo = loop.choose(self.points.values(), self.records, self.latency, uncertain=round_ == 0)
             measured = []
@@ -509,17 +508,16 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
         if c.pruner.name != "none" and not policy.prunes:
             log.info("sampler %s ignores pruned trials: this study prunes nothing", c.sampler.name)
         store.go_live(policy.sampler(len(trials)), policy.pruner())
-        loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), None)
-        if c.latency.board is not None:
-            loop.closed = ClosedLoop(c, setup.latency, setup.input_hw, store.folder)
+        closed = ClosedLoop(c, setup.latency, setup.input_hw, store.folder) if c.latency.board is not None else None
+        loop = _Loop(c, setup, store, tlog, policy, callback or (lambda ev: None), closed)
         loop.load(trials)
         if loop.closed is not None and loop.closed.load() is not None:
             loop.rescore(loop.closed.model)  # before any trial is asked: what the last run had refitted
-        executor, loop.threads = executors.make(c, loop.on_report, (setup.train_images, setup.valid_images)
-                                                 if executors.trains else None)
+        executor, threads = executors.make(c, loop.on_report, (setup.train_images, setup.valid_images)
+                                           if executors.trains else None)
         before = loop.finished
         try:
-            loop.run(executor)
+            loop.run(executor, threads)
         finally:
             executor.close()
         return loop.conclude(info, executor.describe(), loop.finished - before, time.perf_counter() - t_start,
