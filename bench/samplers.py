@@ -61,7 +61,8 @@ DEFAULT = "tpe"
 
 def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: int, trials: int, work: str,
             budget_ms: float | None = None) -> dict:
-    """One study on the table; the finished trials in the order they finished."""
+    """One study on the table; the finished trials in the order they finished: their points, the points of the rows
+    that answered them, and their (spec hash, trial it duplicates)."""
     table = BenchTable.read_csv(table_path)
     name = f"{sampler.replace(':', '_').replace('=', '-')}-{objective}-w{workers}-s{seed}{_budget_tag(budget_ms)}"
     folder = Path(work) / "studies"
@@ -82,10 +83,11 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
     st = load_optuna_study(open_study(cfg.study_dir))
     by = {t.number: t for t in st.get_trials(deepcopy=False)}
     latency = _pessimistic(table)
-    points, measured = [], []
+    points, measured, specs = [], [], []
     for n in order:
         t = by[n]
         rec = TrialRecord.from_attrs(t.user_attrs)
+        specs.append((rec.hash, rec.duplicate_of))
         ok = t.state.name == "COMPLETE" and rec.feasible
         points.append((rec.metrics["int8_psnr"], rec.latency_objective_ms) if ok else None)
         # the same trial counted as the row that answered it (its PSNR at its own latency: a pair that was measured)
@@ -93,7 +95,8 @@ def run_one(table_path: str, sampler: str, objective: str, workers: int, seed: i
         measured.append((row.int8_psnr, latency(row.spec)) if ok else None)
     shutil.rmtree(cfg.study_dir, ignore_errors=True)
     Path(f"{folder}/{name}.log").unlink(missing_ok=True)
-    return {"points": points, "measured": measured, "sim_s": made[0].clock, "lookups": made[0].lookups, "wall_s": wall}
+    return {"points": points, "measured": measured, "specs": specs, "sim_s": made[0].clock, "lookups": made[0].lookups,
+            "wall_s": wall}
 
 
 def _run_task(job: tuple) -> tuple[tuple, dict]:
