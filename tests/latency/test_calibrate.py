@@ -19,9 +19,10 @@ def test_space_filling_design_reaches_every_corner():
     assert picks == select_specs(space, 12, seed=0)  # seeded
     assert len({_graph_key(s) for s in picks}) == 12  # distinct deployed graphs
     assert {s.width for s in picks} >= {16, 64} and {s.depth for s in picks} >= {1, 8}
-    # every skip design with a graph of its own (carry deploys as plain convs, the same graphs as skip none)
+    # every skip design with a graph of its own (carry deploys as plain convs, the same graphs as skip none, except
+    # with a tail conv: the image rides on past tail_1 in 3 more channels, training form 4)
     assert {s.skip.value for s in picks} == {s.skip.value for s in space.deployed_variants()} == {
-        "none", "repeat_add", "nearest_conv_add", "concat_input"}
+        "none", "repeat_add", "nearest_conv_add", "concat_input", "carry"}
     assert {s.tail for s in picks} == set(space.tail.choices)
     # random draws of the same size usually miss a corner; the design never does, whatever the seed
     for seed in range(5):
