@@ -306,7 +306,7 @@ class PixelRange(keras.layers.Layer):
         return tf.quantization.fake_quant_with_min_max_args(x, 0.0, 255.0, num_bits=8)
 
 
-Start = Literal["random", "zero", "identity"]
+Start = Literal["random", "zero"]
 
 
 def block_layer(block: str, filters: int, kernel: int, activation: str | None, expansion: int, seed: int | None,
@@ -315,16 +315,13 @@ def block_layer(block: str, filters: int, kernel: int, activation: str | None, e
 
     ``start``: ``random`` (He init, identity branch where the channels allow one); ``zero`` (every weight that
     reaches the output starts at zero and there is no identity branch: the block outputs exactly 0 until trained;
-    its inner weights stay random so that it learns after one step); ``identity`` (the block starts as exactly its
-    input: the identity branch alone, or an identity kernel for a plain conv; channels in and out must be equal).
+    its inner weights stay random so that it learns after one step). (Until training form 4 an ``identity`` start
+    began the tail convs after a folded anchor; no conv starts so now.)
     """
-    if start not in ("random", "zero", "identity"):
+    if start not in ("random", "zero"):
         raise ValueError(f"unknown start {start!r}")
     if block == "conv":
-        if start == "identity":
-            init = keras.initializers.Constant(_identity_kernel(kernel, filters))
-        else:
-            init = fan_in_init(None if seed is None else seed * 101, 0.0 if start == "zero" else 2.0)
+        init = fan_in_init(None if seed is None else seed * 101, 0.0 if start == "zero" else 2.0)
         return keras.layers.Conv2D(filters, kernel, padding="same", activation=activation, name=name,
                                    kernel_initializer=init)
     cls = {"repconv": RepConv, "ecb": ECB, "clb": CLB}[block]
