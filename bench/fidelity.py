@@ -1,12 +1,15 @@
 """Proxy fidelity, measured the way Vertex AI NAS asks for it, and the zoo against its published PSNRs.
 
     python -m bench.fidelity [--part all|tau|zoo|partial] [--n 16] [--candidates 75,150,300] [--long-steps 3000]
-                             [--repeats 3] [--seeds 3] [--work runs/bench-fidelity] [--workers 2]
+                             [--reference full|proxy] [--repeats 3] [--seeds 3] [--work runs/bench-fidelity]
+                             [--workers 2]
 
 * tau: ``nas proxy check`` on the default study's config: ``--n`` seeded specs spread over the space's predicted
-  VS680 latency range, trained with each candidate proxy length and with ``--long-steps``; Kendall tau of INT8 PSNR
+  VS680 latency range, trained with each candidate proxy length and with ``--long-steps`` of the ``--reference``
+  schedule (default ``full``: the product's own, Charbonnier, L2 and QAT, what users ship); Kendall tau of INT8 PSNR
   and of log2 score (with p-values and bootstrap intervals), parameter count and MACs as baselines, the
-  seed-to-seed repeatability of the default proxy on ``--repeats`` specs. Goal: tau >= 0.8.
+  seed-to-seed repeatability of the default proxy on ``--repeats`` specs. Goal: tau >= 0.8. The results measured
+  before the INT8 fix (issue 30) against 3,000 proxy steps are kept in ``bench/results/fidelity-tau-v1``.
 * zoo: every zoo network with a row in Table 1, trained by the default proxy (one trial each, as the search would
   train it); Spearman of their proxy INT8 PSNR against their published INT8 PSNR (full DIV2K training, the
   challenge's test set). The comparison is loose by nature (other data, other training), so it is a sanity check
@@ -32,15 +35,9 @@ from pathlib import Path
 
 from bench._harness import ROOT, write_result
 from nas.fidelity import proxy_check
-from nas.model import int8_form, train_form
+from nas.model import result_forms
 from nas.search import SearchConfig, TrialJob, run_trial
 from nas.space import ArchSpec, zoo_entries
-
-
-def forms(spec) -> str:
-    """What decides a spec's cached figures besides the proxy: its training form and its INT8 export's rescaling
-    (``form3`` alone for what was measured before the export had versions)."""
-    return f"form{train_form(spec)}" + (f"-int8v{int8_form(spec)}" if int8_form(spec) > 1 else "")
 
 
 def _sync(src: Path, dst: Path) -> int:
@@ -86,7 +83,7 @@ def _take_checkpoints(keep: Path, results: Path) -> list[str]:
 
 
 def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int,
-             workers: int = 1, keep: Path | None = None) -> None:
+             workers: int = 1, keep: Path | None = None, reference: str = "full") -> None:
     from nas.cli._proxy import _print_report
     from nas.fidelity._proxy_check import FOLDER
 
@@ -108,7 +105,7 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
     t0 = time.perf_counter()
     try:
         rep = proxy_check(cfg, n=n, candidates=candidates, long_steps=long_steps, repeats=repeats, seeds=seeds,
-                          progress=progress, log_to_mlflow=False)
+                          reference=reference, progress=progress, log_to_mlflow=False)
     finally:  # (Ctrl-C included: the trainings under way keep their last checkpoint)
         if keep is not None:
             _sync(results, keep)
@@ -119,7 +116,7 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 
 
-def partial_part(keep: Path, proxy_steps: int, long_steps: int) -> None:
+def partial_part(keep: Path, proxy_steps: int, long_steps: int, reference: str = "full") -> None:
     """What the kept results say so far (the long trainings take several sittings): Kendall tau of the proxy's INT8
     PSNR against the long training's over the specs that have both, and the proxy's seed-to-seed spread."""
     from nas.fidelity import kendall
@@ -128,10 +125,13 @@ def partial_part(keep: Path, proxy_steps: int, long_steps: int) -> None:
     for f in sorted(keep.glob("*.json")):
         r = json.loads(f.read_text())
         d = by.setdefault(f.name.split("-")[0], {"spec": r["spec"], "runs": {}})
+        if r["steps"] == long_steps and r.get("schedule", "proxy") != reference:
+            continue
         d["runs"][(r["steps"], r["seed"])] = r
     seed = min((k[1] for d in by.values() for k in d["runs"]), default=0)
     pairs = []
-    print(f"\n{len(by)} specs in {keep}; {proxy_steps}-step proxy against {long_steps} steps (INT8 PSNR, dB)")
+    print(f"\n{len(by)} specs in {keep}; {proxy_steps}-step proxy against {long_steps} steps of the {reference} "
+          f"schedule (INT8 PSNR, dB; then FP32 minus INT8 of the long training)")
     for h, d in by.items():
         short, long_ = d["runs"].get((proxy_steps, seed)), d["runs"].get((long_steps, seed))
         seeds = [r["int8_psnr"] for (st, _), r in sorted(d["runs"].items()) if st == proxy_steps and r["int8_psnr"]]
@@ -139,6 +139,8 @@ def partial_part(keep: Path, proxy_steps: int, long_steps: int) -> None:
         if None not in got:
             pairs.append(got)
         cells = " ".join("    -" if v is None else f"{v:6.2f}" for v in got)
+        if got[1] is not None:
+            cells += f"  drop {long_['fp32_psnr'] - long_['int8_psnr']:5.2f}"
         spread = f"  seeds {' '.join(f'{v:.2f}' for v in seeds)}" if len(seeds) > 1 else ""
         print(f"  {ArchSpec.from_dict(d['spec']).describe():<50} {cells}{spread}")
     if len(pairs) >= 3:
@@ -162,7 +164,7 @@ def zoo_part(work: Path) -> None:
         if e.table1 is None or e.spec.hash in seen:
             continue
         seen.add(e.spec.hash)
-        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}-{forms(e.spec)}"
+        key = f"{e.spec.hash}-{cfg.proxy.steps}-{cfg.proxy.loss}-{result_forms(e.spec)}"
         if key not in results:
             out = run_trial(TrialJob(i, e.spec, cfg, (360, 640), None))
             results[key] = {"state": out.state, "reason": out.reason, "int8": out.metrics.get("int8_psnr")}
@@ -187,6 +189,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--candidates", default="75,150,300")
     ap.add_argument("--long-steps", type=int, default=3000)
+    ap.add_argument("--reference", choices=("full", "proxy"), default="full",
+                    help="the long training's schedule: the product's full one (QAT included) or the proxy's")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", default="runs/bench-fidelity")
@@ -195,7 +199,7 @@ def main() -> int:
                     help="a folder the tau part's results are copied to and taken from ('' for none)")
     a = ap.parse_args()
     if a.part == "partial":
-        partial_part(Path(a.keep), max(int(v) for v in a.candidates.split(",")), a.long_steps)
+        partial_part(Path(a.keep), max(int(v) for v in a.candidates.split(",")), a.long_steps, a.reference)
         return 0
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -203,7 +207,7 @@ def main() -> int:
         zoo_part(work)
     if a.part in ("all", "tau"):
         tau_part(work, a.n, tuple(int(v) for v in a.candidates.split(",")), a.long_steps, a.repeats, a.seeds,
-                 a.workers, Path(a.keep) if a.keep else None)
+                 a.workers, Path(a.keep) if a.keep else None, a.reference)
     return 0
 
 

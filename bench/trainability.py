@@ -30,18 +30,12 @@ import numpy as np
 from bench._harness import ROOT, write_result
 from nas.data import load_images
 from nas.evaluate import Bicubic, Upscaler, evaluate
-from nas.model import int8_form, train_form
+from nas.model import result_forms
 from nas.search import SearchConfig, TrialJob, run_trial
 from nas.space import Skip, load_space
 
 MARGIN_DB = 0.5
 KEPT = ROOT / "bench" / "results" / "trainability.json"
-
-
-def forms(spec) -> str:
-    """What decides a spec's cached figures besides the proxy: its training form and its INT8 export's rescaling
-    (``form3`` alone for what was measured before the export had versions)."""
-    return f"form{train_form(spec)}" + (f"-int8v{int8_form(spec)}" if int8_form(spec) > 1 else "")
 
 
 class Nearest(Upscaler):
@@ -92,7 +86,7 @@ def main() -> int:
     t_all = time.perf_counter()
     only = tuple(h for h in a.only.split(",") if h)
     for i, spec in enumerate(specs):
-        k = f"{spec.hash}-{key}-{forms(spec)}"
+        k = f"{spec.hash}-{key}-{result_forms(spec)}"
         if k not in results and not a.cached and not (only and not spec.hash.startswith(only)):
             out = run_trial(TrialJob(i, spec, cfg, cfg.export.input_size or (360, 640), None),
                             images=(train, valid))
@@ -104,7 +98,7 @@ def main() -> int:
     rows = []
     not_run = {"state": "not run", "reason": "not run yet", "fp32": None, "int8": None, "train_s": None}
     for spec in specs:
-        r = results.get(f"{spec.hash}-{key}-{forms(spec)}", not_run)  # (a placeholder only here: the cache keeps real results)
+        r = results.get(f"{spec.hash}-{key}-{result_forms(spec)}", not_run)  # (a placeholder only here: the cache keeps real results)
         has_anchor = spec.skip is not Skip.NONE
         if r["state"] == "not run":
             verdict = r["reason"]

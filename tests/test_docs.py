@@ -46,7 +46,7 @@ def test_the_proxy_fidelity_figure_is_the_committed_result():
     from scipy.stats import kendalltau
 
     runs = {}
-    for f in (RESULTS / "fidelity-tau").glob("*.json"):
+    for f in (RESULTS / "fidelity-tau-v1").glob("*.json"):
         r = json.loads(f.read_text())
         if r.get("state") == "complete" and r.get("seed") == 0:
             runs[(r["spec"]["width"], json.dumps(r["spec"], sort_keys=True), r["steps"])] = r["int8_psnr"]

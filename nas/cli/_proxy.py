@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def _steps_list(text: str | None) -> tuple[int, ...] | None:
     return values
 
 
+class Schedule(str, enum.Enum):
+    full = "full"
+    proxy = "proxy"
+
+
 @proxy_app.command("check")
 def check(
     config: Optional[Path] = typer.Argument(None, help="Search config (YAML); default: the built-in study."),
@@ -40,6 +46,9 @@ def check(
     long_steps: Optional[int] = typer.Option(None, "--long-steps", min=2, help="Steps of the reference training "
                                              "(default: --factor times the study's proxy)."),
     factor: int = typer.Option(10, "--factor", min=2, help="Reference length as a multiple of the proxy."),
+    reference: Schedule = typer.Option(Schedule.full, "--reference",
+                                  help="The reference training's schedule: full (the product's: Charbonnier, L2, "
+                                       "QAT; what nas retrain runs) or proxy (the proxy's, made longer)."),
     target: float = typer.Option(0.8, "--target", help="Kendall tau a proxy must reach to be recommended."),
     repeats: int = typer.Option(0, "--repeats", min=0, help="Specs also trained with --seeds seeds (the proxy's "
                                                             "seed-to-seed noise)."),
@@ -63,7 +72,8 @@ def check(
     cfg = load_search_config(config, workers=workers, ray_address=ray_address, tracking=tracking, out=out)
     con = status_console()
     con.print(f"proxy check of study [bold]{cfg.name}[/] ({cfg.space}, objective {cfg.objective}): {n} specs, "
-              f"proxy {cfg.proxy.steps} steps against {long_steps or factor * cfg.proxy.steps}")
+              f"proxy {cfg.proxy.steps} steps against {long_steps or factor * cfg.proxy.steps} of the {reference.value} "
+              "schedule")
     cols = (TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"))
     with Progress(*cols, console=con, disable=as_json) as prog, contextlib.redirect_stdout(sys.stderr):
@@ -75,7 +85,7 @@ def check(
                 prog.console.print(message, soft_wrap=True)
 
         rep = proxy_check(cfg, n=n, candidates=_steps_list(candidates), long_steps=long_steps, factor=factor,
-                          target=target, repeats=repeats, seeds=seeds, progress=progress)
+                          reference=reference.value, target=target, repeats=repeats, seeds=seeds, progress=progress)
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n")
         return
@@ -95,7 +105,8 @@ def _print_report(rep) -> None:
                   *(f"{r.int8[s]:.2f}" if s in r.int8 else "failed" for s in steps))
     con.print(t)
     what = "log2 score" if rep.objective == "score" else "INT8 PSNR"
-    t = Table(title=f"Kendall tau against {rep.long_steps} steps ({what}; 95% bootstrap interval)")
+    t = Table(title=f"Kendall tau against {rep.long_steps} steps of the {rep.reference} schedule ({what}; 95% "
+                    "bootstrap interval)")
     for col in ("proxy", "tau", "interval", "p-value", "PSNR tau", "log2-score tau", "train s/spec"):
         t.add_column(col, justify="right")
     for s in rep.candidates:

@@ -37,6 +37,7 @@ from nas.evaluate import log2_score
 from nas.latency import load_latency_model
 from nas.search import Cause, SearchConfig, Tracker, TrialJob, identity_view, load_study_images
 from nas.search.executors import TrainingExecutors
+from nas.model import result_forms
 from nas.space import deploy_ops, load_space
 
 __all__ = ["TauEstimate", "FidelityRow", "ProxyCheckReport", "proxy_check", "spread_specs", "kendall"]
@@ -131,6 +132,7 @@ class ProxyCheckReport:
     objective: str
     candidates: tuple[int, ...]
     long_steps: int
+    reference: str  # the long training's schedule: "full" (the product's, QAT included) or "proxy" (the proxy's)
     target: float
     rows: tuple[FidelityRow, ...]
     tau: dict[int, TauEstimate]
@@ -145,7 +147,7 @@ class ProxyCheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study, "objective": self.objective, "candidates": list(self.candidates),
-            "long_steps": self.long_steps, "target": self.target, "recommended": self.recommended,
+            "long_steps": self.long_steps, "reference": self.reference, "target": self.target, "recommended": self.recommended,
             "tau": {str(k): v.to_dict() for k, v in self.tau.items()},
             "tau_psnr": {str(k): v.to_dict() for k, v in self.tau_psnr.items()},
             "tau_score": {str(k): v.to_dict() for k, v in self.tau_score.items()},
@@ -199,9 +201,13 @@ class _Job:
     spec: Any
     steps: int
     seed: int
+    schedule: str = "proxy"  # (TrialJob.schedule)
 
     def key(self, digest: str) -> str:
-        return f"{self.spec.hash}-{self.steps}-s{self.seed}-{digest}"
+        """The result's name: spec, length, schedule, seed, what the spec's figures depend on besides the config
+        (its training form and INT8 preparation, :func:`nas.model.result_forms`) and the config's digest."""
+        full = "-full" if self.schedule == "full" else ""
+        return f"{self.spec.hash}-{self.steps}{full}-s{self.seed}-{result_forms(self.spec)}-{digest}"
 
 
 Progress = Callable[[int, int, str], None]
@@ -214,6 +220,7 @@ def proxy_check(
     candidates: tuple[int, ...] | None = None,
     long_steps: int | None = None,
     factor: int = 10,
+    reference: str = "full",
     target: float = 0.8,
     repeats: int = 0,
     seeds: int = 3,
@@ -221,7 +228,9 @@ def proxy_check(
     log_to_mlflow: bool = True,
 ) -> ProxyCheckReport:
     """Train ``n`` specs with each proxy length in ``candidates`` (default: the study's proxy, half and a quarter
-    of it) and with ``long_steps`` (default ``factor`` times the study's proxy); rank; recommend.
+    of it) and with ``long_steps`` (default ``factor`` times the study's proxy) of the ``reference`` schedule:
+    ``full``, the product's own (:meth:`nas.train.TrainConfig.full`: Charbonnier, L2, QAT; what ``nas retrain`` runs
+    and users ship), or ``proxy``, the proxy's own made longer; rank; recommend.
 
     ``repeats`` specs (spread over the latency range) are also trained with the study's proxy under ``seeds``
     seeds in all, for the proxy's seed-to-seed noise. ``progress(done, total, message)`` is called as trainings
@@ -237,6 +246,10 @@ def proxy_check(
     if long_steps <= max(cands):
         raise SearchError(f"the long training ({long_steps} steps) must be longer than every candidate proxy "
                           f"({max(cands)} steps)")
+    if reference not in ("full", "proxy"):
+        raise SearchError(f"reference schedule {reference!r}: choose full or proxy")
+    if reference == "full" and long_steps < 10:
+        raise SearchError(f"the full schedule's three stages need at least 10 steps, not {long_steps}")
     if not 0.0 < target <= 1.0:
         raise SearchError(f"target tau {target} must be in (0, 1]")
     latency = load_latency_model(config.latency.model)
@@ -252,7 +265,7 @@ def proxy_check(
     jobs = [_Job(s, st, config.seed) for st in cands for s in specs]
     rep_specs = [specs[int(i)] for i in np.linspace(0, n - 1, repeats).round()] if repeats else []
     jobs += [_Job(s, base, config.seed + j) for j in range(1, seeds) for s in rep_specs]
-    jobs += [_Job(s, long_steps, config.seed) for s in specs]
+    jobs += [_Job(s, long_steps, config.seed, reference) for s in specs]
     jobs = list(dict.fromkeys(jobs))
     results: dict[_Job, dict] = {}
     for job in jobs:
@@ -288,10 +301,11 @@ def proxy_check(
                                                                                    "eval_every": None})})
                     ckpt = results_dir / f"{job.key(digest)}.train" if job.steps == long_steps else None
                     executor.submit(TrialJob(number, job.spec, cfg, input_hw, threads,
-                                             str(ckpt) if ckpt else None))
+                                             str(ckpt) if ckpt else None, job.schedule))
                 for out in executor.poll(5.0):
                     job = by_number[out.number]
-                    rec = {"spec": job.spec.to_dict(), "steps": job.steps, "seed": job.seed, "state": out.state,
+                    rec = {"spec": job.spec.to_dict(), "steps": job.steps, "schedule": job.schedule,
+                           "forms": result_forms(job.spec), "seed": job.seed, "state": out.state,
                            "reason": out.reason, "cause": out.cause.value if out.cause else None,
                            "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
                            "train_s": out.seconds.get("train"), "worker": out.worker}
@@ -314,7 +328,7 @@ def proxy_check(
         ops = deploy_ops(spec, *input_hw)
         int8, fp32, secs, failed = {}, {}, {}, {}
         for st in (*cands, long_steps):
-            r = results[_Job(spec, st, config.seed)]
+            r = results[_Job(spec, st, config.seed, reference if st == long_steps else "proxy")]
             if r["state"] == "complete":
                 int8[st], fp32[st], secs[st] = r["int8_psnr"], r["fp32_psnr"], r["train_s"]
             else:
@@ -351,7 +365,7 @@ def proxy_check(
             repeat_rows.append({"spec": spec.describe(), "hash": spec.hash, "int8": vals, "std_db": sd,
                                 "cv_percent": 100.0 * sd / float(np.mean(vals)),
                                 "std_over_spec_spread": sd / spread if spread > 0 else float("nan")})
-    report = ProxyCheckReport(config.name, config.objective, cands, long_steps, target, tuple(rows), tau, tau_psnr,
+    report = ProxyCheckReport(config.name, config.objective, cands, long_steps, reference, target, tuple(rows), tau, tau_psnr,
                               tau_score, baselines, cost, recommended, tuple(repeat_rows), folder)
     files = _write_report(report)
     if log_to_mlflow:
@@ -393,7 +407,7 @@ def _plot(rep: ProxyCheckReport, path: Path) -> Path:
     for r, x, y in zip(ok, xs, ys):
         ax1.annotate(r.spec.describe(), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax1.set_xlabel(f"INT8 PSNR after the {base}-step proxy (dB)")
-    ax1.set_ylabel(f"INT8 PSNR after {rep.long_steps} steps (dB)")
+    ax1.set_ylabel(f"INT8 PSNR after {rep.long_steps} steps, {rep.reference} schedule (dB)")
     t = rep.tau_psnr[base]
     ax1.set_title(f"proxy vs long training: Kendall tau {t.tau:.2f} [{t.low:.2f}, {t.high:.2f}]")
     ax1.grid(alpha=0.3)
@@ -415,7 +429,7 @@ def _plot(rep: ProxyCheckReport, path: Path) -> Path:
                      xytext=(0, 3), textcoords="offset points")
     ax2.set_xlabel("training seconds per spec (steps x seconds per step)")
     measure = "log2 score" if rep.objective == "score" else "INT8 PSNR"
-    ax2.set_ylabel(f"Kendall tau vs {rep.long_steps} steps ({measure})")
+    ax2.set_ylabel(f"Kendall tau vs {rep.long_steps} steps {rep.reference} ({measure})")
     ax2.set_title("fidelity against proxy cost")
     ax2.set_ylim(-1.05, 1.05)
     ax2.legend(loc="lower right")

@@ -23,20 +23,12 @@ from nas.model._builder import build_model, set_weights
 from nas.model._weights import Weights
 from nas.space import ArchSpec
 
-__all__ = ["int8_ready", "int8_form", "round_to_int8_grid", "WEIGHT_LEVELS"]
+__all__ = ["int8_ready", "round_to_int8_grid", "WEIGHT_LEVELS"]
 
 WEIGHT_LEVELS = 127
 """Per-channel int8 weights are symmetric over -127..127 (TFLite's narrow range)."""
 SAMPLES_PER_IMAGE = 3000
 """Input positions of each conv sampled per calibration image for its Hessian."""
-
-
-def int8_form(spec: ArchSpec) -> int:
-    """The version of the export's weight preparation that ``spec``'s INT8 model gets: 3 (every kernel rounded for
-    its output, :func:`round_to_int8_grid`; 2 added the carried ranges, :func:`equalise_carried_ranges`; 1 before).
-    Benchmark caches key on it, so an INT8 figure measured before a change that touches the spec is measured
-    again."""
-    return 3
 
 
 def int8_ready(spec: ArchSpec, weights: Weights, calibration: np.ndarray, log=None,

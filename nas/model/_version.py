@@ -1,4 +1,5 @@
-"""The training form's version, kept apart from the builder so that configs can name it without TensorFlow."""
+"""The versions of what decides a trained spec's figures (its training form, its INT8 export's weight preparation),
+kept apart from the builder so that configs and caches can name them without TensorFlow."""
 
 from __future__ import annotations
 
@@ -19,3 +20,19 @@ def train_form(spec) -> int:
     change keeps its version, so what was measured of it before stays valid (benchmark caches key on this)."""
     folds = spec.skip.value in ("carry", "concat_input")
     return 4 if folds and spec.tail else 3
+
+
+def int8_form(spec) -> int:
+    """The version of the export's weight preparation that ``spec``'s INT8 model gets (:func:`nas.model.int8_ready`):
+    3 (every kernel rounded for its output; 2 added the carried ranges; 1 before).
+    Benchmark caches key on it, so an INT8 figure measured before a change that touches the spec is measured
+    again."""
+    return 3
+
+
+def result_forms(spec) -> str:
+    """What decides a trained spec's figures besides its training config and data, as a key: its training form
+    (:func:`train_form`) and its export's weight preparation (:func:`int8_form`; left out where it is 1, so keys made
+    before the export had versions stay valid). Caches of measured figures key on it."""
+    q = int8_form(spec)
+    return f"form{train_form(spec)}" + (f"-int8v{q}" if q > 1 else "")

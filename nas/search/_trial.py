@@ -52,6 +52,14 @@ class TrialJob:
     # a folder for the training's checkpoints (every ``CHECKPOINTS`` of its steps): the same job run again resumes
     # from the last one, on a machine that sees the folder (long trainings of `nas proxy check`)
     checkpoints: str | None = None
+    # "proxy": the study's proxy training (what every trial of a search runs); "full": the product's full schedule
+    # (Charbonnier, L2, QAT, EMA: what `nas retrain` runs) for the proxy's number of steps, the reference arm of
+    # `nas proxy check`
+    schedule: Literal["proxy", "full"] = "proxy"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("proxy", "full"):
+            raise ValueError(f"unknown training schedule {self.schedule!r} (proxy or full)")
 
 
 #: how many checkpoints a job with a checkpoint folder writes over its training
@@ -129,6 +137,14 @@ def proxy_train_config(config, threads: int | None = None, checkpoint_every: int
     return base.model_copy(update={"stages": (stage,)})
 
 
+def full_train_config(config, threads: int | None = None, checkpoint_every: int = 0):
+    """The :class:`~nas.train.TrainConfig` of the product's full schedule (:meth:`~nas.train.TrainConfig.full`: what
+    ``nas retrain`` runs) for the length, batches and patches of a study's proxy."""
+    p = config.proxy
+    return TrainConfig.full(steps=p.steps, batch_size=p.batch_size, patch_size=p.patch_size, seed=config.seed,
+                            eval_every=p.report_every, threads=threads, checkpoint_every=checkpoint_every)
+
+
 def _where() -> str:
     where = f"{socket.gethostname()}:{os.getpid()}"
     if "ray" in sys.modules:
@@ -164,7 +180,8 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
         images, valid = data if data is not None else load_study_images(cfg)
         seconds["data"] = time.perf_counter() - t0
         every = max(1, cfg.proxy.steps // CHECKPOINTS) if job.checkpoints else 0
-        tcfg = proxy_train_config(cfg, job.threads, every)
+        make = full_train_config if job.schedule == "full" else proxy_train_config
+        tcfg = make(cfg, job.threads, every)
         t0 = time.perf_counter()
         result = train(job.spec, images, tcfg, valid=valid, callback=on_event, out_dir=job.checkpoints)
         # (a training resumed from a checkpoint: its seconds over every run)

@@ -1,8 +1,10 @@
 """The training loop: stages of Adam with cosine decay, optional EMA of weights, checkpoints and resume, NaN stop.
 
-Stages before the first QAT stage train the training form (multi-branch blocks). A QAT stage fuses the model and
-trains the ``qat`` form (fake-quantized weights and activations, see :mod:`nas.model`). The result is always the
-deploy form's weights by layer name, ready for :func:`nas.export.export_int8`.
+Stages before the first QAT stage train the training form (multi-branch blocks). A QAT stage fuses the model,
+rescales it as the INT8 export will (:func:`nas.model.int8_ready` without its rounding: exact in float, so the fake
+quantizers see the ranges the deployed tensors get) and trains the ``qat`` form (fake-quantized weights and
+activations, see :mod:`nas.model`). The result is always the deploy form's weights by layer name, ready for
+:func:`nas.export.export_int8`.
 
 With ``out_dir``, checkpoints go to ``out_dir/checkpoints`` (TensorFlow's checkpoint format: model, optimizer,
 EMA; no pickles) beside ``progress.json`` naming the latest one, which is replaced atomically after the
@@ -27,6 +29,7 @@ from nas._logging import get_logger
 from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
 from nas.evaluate import ModelUpscaler, evaluate
+from nas.export import calibration_samples
 from nas.model import train_form
 from nas.space import ArchSpec
 from nas.train._config import CHARBONNIER_EPS, Stage, TrainConfig
@@ -139,6 +142,18 @@ def validation_psnr(model, images: ImageSet) -> float:
     return evaluate(ModelUpscaler(model, images.scale), images, with_ssim=False).psnr_rgb
 
 
+QAT_CALIBRATION_HW = (96, 96)
+"""Size of the low-resolution crops a QAT stage's rescaling is measured on (as many as the export's calibration)."""
+
+
+def _qat_start(spec: ArchSpec, weights, images: ImageSet, seed: int):
+    """The ``qat`` form holding deploy ``weights`` rescaled as the INT8 export rescales them (exact in float)."""
+    from nas.model import int8_ready, qat_model  # TensorFlow
+
+    calib = calibration_samples([p.hr for p in images.pairs[:16]], QAT_CALIBRATION_HW, scale=spec.scale, seed=seed)
+    return qat_model(int8_ready(spec, weights, calib, rounding=False), spec)
+
+
 def train(
     spec: ArchSpec,
     images: ImageSet,
@@ -161,7 +176,7 @@ def train(
     import tensorflow as tf
     import tf_keras as keras
 
-    from nas.model import build_model, conv_weights, deploy_weights, qat_model  # TensorFlow
+    from nas.model import build_model, conv_weights, deploy_weights  # TensorFlow
 
     config = config or TrainConfig.proxy()
     if init is not None and not config.stages[0].qat:
@@ -184,7 +199,7 @@ def train(
                  config.stages[first].label)
     qat_form = config.stages[first].qat
     if init is not None and not state:
-        model = qat_model(init, spec)
+        model = _qat_start(spec, init, images, config.seed)
     else:
         model = build_model(spec, "qat" if qat_form else "train", seed=None if qat_form else config.seed)
     history: list[tuple[int, str, float]] = []
@@ -194,7 +209,7 @@ def train(
     for i in range(first, len(config.stages)):
         stage, n = config.stages[i], steps[i]
         if stage.qat and not qat_form:
-            model = qat_model(deploy_weights(model, spec), spec)
+            model = _qat_start(spec, deploy_weights(model, spec), images, config.seed)
             qat_form = True
         schedule = _schedule(stage, n)
         opt = keras.optimizers.Adam(schedule)

@@ -102,6 +102,9 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     kept = sorted((rep.folder / "results").glob("*.npz"))  # every trained net, to evaluate again on other images
     assert len(kept) == 10 and len(load_weights(kept[0])) > 0
     assert not list((rep.folder / "results").glob("*.train"))  # the long trainings' checkpoints went with them
+    # the reference arm is the product's full schedule (Charbonnier, L2, QAT), named as such in its results
+    long_ = [json.loads(f.read_text()) for f in (rep.folder / "results").glob("*-40-full-s*.json")]
+    assert rep.reference == "full" and len(long_) == 3 and {r["schedule"] for r in long_} == {"full"}
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=cfg.tracking_uri)
@@ -139,6 +142,10 @@ def test_proxy_check_bad_arguments_say_what_is_wrong(check_config):
         proxy_check(cfg, n=2)
     with pytest.raises(SearchError, match="must be longer than every candidate"):
         proxy_check(cfg, n=3, candidates=(10, 50), long_steps=40)
+    with pytest.raises(SearchError, match="reference schedule 'qat'"):
+        proxy_check(cfg, n=3, candidates=(2, 4), long_steps=40, reference="qat")
+    with pytest.raises(SearchError, match="at least 10 steps, not 8"):
+        proxy_check(cfg, n=3, candidates=(2, 4), long_steps=8)
     res = subprocess.run([sys.executable, "-m", "nas", "proxy", "check", str(check_config), "--candidates", "ten"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "--candidates 'ten'" in res.stderr and "Traceback" not in res.stderr

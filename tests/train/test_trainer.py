@@ -163,3 +163,18 @@ def test_qat_fine_tuning_starts_from_trained_weights(photos):
     qat = TrainConfig(steps=3, batch_size=2, patch_size=16, stages=(Stage(lr=1e-9, lr_end=0.0, qat=True),))
     tuned = train(SMALL, photos, qat, init=base.weights)
     assert _weights_close(tuned.weights, base.weights, 1e-5)  # a vanishing learning rate keeps the start
+
+
+def test_qat_starts_from_the_rescaling_the_int8_export_makes(photos):
+    """A carry net stores the image beside its features; the export gives those tensors the image's 0..255 range
+    (exact in float). QAT used to start from the weights as trained, so its fake quantizers learnt ranges (and the
+    weights learnt noise) that the exported model does not have. It now starts from the rescaled weights: other
+    weights, the same function."""
+    spec = ArchSpec(width=16, depth=2, blocks="conv", skip="carry", tail=(3,))
+    base = train(spec, photos, TrainConfig.proxy(6, batch_size=2, patch_size=16))
+    qat = TrainConfig(steps=2, batch_size=2, patch_size=16, stages=(Stage(lr=1e-9, lr_end=0.0, qat=True),))
+    tuned = train(spec, photos, qat, init=base.weights)
+    assert not _weights_close(tuned.weights, base.weights, 1e-3)  # rescaled
+    lr = photos.pairs[0].lr[:40, :40].astype(np.float32)
+    before, after = (KerasUpscaler(spec, w).upscale(lr) for w in (base.weights, tuned.weights))
+    assert np.abs(before.astype(float) - after.astype(float)).max() <= 1.0  # the same net (to the output's rounding)
