@@ -4,7 +4,7 @@ Trials run on the synthetic executor (nas/benchmark/_synthetic.py: canned outcom
 ``--workers`` trials in flight, so what is timed is the driver: asking Optuna (its live copy in memory), predicting
 latency, writing the trial's folder, telling Optuna, writing the trial to the durable storage (once when it starts,
 twice when it ends), counting. MLflow is left out (``NullTrialLog``; ``--mlflow`` puts it back). Each trial's driver
-time is what the driver records in its outcome.json (``seconds.driver``: asking + finishing); the sampler's share of
+time is what the driver reports in its summary (``driver_seconds``: asking + finishing); the sampler's share of
 it (Optuna's sampler calls, timed by a wrapper) is reported apart. Storages: SQLite (the default; write-ahead log),
 Optuna's journal file, and PostgreSQL when ``--postgres URL`` is given or a local ``initdb`` lets the bench start a
 throwaway server.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import socket
@@ -159,9 +158,8 @@ def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sa
         SAMPLERS[sampler] = original
     driver, samp = [], []
     for n in range(trials):
-        out = summary.study.trial_dir(n) / "outcome.json"
-        if out.exists():
-            driver.append(json.loads(out.read_text())["seconds"]["driver"])
+        if n in summary.driver_seconds:
+            driver.append(summary.driver_seconds[n])
             samp.append(timed[0].seconds.get(n, 0.0))
     k = max(1, len(driver) // 10)
     own = [d - s for d, s in zip(driver, samp)]

@@ -109,13 +109,15 @@ def _cost_table(label: str, seconds: list[dict], driver: list[float]) -> None:
 def cost(work: Path, studies) -> None:
     secs, driver = [], []
     for st in studies:
+        summary = work / st.study_name / "summary.json"  # (the driver's own seconds of the last run's trials)
+        own = json.loads(summary.read_text()).get("driver_seconds", {}) if summary.exists() else {}
         for t in st.trials:
             outcome = work / st.study_name / "trials" / f"{t.number:04d}" / "outcome.json"
             if (t.state.name == "COMPLETE" and outcome.exists()
                     and TrialRecord.from_attrs(t.user_attrs).duplicate_of is None):
                 s = json.loads(outcome.read_text())["seconds"]
                 secs.append(s)
-                driver.append(s.get("driver", 0.0))
+                driver.append(own.get(str(t.number), 0.0))
     _cost_table("the search's trials (proxy)", secs, driver)
 
 

@@ -17,6 +17,7 @@ import optuna
 
 from nas.evaluate import log2_score
 from nas.search._config import SearchConfig
+from nas.search._objective import Objective
 from nas.search._record import Cause, TrialRecord
 from nas.search.samplers import SAMPLERS, make_sampler, register_sampler
 
@@ -46,6 +47,7 @@ class SearchPolicy:
     """The decisions of a study, from its config (see the module docstring)."""
     def __init__(self, config: SearchConfig):
         self.config = config
+        self.objective = Objective.of(config)
 
     def sampler(self, trials: int = 0):
         """The study's sampler, for a study that already holds ``trials`` trials. A sampler draws from one random
@@ -70,7 +72,7 @@ class SearchPolicy:
 
     def pruner(self):
         p = self.config.pruner
-        if not self.prunes or self.config.objective == "pareto":  # Optuna prunes single-objective studies only
+        if not self.prunes or self.objective.multi:  # Optuna prunes single-objective studies only
             return optuna.pruners.NopPruner()
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
 
@@ -79,18 +81,12 @@ class SearchPolicy:
         """Whether to ask for another trial now."""
         return finished + running < self.config.n_trials and running < capacity
 
-    def values(self, psnr: float, latency_objective_ms: float, log2_objective: float):
-        """A completed trial's objective values for Optuna."""
-        if self.config.objective == "pareto":
-            return [psnr, latency_objective_ms]
-        return log2_objective
-
     def should_prune(self, trial, record: TrialRecord, step: int, psnr: float, completed) -> bool:
         """Whether the running ``trial`` should stop after reporting ``psnr`` at ``step`` (``completed``: the
         (latency, curve) pairs of the completed trials, for the Pareto rule)."""
         if not self.prunes or not math.isfinite(psnr):
             return False
-        if self.config.objective == "score":
+        if not self.objective.multi:
             trial.report(log2_score(max(psnr, 1e-3), record.latency_objective_ms), step)
             return trial.should_prune()
         p = self.config.pruner

@@ -24,8 +24,8 @@ from nas.errors import NasError, SearchError
 from nas.latency import load_latency_model
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
 from nas.search._config import DB_FILE
-from nas.search._store import (DIRECTIONS, OBJECTIVE_NAMES, REFERENCE_ATTR, load_optuna_study, open_study,
-                               optuna_state, optuna_storage)
+from nas.search._objective import Objective, optuna_state
+from nas.search._store import REFERENCE_ATTR, load_optuna_study, open_study, optuna_storage
 from nas.search._tracking import Tracker
 from nas.search.samplers import optuna_distributions
 from nas.search._trial import load_valid_images, reference_psnr
@@ -106,10 +106,10 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna_storage(info.storage)
     try:
-        st = optuna.create_study(storage=storage, study_name=info.name, directions=DIRECTIONS[c.objective])
+        st = optuna.create_study(storage=storage, study_name=info.name, directions=Objective.of(c).directions)
     except Exception as exc:
         raise SearchError(f"cannot create study '{info.name}' in {info.storage}: {str(exc).splitlines()[0]}") from None
-    st.set_metric_names(list(OBJECTIVE_NAMES[c.objective]))
+    st.set_metric_names(list(Objective.of(c).names))
     st.set_user_attr(REFERENCE_ATTR, reference_psnr(load_valid_images(c)))
     space, latency = load_space(c.space), load_latency_model(c.latency.model)
     runs = _run_ids(info)

@@ -37,22 +37,11 @@ from nas._files import atomic_write, write_json
 from nas._logging import get_logger
 from nas.errors import SearchError
 from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
+from nas.search._objective import Objective
 from nas.search._record import Cause, TrialRecord
 
 __all__ = ["StudyInfo", "StudyStore", "open_study", "load_optuna_study", "optuna_storage", "INTERRUPTED",
-           "REFERENCE_ATTR", "OBJECTIVE_NAMES", "optuna_state", "outcome_state"]
-
-_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
-
-
-def optuna_state(outcome: str) -> TrialState:
-    """The Optuna state a trial outcome (``complete``, ``pruned``, ``failed``) is told as."""
-    return _STATES[outcome]
-
-
-def outcome_state(state: TrialState) -> str:
-    """The outcome a finished Optuna trial counts as: ``complete``, ``pruned`` or ``failed``."""
-    return {v: k for k, v in _STATES.items()}.get(state, "failed")
+           "REFERENCE_ATTR"]
 
 log = get_logger("search")
 
@@ -61,9 +50,6 @@ LOCK_FILE = "driver.lock"
 JOURNAL = "journal:///"  # journal:///runs/x/optuna.log (relative), journal:////abs/optuna.log
 REFERENCE_ATTR = "reference_psnr"
 """Optuna study attribute: baseline name -> RGB PSNR on the study's validation images (drawn on the front's plots)."""
-OBJECTIVE_NAMES = {"pareto": ("INT8 PSNR (dB)", "latency mean+k sigma (ms)"), "score": ("log2 score (mean+k sigma)",)}
-"""The study's objective names in Optuna (optuna-dashboard shows them instead of "Objective 0/1")."""
-DIRECTIONS = {"pareto": ["maximize", "minimize"], "score": ["maximize"]}
 INTERRUPTED = "interrupted: the driver stopped while this trial ran (it is queued again)"
 _LIVE = "live"  # the name of the live copy in its in-memory storage
 
@@ -301,7 +287,7 @@ class StudyStore:
             self._storage = optuna_storage(self.storage_url)
         except SearchError as exc:
             raise SearchError(f"{exc}. {hint}") from None
-        directions = DIRECTIONS[c.objective]
+        directions = Objective.of(c).directions
         try:
             # never asked (the live copy is): the cheapest sampler to make
             self.study = optuna.create_study(storage=self._storage, study_name=c.name, directions=directions,
@@ -316,7 +302,7 @@ class StudyStore:
                               f"{directions}: use another study name")
         if REFERENCE_ATTR not in self.study.user_attrs:  # the baselines the plots draw, on the same images
             self.study.set_user_attr(REFERENCE_ATTR, references())
-        names = list(OBJECTIVE_NAMES[c.objective])
+        names = list(Objective.of(c).names)
         if self.study.metric_names != names:  # optuna-dashboard shows these instead of "Objective 0/1"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -379,7 +365,7 @@ class StudyStore:
         """A new in-memory study for the live copy, on a storage this store holds (its trial ids are then reached
         through the storage's public interface)."""
         self._memory = optuna.storages.InMemoryStorage()
-        return optuna.create_study(storage=self._memory, study_name=_LIVE, directions=DIRECTIONS[self.config.objective],
+        return optuna.create_study(storage=self._memory, study_name=_LIVE, directions=Objective.of(self.config).directions,
                                    sampler=sampler, pruner=pruner)
 
     def ask(self):

@@ -24,7 +24,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from optuna.trial import TrialState
 
@@ -40,10 +40,11 @@ from nas.search.pareto import (FrontPoint, best_point, hypervolume_history, pare
                                write_hypervolume, zoo_points)
 from nas.search._policy import SearchPolicy, dominated_median
 from nas.search._record import CONSTRAINTS, RESULT_METRICS, Cause, TrialRecord
-from nas.search._store import (REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study, optuna_state,
-                               outcome_state)
+from nas.search._objective import Objective, optuna_state
+from nas.search._store import REFERENCE_ATTR, StudyInfo, StudyStore, load_optuna_study, open_study
 from nas.search._trial import TrialJob, TrialOutcome, load_study_images, load_valid_images, reference_psnr
 from nas.search._trial_log import NullTrialLog, TrialLog
+from nas.search._trials import FinishedTrial, RunningTrial, TrialTable, front_point
 from nas.search.executors import ExecutorFactory, TrainingExecutors
 from nas.space import ArchSpec, load_space, zoo_get
 
@@ -82,6 +83,7 @@ class SearchSummary:
     executor: str
     seconds: float
     new_trials: int = 0  # trials this run finished (0: the study already held n_trials)
+    driver_seconds: dict = dataclasses.field(default_factory=dict)  # this run's trials: the driver's seconds on each
 
     def to_dict(self) -> dict:
         return {"study": self.study.name, "folder": str(self.study.folder), "storage": self.study.storage,
@@ -89,25 +91,11 @@ class SearchSummary:
                 "parent_run_id": self.study.parent_run_id, "complete": self.complete, "pruned": self.pruned,
                 "failed": self.failed, "best": self.best.to_dict() if self.best else None,
                 "front": [p.to_dict() for p in self.front], "files": {k: str(v) for k, v in self.files.items()},
-                "executor": self.executor, "seconds": self.seconds, "new_trials": self.new_trials}
+                "executor": self.executor, "seconds": self.seconds, "new_trials": self.new_trials,
+                "driver_seconds": {str(k): v for k, v in self.driver_seconds.items()}}
 
 
 # ------------------------------------------------------------------------------------------------- points
-def _point(number: int, rec: TrialRecord, measured: Mapping[str, Any] | None = None) -> FrontPoint | None:
-    """A completed trial as a front point (log2 score on the latency the search optimised); None for a duplicate
-    (it is its original's point) or a trial without a result. ``measured``: spec hash -> its closed-loop
-    measurement."""
-    psnr = rec.metrics.get("int8_psnr")
-    if psnr is None or rec.duplicate_of is not None or rec.latency_objective_ms is None:
-        return None
-    t = (measured or {}).get(rec.hash)
-    return FrontPoint(number=number, spec=rec.describe, hash=rec.hash, psnr=psnr, latency_ms=rec.latency_ms,
-                      latency_sigma_ms=rec.latency_sigma_ms, latency_objective_ms=rec.latency_objective_ms,
-                      log2_score=log2_score(psnr, rec.latency_objective_ms), outside_range=rec.outside_range,
-                      warm_start=rec.warm_start, feasible=rec.feasible,
-                      measured_ms=None if t is None else t.median_ms)
-
-
 def _rescored(rec: TrialRecord, model, latency_config, specs: dict[str, ArchSpec]) -> TrialRecord:
     """``rec`` with its latency, constraints and scores predicted again by ``model`` (a closed loop's refit)."""
     if not rec.spec:
@@ -133,7 +121,7 @@ def trial_points(study, folder: str | Path | None = None) -> list[FrontPoint]:
         rec = TrialRecord.from_attrs(t.user_attrs)
         if info is not None:
             rec = _rescored(rec, info[0], info[2], specs)
-        p = _point(t.number, rec, None if info is None else info[1])
+        p = front_point(t.number, rec, None if info is None else info[1])
         if p is not None:
             points.append(p)
     return points
@@ -201,56 +189,36 @@ class _Setup:
 # --------------------------------------------------------------------------------------------------- loop
 class _Loop:
     """ask -> submit -> poll -> finish until the study holds ``n_trials`` finished trials (see the module
-    docstring). Its collaborators are handed to it; it keeps the counters, the evaluated specs, the completed
-    curves and the best point itself."""
+    docstring). Its collaborators are handed to it; its state is the table of finished trials
+    (:class:`~nas.search._trials.TrialTable`, from which counts, evaluated specs, curves, points and the best follow),
+    the running trials and the latency model trials are predicted with (a closed loop refits it)."""
 
     def __init__(self, config: SearchConfig, setup: _Setup, store: StudyStore, trial_log: TrialLog,
                  policy: SearchPolicy, emit: Callable[[SearchEvent], None], closed: ClosedLoop | None):
         self.c, self.setup, self.store, self.log, self.policy = config, setup, store, trial_log, policy
         self.emit, self.closed = emit, closed
-        self.counts = {"complete": 0, "pruned": 0, "failed": 0}
-        self.records: dict[int, TrialRecord] = {}  # every finished trial's record
-        self.evaluated: dict[str, tuple[int, Any, TrialRecord]] = {}  # spec hash -> (number, values, record)
-        self.curves: list[tuple[float, tuple]] = []  # completed trials' (latency objective, curve), for pruning
-        self.points: dict[int, FrontPoint] = {}  # completed trials (duplicates are their original's point)
-        self.best: FrontPoint | None = None
-        self.running: dict[int, tuple[Any, TrialRecord, float]] = {}  # number -> (trial, record, ask seconds)
-        self.results: dict[int, tuple[Any, Any]] = {}  # finished trial -> (Optuna state, values)
-        self.latency = setup.latency  # the model trials are predicted with (a closed loop refits it)
+        self.objective = Objective.of(config)
+        self.table = TrialTable(measured=self._measured())
+        self.running: dict[int, RunningTrial] = {}
+        self.latency = setup.latency
+        self.driver_seconds: dict[int, float] = {}  # this run's trials: the driver's own seconds on each
         self._specs: dict[str, ArchSpec] = {}  # parsed specs by hash (re-scoring)
+
+    def _measured(self):
+        return None if self.closed is None else self.closed.times
 
     @property
     def finished(self) -> int:
-        return sum(self.counts.values())
+        return self.table.finished
 
     def load(self, trials) -> None:
-        """The counters from the study's trials (once, when the driver starts)."""
+        """The table from the study's trials (once, when the driver starts)."""
         for t in trials:
             if t.state.is_finished():
-                self._count(t.number, t.state, t.values, TrialRecord.from_attrs(t.user_attrs))
-
-    def _count(self, number: int, state, values, rec: TrialRecord) -> None:
-        self.records[number] = rec
-        self.results[number] = (state, values)
-        if state == TrialState.FAIL and rec.superseded:
-            return
-        self.counts[outcome_state(state)] += 1
-        self._index(number, state, values, rec)
-
-    def _index(self, number: int, state, values, rec: TrialRecord) -> None:
-        """A counted trial in what the driver derives from the results: evaluated specs, curves, points, best."""
-        if rec.evaluated(state == TrialState.COMPLETE):
-            self.evaluated.setdefault(rec.hash, (number, values, rec))
-        if state == TrialState.COMPLETE and rec.duplicate_of is None:
-            self.curves.append((rec.latency_objective_ms, rec.curve))
-            point = _point(number, rec, None if self.closed is None else self.closed.times)
-            if point is not None:
-                self.points[number] = point
-                if point.feasible and (self.best is None or point.log2_score > self.best.log2_score):
-                    self.best = point
+                self.table.add(FinishedTrial(t.number, TrialRecord.from_attrs(t.user_attrs), t.state, t.values))
 
     def event(self, kind: str, number: int | None = None, message: str = "") -> None:
-        b, n = self.best, self.counts
+        b, n = self.table.best, self.table.counts
         self.emit(SearchEvent(kind, self.finished, self.c.n_trials, len(self.running), n["complete"], n["pruned"],
                               n["failed"], None if b is None else b.log2_score, None if b is None else b.number,
                               number, message))
@@ -278,7 +246,7 @@ class _Loop:
         except NasError as exc:  # the space's own constraint: this parameter set is no network
             rec = before.with_(cause=Cause.INFEASIBLE, reason=str(exc))
             self.store.finish(trial, rec, TrialState.FAIL)
-            self._count(trial.number, TrialState.FAIL, None, rec)
+            self.table.add(FinishedTrial(trial.number, rec, TrialState.FAIL))
             return
         pred = self.latency.predict(spec)
         rec = before.predicted(spec, pred, self.c.latency)
@@ -291,74 +259,73 @@ class _Loop:
         constraints = dict(zip(CONSTRAINTS, rec.constraints))
         for name, value in constraints.items():
             trial.set_constraint(name, value)
-        same = self.evaluated.get(spec.hash)
+        same = self.table.evaluated(spec.hash)
         if same is not None:
             self._duplicate(trial, rec, same)
             return
         self.store.start(trial, rec, constraints)
-        self.running[trial.number] = (trial, rec, time.perf_counter() - t0)
+        self.running[trial.number] = RunningTrial(trial, rec, time.perf_counter() - t0)
         executor.submit(TrialJob(trial.number, spec, self.c, self.setup.input_hw, threads))
         self.event("submit", trial.number, spec.describe())
 
-    def _duplicate(self, trial, rec: TrialRecord, same) -> None:
+    def _duplicate(self, trial, rec: TrialRecord, same: FinishedTrial) -> None:
         """A spec already evaluated in this study: its result is reused, nothing is trained."""
-        number, values, orig = same
+        number, values, orig = same.number, same.values, same.record
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
                         reason=orig.reason)
         state = "complete" if values is not None else "pruned" if orig.cause is Cause.PRUNED else "failed"
         ostate = optuna_state(state)
         self.store.finish(trial, dup, ostate, values)
         self.log.duplicate(trial.number, dup, state)
-        self._count(trial.number, ostate, values, dup)
+        self.table.add(FinishedTrial(trial.number, dup, ostate, values))
         self.event("finish", trial.number, f"same spec as trial {number}: not trained again")
 
     def on_report(self, number: int, step: int, psnr: float) -> bool:
         """An intermediate validation PSNR of a running trial: True when the trial should stop."""
         if number not in self.running:
             return False
-        trial, rec, _ = self.running[number]
-        return self.policy.should_prune(trial, rec, step, psnr, self.curves)
+        run = self.running[number]
+        return self.policy.should_prune(run.trial, run.record, step, psnr, self.table.curves)
 
     # ---------------------------------------------------------------------------------------------- finish
     def finish(self, outcome: TrialOutcome) -> None:
+        """A trial's outcome, written in the documented order: its folder (files, then ``outcome.json``, once),
+        Optuna, MLflow."""
         t0 = time.perf_counter()
-        trial, rec, ask_seconds = self.running.pop(outcome.number)
-        self.store.write_trial_files(outcome.number, outcome.files)
-        summary = outcome.summary()
+        run = self.running.pop(outcome.number)
+        trial, rec = run.trial, run.record
         m = dict(outcome.metrics)
         if outcome.state == "complete":
             m["score"] = challenge_score(m["int8_psnr"], rec.latency_ms)
             m["log2_score"] = log2_score(m["int8_psnr"], rec.latency_ms)
             m["log2_score_objective"] = log2_score(m["int8_psnr"], rec.latency_objective_ms)
-        summary["metrics"] = m
-        self.store.write_trial_json(outcome.number, "outcome.json", summary)
-        # Optuna
         done = rec.with_(metrics={k: v for k, v in m.items() if k in RESULT_METRICS}, curve=tuple(outcome.curve),
                          seconds=outcome.seconds, cause=outcome.cause, reason=outcome.reason)
         retry = outcome.state == "failed" and self.policy.retry(done)
         if retry:
             done = done.with_(requeued=True)
+        # the folder: a rebuild from it needs the metrics and whether the trial runs again as another
+        self.store.write_trial_files(outcome.number, outcome.files)
+        summary = {**outcome.summary(), "metrics": m, "requeued": retry}
+        self.store.write_trial_json(outcome.number, "outcome.json", summary)
+        # Optuna
         values = None
         if outcome.state == "complete":
-            values = self.policy.values(m["int8_psnr"], rec.latency_objective_ms, m["log2_score_objective"])
-            state = TrialState.COMPLETE
-        else:
-            state = TrialState.PRUNED if outcome.state == "pruned" else TrialState.FAIL
+            values = self.objective.values(m["int8_psnr"], rec.latency_objective_ms, m["log2_score_objective"])
+        state = optuna_state(outcome.state)
         self.store.finish(trial, done, state, values)
         if retry:
             self.store.enqueue(trial.params, TrialRecord(warm_start=rec.warm_start, requeued_from=outcome.number,
                                                          attempt=rec.attempt + 1))
             log.warning("trial %d failed (%s): queued again (attempt %d)", outcome.number, outcome.cause.value,
                         rec.attempt + 1)
-        self._count(outcome.number, state, values, done)
+        self.table.add(FinishedTrial(outcome.number, done, state, values))
         if self.closed is not None and state == TrialState.COMPLETE and self.closed.completed():
             self.close_loop()
         # MLflow, with the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
-        driver = ask_seconds + time.perf_counter() - t0
-        summary["seconds"] = {**summary["seconds"], "driver": driver}
-        summary["requeued"] = retry  # run again as another trial (what a rebuild from the folder needs to know)
+        driver = run.ask_seconds + time.perf_counter() - t0
+        self.driver_seconds[outcome.number] = driver
         self.log.finished(outcome.number, done, summary, {"driver_seconds": driver})
-        self.store.write_trial_json(outcome.number, "outcome.json", summary)
         self.event("finish", outcome.number, (
             f"complete, {rec.describe}: INT8 {m['int8_psnr']:.2f} dB, {rec.latency_objective_ms:.1f} ms "
             "(mean+k sigma)" if outcome.state == "complete" else outcome.reason + (" (run again)" if retry else "")))
@@ -370,22 +337,23 @@ class _Loop:
         front."""
         loop = self.closed
         loop.begin_round()
-        for round_ in range(len(self.points) + 1):  # each pass measures at least one new trial, or stops
-            todo = loop.choose(self.points.values(), self.records, self.latency, uncertain=round_ == 0)
+        for round_ in range(len(self.table.points) + 1):  # each pass measures at least one new trial, or stops
+            records = self.table.records()
+            todo = loop.choose(self.table.points.values(), records, self.latency, uncertain=round_ == 0)
             measured = []
             for p in todo:
-                t = loop.measure(p, self.records[p.number], self.store.trial_dir(p.number) / "model_int8.tflite")
+                t = loop.measure(p, records[p.number], self.store.trial_dir(p.number) / "model_int8.tflite")
                 if t is None:
                     continue
                 measured.append(t)
-                self.log.measured(self.records[p.number].mlflow_run_id, t)
+                self.log.measured(records[p.number].mlflow_run_id, t)
                 self.event("measure", p.number, f"measured on {t.board}: {t.median_ms:.2f} ms (predicted "
                                                 f"{t.predicted_ms:.2f} ms)")
             if not measured:
                 return
             model, path = loop.refit()
             self.rescore(model)
-            err = loop.error(self.points.values())
+            err = loop.error(self.table.points.values())
             self.log.refit(path, {"loop_measured": len(loop.times), **{f"loop_{k}": v for k, v in err.items()}},
                            len(loop.times))
             log.info("closed loop: refitted on %d measurements (measured trials now within %.1f%% on average, "
@@ -393,34 +361,29 @@ class _Loop:
                      100 * err.get("max_rel_error", 0.0))
 
     def rescore(self, model) -> None:
-        """Every trial predicted again by ``model`` (latency, constraints, scores, objective values), the driver's
-        derived state rebuilt, and the live study replaced by a re-scored copy (running trials included)."""
+        """Every trial predicted again by ``model`` (latency, constraints, scores, objective values): a new table of
+        re-scored trials, the running ones re-scored, and the live study replaced by a re-scored copy."""
         self.latency = model
         lat = self.c.latency
         updates = {}
-        for number, rec in list(self.records.items()):
-            new = _rescored(rec, model, lat, self._specs)
-            self.records[number] = new
-            state, values = self.results[number]
-            if state == TrialState.COMPLETE and values is not None and new.latency_objective_ms is not None:
-                values = self.policy.values(new.metrics["int8_psnr"], new.latency_objective_ms,
-                                            new.metrics["log2_score_objective"])
-                self.results[number] = (state, values)
-            updates[number] = (new, values, dict(zip(CONSTRAINTS, new.constraints)), _shift(rec, new))
-        for number, (trial, rec, ask_s) in list(self.running.items()):
-            new = _rescored(rec, model, lat, self._specs)
-            self.running[number] = (trial, new, ask_s)
-            updates[number] = (new, None, dict(zip(CONSTRAINTS, new.constraints)), _shift(rec, new))
-        self.evaluated, self.curves, self.points, self.best = {}, [], {}, None
-        for number in sorted(self.records):
-            rec = self.records[number]
-            state, values = self.results[number]
-            if not (state == TrialState.FAIL and rec.superseded):
-                self._index(number, state, values, rec)
+
+        def again(row: FinishedTrial) -> FinishedTrial:
+            new = _rescored(row.record, model, lat, self._specs)
+            values = row.values
+            if row.state == TrialState.COMPLETE and values is not None and new.latency_objective_ms is not None:
+                values = self.objective.values(new.metrics["int8_psnr"], new.latency_objective_ms,
+                                               new.metrics["log2_score_objective"])
+            updates[row.number] = (new, values, dict(zip(CONSTRAINTS, new.constraints)), _shift(row.record, new))
+            return dataclasses.replace(row, record=new, values=values)
+
+        self.table = self.table.rescored(again, self._measured())
+        for number, run in list(self.running.items()):
+            new = _rescored(run.record, model, lat, self._specs)
+            self.running[number] = dataclasses.replace(run, record=new)
+            updates[number] = (new, None, dict(zip(CONSTRAINTS, new.constraints)), _shift(run.record, new))
         for number, trial in self.store.relive(updates).items():
             if number in self.running:
-                _, rec, ask_s = self.running[number]
-                self.running[number] = (trial, rec, ask_s)
+                self.running[number] = dataclasses.replace(self.running[number], trial=trial)
 
     # ---------------------------------------------------------------------------------------------- the end
     def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float,
@@ -429,8 +392,8 @@ class _Loop:
         if self.closed is not None:
             self.close_loop()  # the study's end: every member of the front measured
             if self.closed.model is not None:
-                self.log.rescored(self.records)
-        points = pareto_front([self.points[n] for n in sorted(self.points)])
+                self.log.rescored(self.table.records())
+        points = pareto_front([self.table.points[n] for n in sorted(self.table.points)])
         front = [p for p in points if p.on_front]
         files = {}
         if points and plots:
@@ -439,9 +402,9 @@ class _Loop:
                                 zoo=zoo_points(self.latency, c.latency.k), k=c.latency.k,
                                 references=self.store.references)
         best = best_point(points)
-        n = self.counts
+        n = self.table.counts
         summary = SearchSummary(info, n["complete"], n["pruned"], n["failed"], best, tuple(front), files,
-                                executor_name, seconds, new_trials)
+                                executor_name, seconds, new_trials, dict(self.driver_seconds))
         write_json(self.store.folder / "summary.json", summary.to_dict())
         metrics = {"trials_complete": n["complete"], "trials_pruned": n["pruned"], "trials_failed": n["failed"],
                    "front_size": len(front)}
@@ -453,7 +416,8 @@ class _Loop:
                             "best_log2_score_objective": best.log2_score})
             parent_tags = {"nas.best_trial": best.number, "nas.best_spec": best.spec}
         ranks = pareto_ranks(points)
-        self.log.conclude(files, {p.number: ranks.get(p.number) for p in points}, self.records, metrics, parent_tags)
+        self.log.conclude(files, {p.number: ranks.get(p.number) for p in points}, self.table.records(), metrics,
+                          parent_tags)
         self.event("end", message=str(self.store.folder))
         return summary
 
