@@ -36,7 +36,7 @@ from nas.errors import SearchError
 from nas.evaluate import log2_score
 from nas.latency import load_latency_model
 from nas.search import Cause, SearchConfig, Tracker, TrialJob, identity_view, load_study_images
-from nas.search.executors import TrainingExecutors
+from nas.search.executors import TrainingExecutors, run_jobs
 from nas.model import result_forms
 from nas.space import deploy_ops, load_space
 
@@ -288,38 +288,35 @@ def proxy_check(
     if todo:
         images = load_study_images(config)
         executor, threads = TrainingExecutors().make(config, None, images)
-        by_number: dict[int, _Job] = {}
+        by_number = dict(enumerate(todo))
+
+        def trial_job(number: int, job: _Job) -> TrialJob:
+            cfg = config.model_copy(update={
+                "seed": job.seed, "proxy": config.proxy.model_copy(update={"steps": job.steps, "eval_every": None})})
+            ckpt = results_dir / f"{job.key(digest)}.train" if job.steps == long_steps else None
+            return TrialJob(number, job.spec, cfg, input_hw, threads, str(ckpt) if ckpt else None, job.schedule)
+
+        def finished(out) -> None:
+            job = by_number[out.number]
+            rec = {"spec": job.spec.to_dict(), "steps": job.steps, "schedule": job.schedule,
+                   "forms": result_forms(job.spec), "seed": job.seed, "state": out.state,
+                   "reason": out.reason, "cause": out.cause.value if out.cause else None,
+                   "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
+                   "train_s": out.seconds.get("train"), "worker": out.worker}
+            if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated again
+                with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # on other images
+                    fh.write(out.files["weights.npz"])
+            write_json(results_dir / f"{job.key(digest)}.json", rec)
+            shutil.rmtree(results_dir / f"{job.key(digest)}.train", ignore_errors=True)  # its checkpoints
+            results[job] = rec
+            if progress:
+                what = (f"{job.spec.describe()} {job.steps} steps: INT8 {rec['int8_psnr']:.2f} dB"
+                        if out.state == "complete" else f"{job.spec.describe()} {job.steps} steps: "
+                                                        f"{out.state} ({out.reason})")
+                progress(len(results), total, what)
+
         try:
-            pending = list(todo)
-            while pending or executor.running():
-                while pending and len(executor.running()) < executor.capacity:
-                    job = pending.pop(0)
-                    number = len(by_number)
-                    by_number[number] = job
-                    cfg = config.model_copy(update={
-                        "seed": job.seed, "proxy": config.proxy.model_copy(update={"steps": job.steps,
-                                                                                   "eval_every": None})})
-                    ckpt = results_dir / f"{job.key(digest)}.train" if job.steps == long_steps else None
-                    executor.submit(TrialJob(number, job.spec, cfg, input_hw, threads,
-                                             str(ckpt) if ckpt else None, job.schedule))
-                for out in executor.poll(5.0):
-                    job = by_number[out.number]
-                    rec = {"spec": job.spec.to_dict(), "steps": job.steps, "schedule": job.schedule,
-                           "forms": result_forms(job.spec), "seed": job.seed, "state": out.state,
-                           "reason": out.reason, "cause": out.cause.value if out.cause else None,
-                           "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
-                           "train_s": out.seconds.get("train"), "worker": out.worker}
-                    if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated
-                        with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # again on other images
-                            fh.write(out.files["weights.npz"])
-                    write_json(results_dir / f"{job.key(digest)}.json", rec)
-                    shutil.rmtree(results_dir / f"{job.key(digest)}.train", ignore_errors=True)  # its checkpoints
-                    results[job] = rec
-                    if progress:
-                        what = (f"{job.spec.describe()} {job.steps} steps: INT8 {rec['int8_psnr']:.2f} dB"
-                                if out.state == "complete" else f"{job.spec.describe()} {job.steps} steps: "
-                                                                f"{out.state} ({out.reason})")
-                        progress(len(results), total, what)
+            run_jobs(executor, (trial_job(n, j) for n, j in by_number.items()), finished)
         finally:
             executor.close()
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from nas.search.executors._base import Executor, OnReport
+from nas.search.executors._base import Executor, OnReport, run_jobs
 from nas.search.executors._local import InProcessExecutor
 from nas.search.executors._ray import TRIALS_PER_WORKER, RayExecutor
 
-__all__ = ["Executor", "OnReport", "InProcessExecutor", "RayExecutor", "TRIALS_PER_WORKER", "ExecutorFactory",
+__all__ = ["Executor", "OnReport", "run_jobs", "InProcessExecutor", "RayExecutor", "TRIALS_PER_WORKER", "ExecutorFactory",
            "TrainingExecutors"]
 
 

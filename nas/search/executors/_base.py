@@ -16,11 +16,11 @@ An :class:`Executor` sits between the study (which asks Optuna for specs and wri
 from __future__ import annotations
 
 import abc
-from typing import Callable
+from typing import Callable, Iterable
 
 from nas.search._trial import TrialJob, TrialOutcome
 
-__all__ = ["Executor", "OnReport"]
+__all__ = ["Executor", "OnReport", "run_jobs"]
 
 OnReport = Callable[[int, int, float], bool]
 
@@ -57,3 +57,16 @@ class Executor(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def run_jobs(executor: Executor, jobs: Iterable[TrialJob], on_outcome: Callable[[TrialOutcome], None],
+             poll_s: float = 5.0) -> None:
+    """Run ``jobs`` on ``executor`` in their order, at most its capacity at once, until every one has come back;
+    ``on_outcome`` hears each outcome as it arrives (in the caller's thread). For work that is not a study's trials
+    (``nas proxy check``'s trainings): a study's driver asks Optuna between submissions instead."""
+    pending = list(jobs)
+    while pending or executor.running():
+        while pending and len(executor.running()) < executor.capacity:
+            executor.submit(pending.pop(0))
+        for outcome in executor.poll(poll_s):
+            on_outcome(outcome)
