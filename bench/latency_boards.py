@@ -45,7 +45,7 @@ from nas.latency import (
     select_specs,
 )
 from nas.latency._calibrate import _graph_key
-from nas.search._closed_loop import _NOISE as LOOP_NOISE
+from nas.latency import REFIT_NOISE as LOOP_NOISE  # (the closed loop's residual noise)
 from nas.space import ArchSpec, deploy_ops, load_space
 
 BOARDS = {"litert-cpu-1t": dict(threads=1), "litert-cpu-2t": dict(threads=2),

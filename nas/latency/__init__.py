@@ -28,8 +28,12 @@ from nas.latency._model import (
     scale_model,
 )
 from nas.latency._published import ops_from_layers, published_samples
+from nas.latency._refit import NOISE as REFIT_NOISE
+from nas.latency._refit import refit_model
 
 __all__ = [
+    "refit_model",
+    "REFIT_NOISE",
     "Board",
     "BOARDS",
     "make_board",

@@ -34,7 +34,7 @@ import numpy as np
 
 from nas._logging import get_logger
 from nas.errors import LatencyError, NasError
-from nas.latency import Sample, fit_model, load_latency_model, make_board, scale_model
+from nas.latency import Sample, load_latency_model, make_board, refit_model
 from nas.search.pareto import FrontPoint, pareto_front
 from nas.search._record import TrialRecord
 from nas.space import ArchSpec, deploy_ops
@@ -47,8 +47,6 @@ FOLDER = "latency"
 MEASUREMENTS = "measurements.csv"
 CURRENT = "current.json"
 _COLUMNS = ("number", "hash", "board", "median_ms", "q1_ms", "q3_ms", "runs", "predicted_ms", "spec")
-_MIN_FIT = 5  # measurements from which the model is fitted (below: the prior, scaled)
-_NOISE = 0.02  # relative noise the residual correction allows a measurement (a run's own spread is about 1-3%)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,14 +221,8 @@ class ClosedLoop:
                    for t in sorted(self.times.values(), key=lambda t: t.number)]
         source = (f"closed loop of study '{self.c.name}': {len(samples)} of its trials measured on {self.board.name}, "
                   f"from the model of {self.prior.board}")
-        if len(samples) < _MIN_FIT:
-            model = scale_model(self.prior, samples, board=self.board.name, input_hw=self.input_hw, source=source)
-        else:
-            model = fit_model(samples, kind=self.prior.kind, board=self.board.name, input_hw=self.input_hw,
-                              alignment=None, folds=min(5, len(samples)), baselines=False, source=source,
-                              prior=self.prior, seed=self.c.seed)
-        # what the linear model cannot capture, corrected where measured (the front): see LatencyModel.with_residuals
-        model = model.with_residuals(samples, noise=_NOISE)
+        model = refit_model(self.prior, samples, board=self.board.name, input_hw=self.input_hw, source=source,
+                            seed=self.c.seed)
         model.meta["study"] = self.c.name
         return model
 

@@ -1,7 +1,6 @@
-"""The Pareto front and the Pareto objective's pruning rule, on known answers."""
+"""The Pareto front on known answers (the Pareto objective's pruning rule: test_policy.py)."""
 
 from nas.search import FrontPoint, pareto_front, write_front
-from nas.search._study import dominated_median
 
 
 def _p(n, psnr, lat, feasible=True):
@@ -58,18 +57,6 @@ def test_front_figure_shows_what_can_be_compared_and_names_its_points():
     boxes = [t.get_window_extent(renderer) for t in study.texts]
     assert len(boxes) == 10
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-
-
-def test_dominated_median_rule():
-    done = [(10.0, [(50, 27.0), (100, 28.0)]), (12.0, [(50, 26.0), (100, 27.0)]), (30.0, [(50, 29.0), (100, 30.0)])]
-    # a 20 ms trial is compared only with the two faster ones (median 26.5 at step 50)
-    assert dominated_median(50, 26.0, 20.0, done, 2, 0) is True
-    assert dominated_median(50, 26.6, 20.0, done, 2, 0) is False
-    # the slow, strong trial does not count against a fast one; too few faster trials: no decision
-    assert dominated_median(50, 20.0, 11.0, done, 2, 0) is False
-    # warm-up steps and unknown steps never prune
-    assert dominated_median(50, 1.0, 40.0, done, 1, 60) is False
-    assert dominated_median(75, 1.0, 40.0, done, 1, 0) is False
 
 
 def test_budget_constraint_makes_a_trial_infeasible_and_keeps_it_off_the_front():

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import optuna
@@ -185,36 +183,6 @@ def test_ui_serves_the_study_store_on_localhost(study):
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas-s"
         with urllib.request.urlopen(url, timeout=10) as r:
             assert json.loads(r.read())["experiment"]["name"] == "nas-s"
-
-
-@pytest.mark.slow
-def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
-    _, summary, _ = study
-    folder = summary.study.folder
-    progress = folder / "retrain-0000-200steps" / "checkpoints" / "progress.json"
-    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "200", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not progress.exists() or json.loads(progress.read_text())["step"] < 40:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    at = json.loads(progress.read_text())["step"]
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    res = json.loads(again.stdout)
-    report = json.loads((folder / "retrain-0000-200steps" / "report.json").read_text())
-    assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
-    assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
-
-    # the same trial for another number of steps: its own folder, the finished model above is kept
-    model = (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes()
-    other = subprocess.run(cmd[:-2] + ["20", "--json"], capture_output=True, text=True, timeout=600)
-    assert other.returncode == 0, other.stderr[-2000:]
-    assert json.loads(other.stdout)["model_version"] == "2"
-    assert (folder / "retrain-0000-20steps" / "model_int8.tflite").exists()
-    assert (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes() == model
 
 
 def test_the_study_opens_in_optuna_dashboard(study):

@@ -1,0 +1,57 @@
+"""After the search (nas.search._retrain): which trial is retrained, an interrupted retraining resumes, each length
+gets its own folder and model version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nas.errors import SearchError
+from nas.search import retrain
+
+
+def test_the_trial_to_retrain_is_named_once_and_must_have_completed(study):
+    _, summary, _ = study
+    folder = summary.study.folder
+    with pytest.raises(SearchError, match="choose one trial: --trial N or --best"):
+        retrain(folder, trial=0, best=True)
+    with pytest.raises(SearchError, match="choose one trial"):
+        retrain(folder)
+    with pytest.raises(SearchError, match=r"has no trial 999 \(trials 0\.\."):
+        retrain(folder, trial=999)
+
+
+@pytest.mark.slow
+def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
+    _, summary, _ = study
+    folder = summary.study.folder
+    progress = folder / "retrain-0000-200steps" / "checkpoints" / "progress.json"
+    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "200", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() or json.loads(progress.read_text())["step"] < 40:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    at = json.loads(progress.read_text())["step"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    res = json.loads(again.stdout)
+    report = json.loads((folder / "retrain-0000-200steps" / "report.json").read_text())
+    assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
+    assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
+
+    # the same trial for another number of steps: its own folder, the finished model above is kept
+    model = (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes()
+    other = subprocess.run(cmd[:-2] + ["20", "--json"], capture_output=True, text=True, timeout=600)
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert json.loads(other.stdout)["model_version"] == "2"
+    assert (folder / "retrain-0000-20steps" / "model_int8.tflite").exists()
+    assert (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes() == model
