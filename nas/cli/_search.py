@@ -47,7 +47,7 @@ def _front_table(points, title: str):
 
 def search(
     config: Optional[Path] = typer.Argument(None, help="Search config (YAML). Without it: the built-in default "
-                                                       "(8 trials on the embedded photographs, a few minutes)."),
+                                                       "(10 trials on the embedded photographs, minutes)."),
     name: Optional[str] = typer.Option(None, "--name", help="Study name (its folder is OUT/NAME)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials the study should hold."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Trials in parallel (Ray when > 1)."),
