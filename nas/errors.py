@@ -7,6 +7,9 @@ built, converted or checked becomes a failed trial with its reason, a bad config
 
 from __future__ import annotations
 
+import errno as _errno
+import os
+
 __all__ = [
     "NasError",
     "SpecError",
@@ -19,6 +22,8 @@ __all__ = [
     "DivergedError",
     "LatencyError",
     "SearchError",
+    "EnvironmentFault",
+    "environment_fault",
 ]
 
 
@@ -68,3 +73,53 @@ class LatencyError(NasError):
 class SearchError(NasError):
     """A search config, study or tracking store is malformed, unreachable or does not match: the search stops
     (a trial's own failure never raises this; it becomes a failed trial with its reason)."""
+
+
+class EnvironmentFault(NasError, OSError):
+    """The machine refused a write or a read: a full disk or quota, a read-only or vanished folder, a permission.
+    Nothing about the input is wrong; what was complete stays complete and the same command goes on once the cause
+    is gone."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_ADVICE = {
+    _errno.ENOSPC: "free some space (or give another folder)",
+    _errno.EDQUOT: "free some of your quota (or give another folder)",
+    _errno.EROFS: "the file system is read-only: give a writable folder",
+    _errno.EACCES: "give a folder you may write to (or fix its permissions)",
+    _errno.EPERM: "give a folder you may write to (or fix its permissions)",
+    _errno.ENOENT: "the folder is gone: create it again (or give another one)",
+    _errno.EIO: "the device reported an I/O error: check the disk",
+}
+# SQLite (Optuna's and MLflow's default stores) says it in words, through SQLAlchemy
+_SQLITE = {"database or disk is full": _errno.ENOSPC, "attempt to write a readonly database": _errno.EROFS,
+           "unable to open database file": _errno.EACCES, "disk i/o error": _errno.EIO}
+
+
+def environment_fault(exc: BaseException, where: str | None = None) -> EnvironmentFault | None:
+    """``exc`` as an :class:`EnvironmentFault` with one line naming the path and what to do, when it (or what
+    caused it: SQLAlchemy and MLflow wrap the OS's and SQLite's errors) is the machine refusing a write; None
+    otherwise. ``where`` names the place when the error itself names no file (e.g. "the study folder X"). A missing
+    file counts only where the error names it (a file the user named is checked before)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, EnvironmentFault):
+            return e
+        code, path = None, ""
+        if isinstance(e, OSError) and e.errno in _ADVICE and (e.filename or e.errno != _errno.ENOENT):
+            code, path = e.errno, e.filename or where or "a file"
+        elif type(e).__name__ == "OperationalError":
+            text = str(e).lower()
+            code = next((c for k, c in _SQLITE.items() if k in text), None)
+            path = "a SQLite database (the Optuna storage or the MLflow store)" + (f" in {where}" if where else "")
+        if code is not None:
+            return EnvironmentFault(code, f"cannot write {path}: {os.strerror(code)}: {_ADVICE[code]}, then run "
+                                          "the same command again (completed work is kept)")
+        todo += [e.__cause__, e.__context__, getattr(e, "orig", None)]
+    return None

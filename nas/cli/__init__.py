@@ -1,4 +1,5 @@
-"""Command-line entry point: ``nas``. A :class:`~nas.errors.NasError` is printed on one line, exit status 1."""
+"""Command-line entry point: ``nas``. A :class:`~nas.errors.NasError`, or the machine refusing a write
+(:func:`~nas.errors.environment_fault`: a full disk, a read-only folder), is printed on one line, exit status 1."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
 
         filter_native_stderr()
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial MLflow database tables"
+        import logging
+
+        # MLflow logs a database error with its traceback, then raises it: the error reaches the command line,
+        # which prints it as one line (a filter, since MLflow's logging set-up resets its loggers' levels)
+        logging.getLogger("mlflow.store.db.utils").addFilter(lambda record: record.levelno < logging.ERROR)
     from nas.cli._app import app
     from nas.errors import NasError
 
@@ -34,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except Exception as exc:  # usage errors, as Typer's own Click raises them
+    except Exception as exc:  # a full disk, a read-only folder; usage errors, as Typer's own Click raises them
+        from nas.errors import environment_fault
+
+        fault = environment_fault(exc)
+        if fault is not None:
+            sys.stderr.write(f"error: {fault}\n")
+            return 1
         click_exception, abort = _click_errors()
         if isinstance(exc, click_exception):
             exc.show()

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.errors import SearchError
+from nas.errors import SearchError, environment_fault
 from nas.search._record import CONSTRAINTS, TrialRecord
 from nas.search._store import INTERRUPTED
 from nas.search._tracking import Tracker
@@ -55,6 +55,9 @@ class TrialLog:
         except SearchError:
             raise
         except Exception as exc:
+            fault = environment_fault(exc, where=f"the MLflow store {self.tracking}")
+            if fault is not None:  # (finished trials are in the folder and in Optuna: the same command goes on)
+                raise fault from None
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise SearchError(
                 f"MLflow tracking store {self.tracking} failed while {what} ({type(exc).__name__}: "
