@@ -104,10 +104,10 @@ def space_show(file: str = typer.Argument(..., help="Space file, or a name in se
     from rich.table import Table
 
     t = Table(title=f"search space '{summary['name']}'", show_header=False)
-    for key in ("description", "scale", "width", "depth", "blocks", "blocks_per_layer", "expansion", "skip",
-                "clip_where", "clip_kind", "tail", "size"):
+    for key in ("description", "scale", "width", "widths_per_layer", "depth", "blocks", "blocks_per_layer",
+                "expansion", "skip", "clip_where", "clip_kind", "tail", "size", "deployed_size"):
         val = summary[key]
-        t.add_row(key, ", ".join(map(str, val)) if isinstance(val, list) else str(val))
+        t.add_row(key, ", ".join(map(str, val)) if isinstance(val, list) else f"{val:,}" if "size" in key else str(val))
     _console().print(t)
 
 

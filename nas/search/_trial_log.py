@@ -30,7 +30,7 @@ def spec_params(spec: ArchSpec) -> dict[str, Any]:
             "block": blocks if isinstance(blocks, str) else "/".join(blocks) if isinstance(blocks, list) else blocks,
             "skip": spec.skip.value, "clip_where": spec.clip_where.value, "clip_kind": spec.clip_kind.value,
             "tail": "-".join(map(str, spec.tail)) or "none", "expansion": spec.expansion, "hash": spec.hash,
-            "describe": spec.describe()}
+            "describe": spec.describe(), **({"widths": "-".join(map(str, spec.widths))} if spec.widths else {})}
 
 
 def constraint_metrics(record: TrialRecord) -> dict[str, float]:

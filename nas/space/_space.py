@@ -87,6 +87,7 @@ class IntRange(Strict):
 class WidthRange(IntRange):
     min: int = Field(ge=1)
     multiple_of: int = Field(16, ge=1)
+    per_layer: bool = Field(False, description="each feature conv draws its own width (parameters width_0..)")
 
 
 class _Choices(Strict):
@@ -174,26 +175,38 @@ class SearchSpace(Strict):
 
     def size(self) -> int:
         """The number of distinct specs in the space."""
-        nb = len(self.blocks.choices)
-        fixed = (len(self.width.values()) * len(self.expansion.choices) * len(self.skip.choices)
-                 * len(self.clip_where.choices) * len(self.clip_kind.choices))
+        nb, nw = len(self.blocks.choices), len(self.width.values())
+        fixed = (len(self.expansion.choices) * len(self.skip.choices) * len(self.clip_where.choices)
+                 * len(self.clip_kind.choices))
         total = 0
         for d in self.depth.values():
+            widths = nw ** (d + 1) if self.width.per_layer else nw
             for t in self.tail.choices:
                 if self.blocks.per_layer:
                     n3 = self._n_convs(d, t) - sum(1 for k in t if k == 1)
-                    total += nb ** n3
+                    total += widths * nb ** n3
                 else:
-                    total += nb
+                    total += widths * nb
         return total * fixed
+
+    def deployed_size(self) -> int:
+        """The number of distinct deployed graphs (block types fuse away: what latency and the NPU see)."""
+        nw = len(self.width.values())
+        fixed = (len(self.expansion.choices) * len(self.skip.choices) * len(self.clip_where.choices)
+                 * len(self.clip_kind.choices) * len(self.tail.choices))
+        return fixed * sum(nw ** (d + 1) if self.width.per_layer else nw for d in self.depth.values()) \
+            // len(self.expansion.choices)  # (the expansion is a training-form choice: it fuses away too)
 
     def contains(self, spec: ArchSpec) -> list[str]:
         """Why ``spec`` is outside the space ([] when it is inside)."""
         why = []
         if spec.scale != self.scale:
             why.append(f"scale {spec.scale} is not {self.scale}")
-        if spec.width not in self.width.values():
-            why.append(f"width {spec.width} is not in {self.width.min}..{self.width.max} step {self.width.multiple_of}")
+        bad = sorted({w for w in spec.feature_widths if w not in self.width.values()})
+        if bad:
+            why.append(f"width {bad[0]} is not in {self.width.min}..{self.width.max} step {self.width.multiple_of}")
+        if spec.per_layer and not self.width.per_layer:
+            why.append("widths differ between layers, but the space has one width per network")
         if spec.depth not in self.depth.values():
             why.append(f"depth {spec.depth} is not in {self.depth.min}..{self.depth.max}")
         kinds = {b for b, slot in zip(spec.blocks, spec.convs()) if slot.kernel == 3}
@@ -210,11 +223,14 @@ class SearchSpace(Strict):
             why.append(f"expansion {spec.expansion} is not allowed")
         return why
 
-    def _make(self, width: int, depth: int, blocks: list[str] | str, expansion: int, skip: str, clip_where: str,
-              clip_kind: str, tail: tuple[int, ...]) -> ArchSpec:
+    def _make(self, width: int | list[int], depth: int, blocks: list[str] | str, expansion: int, skip: str,
+              clip_where: str, clip_kind: str, tail: tuple[int, ...]) -> ArchSpec:
+        """The spec of these choices; ``width`` is a list of per-layer widths in a per-layer space."""
+        widths = tuple(width) if isinstance(width, (list, tuple)) else ()
         try:
-            return ArchSpec(width=width, depth=depth, blocks=blocks, expansion=expansion, skip=skip,
-                            clip_where=clip_where, clip_kind=clip_kind, tail=tail, scale=self.scale)
+            return ArchSpec(width=max(widths) if widths else width, depth=depth, blocks=blocks, expansion=expansion,
+                            skip=skip, clip_where=clip_where, clip_kind=clip_kind, tail=tail, scale=self.scale,
+                            widths=widths)
         except SpecError as exc:  # a space that can produce an invalid spec is a bad space
             raise SpaceError(f"space '{self.name}' produced an invalid spec: {exc}") from None
 
@@ -228,6 +244,12 @@ class SearchSpace(Strict):
         ks = [3] * (2 + depth) + list(tail)
         return [pick(f"block_{i}", names) if k == 3 else "conv" for i, k in enumerate(ks)]
 
+    def _widths_for(self, depth: int, pick_int) -> int | list[int]:
+        """The width (or, per layer, the widths of head and body: parameters ``width_0``.. as deep as the net)."""
+        if not self.width.per_layer:
+            return pick_int("width")
+        return [pick_int(f"width_{i}") for i in range(depth + 1)]
+
     def sample(self, rng: np.random.Generator) -> ArchSpec:
         """A spec drawn uniformly per dimension with ``rng`` (seeded by the caller)."""
 
@@ -237,7 +259,7 @@ class SearchSpace(Strict):
         depth = pick("depth", self.depth.values())
         tail = pick("tail", self.tail.choices)
         return self._make(
-            width=pick("width", self.width.values()),
+            width=self._widths_for(depth, lambda name: pick(name, self.width.values())),
             depth=depth,
             blocks=self._blocks_for(depth, tail, pick),
             expansion=pick("expansion", self.expansion.choices),
@@ -257,8 +279,11 @@ class SearchSpace(Strict):
         def pick(name: str, options: list[Any]) -> Any:
             return trial.suggest_categorical(name, options)
 
+        def pick_int(name: str) -> int:
+            return trial.suggest_int(name, self.width.min, self.width.max, step=self.width.multiple_of)
+
         return self._make(
-            width=trial.suggest_int("width", self.width.min, self.width.max, step=self.width.multiple_of),
+            width=self._widths_for(depth, pick_int),
             depth=depth,
             blocks=self._blocks_for(depth, tail, pick),
             expansion=pick("expansion", list(self.expansion.choices)),
@@ -303,10 +328,14 @@ class SearchSpace(Strict):
         if why:
             raise SpaceError(f"{spec.describe()} is not in space '{self.name}': {'; '.join(why)}")
         params: dict[str, Any] = {
-            "depth": spec.depth, "tail": "-".join(map(str, spec.tail)) or "none", "width": spec.width,
+            "depth": spec.depth, "tail": "-".join(map(str, spec.tail)) or "none",
             "expansion": spec.expansion, "skip": spec.skip.value, "clip_where": spec.clip_where.value,
             "clip_kind": spec.clip_kind.value,
         }
+        if self.width.per_layer:
+            params.update({f"width_{i}": w for i, w in enumerate(spec.feature_widths)})
+        else:
+            params["width"] = spec.width
         ks = [slot.kernel for slot in spec.convs()]
         if self.blocks.per_layer:
             params.update({f"block_{i}": b.value for i, (b, k) in enumerate(zip(spec.blocks, ks)) if k == 3})
@@ -339,8 +368,12 @@ class SearchSpace(Strict):
         widths = self.width.values()
         if skip == Skip.CARRY.value:
             widths = [w for w in widths if w > CARRY_CHANNELS] or widths
+        have = list(spec.feature_widths)[:depth + 1]
+        have += [have[-1]] * (depth + 1 - len(have))  # a deeper projection repeats the last width
+        width: int | list[int] = ([nearest(w, widths) for w in have] if self.width.per_layer
+                                  else nearest(spec.width, widths))
         return self._make(
-            width=nearest(spec.width, widths), depth=depth, blocks=blocks,
+            width=width, depth=depth, blocks=blocks,
             expansion=spec.expansion if spec.expansion in self.expansion.choices else self.expansion.choices[0],
             skip=skip, clip_where=keep("clip_where", spec.clip_where), clip_kind=keep("clip_kind", spec.clip_kind),
             tail=tuple(tail))
@@ -366,6 +399,10 @@ class SearchSpace(Strict):
             "tail": [tuple(t) for t in self.tail.choices],
             "expansion": list(self.expansion.choices),
         }
+        if self.width.per_layer:  # how the widths run through the net, the widest being ``width``
+            levels["profile"] = list(_PROFILES)
+        if self.blocks.per_layer:  # one block everywhere, or the block alternating with plain convs
+            levels["mix"] = ["same", "alternate"]
         names = list(levels)
 
         def valid(row: dict) -> bool:
@@ -418,8 +455,13 @@ class SearchSpace(Strict):
                 seen[p] = seen.get(p, 0) + 1
         out = []
         for r in rows:
-            blocks = [r["block"] if k == 3 else "conv" for k in [3] * (2 + r["depth"]) + list(r["tail"])]
-            out.append(self._make(r["width"], r["depth"], blocks, r["expansion"], r["skip"], r["clip_where"],
+            ks = [3] * (2 + r["depth"]) + list(r["tail"])
+            blocks = [r["block"] if k == 3 and (r.get("mix", "same") == "same" or i % 2 == 0) else "conv"
+                      for i, k in enumerate(ks)]
+            width = r["width"]
+            if "profile" in r:
+                width = _PROFILES[r["profile"]](r["depth"] + 1, r["width"], self.width.values(), r["skip"])
+            out.append(self._make(width, r["depth"], blocks, r["expansion"], r["skip"], r["clip_where"],
                                   r["clip_kind"], r["tail"]))
         return out
 
@@ -452,6 +494,7 @@ class SearchSpace(Strict):
             "description": self.description,
             "scale": self.scale,
             "width": self.width.values(),
+            "widths_per_layer": self.width.per_layer,
             "depth": self.depth.values(),
             "blocks": [b.value for b in self.blocks.choices],
             "blocks_per_layer": self.blocks.per_layer,
@@ -462,7 +505,26 @@ class SearchSpace(Strict):
             "tail": [list(t) for t in self.tail.choices],
             "size": self.size(),
             "log10_size": round(math.log10(max(1, self.size())), 2),
+            "deployed_size": self.deployed_size(),
         }
+
+
+def _narrowest(values: list[int], skip: str) -> int:
+    return min(v for v in values if skip != Skip.CARRY.value or v > CARRY_CHANNELS)
+
+
+def _ramp(n: int, a: int, b: int, values: list[int]) -> list[int]:
+    """``n`` widths from ``a`` to ``b``, each the allowed value nearest the straight line."""
+    line = np.linspace(a, b, n) if n > 1 else np.array([b])
+    return [min(values, key=lambda v: (abs(v - x), v)) for x in line]
+
+
+_PROFILES = {  # (convs, widest, allowed widths, skip) -> per-layer widths
+    "flat": lambda n, w, vals, skip: [w] * n,
+    "up": lambda n, w, vals, skip: _ramp(n, _narrowest(vals, skip), w, vals),
+    "down": lambda n, w, vals, skip: _ramp(n, w, _narrowest(vals, skip), vals),
+    "waist": lambda n, w, vals, skip: [w if i in (0, n - 1) else _narrowest(vals, skip) for i in range(n)],
+}
 
 
 class _Walk:

@@ -13,6 +13,10 @@ Layout of every network in the vocabulary (section 4 of the MAI 2022 report)::
       depth_to_space (block = scale)
       [clip after depth-to-space]
 
+``widths`` (optional) gives every feature conv (head, body) its own output width: a per-layer net, as the
+challenge's teams pruned theirs per layer. Without it every feature conv is ``width`` wide, and the JSON of such a
+uniform spec is what it always was (its hash unchanged).
+
 ``blocks`` holds the re-parameterisable block type of every conv in that order (head, body, tails): a block is
 trained in its multi-branch form and fused into one conv for deployment. ``skip="carry"`` (PureConvSR) keeps the
 input in 3 extra channels of every feature conv (``width`` counts them) and folds the anchor into ``tail_1``, so the
@@ -107,6 +111,7 @@ class ArchSpec:
 
     Args:
         width: channels of the feature convs (head and body); with ``skip="carry"`` it includes the 3 carry channels.
+            With ``widths``, the largest of them.
         depth: number of body convs (width -> width); 0 is allowed.
         blocks: block type of each conv in layout order (head, body_01.., tail_1, tail_2..). A single
             :class:`Block` or string means "the same for every conv". Kernel-1 convs must be ``conv``.
@@ -115,6 +120,8 @@ class ArchSpec:
         tail: kernel sizes of the extra 27 -> 27 convs after ``tail_1`` (``(3,)`` in ABPN, ``(1,)`` in PureConvSR).
         expansion: inner width multiplier of the ECB and CLB training forms.
         scale: upscaling factor (the challenge's is 3).
+        widths: output channels of each feature conv (head, body_01, ...), ``depth + 1`` of them; empty (the
+            default) for ``width`` everywhere. Equal widths are stored as ``width`` alone (one spec, one hash).
     """
 
     width: int
@@ -126,11 +133,26 @@ class ArchSpec:
     tail: tuple[int, ...] = ()
     expansion: int = 2
     scale: int = 3
+    widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "width", _int("width", self.width, 1, 1024))
         set_(self, "depth", _int("depth", self.depth, 0, 64))
+        widths = self.widths
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+            raise SpecError(f"field 'widths': {widths!r} is not a list of widths")
+        widths = tuple(_int(f"widths[{i}]", v, 1, 1024) for i, v in enumerate(widths))
+        if widths:
+            if len(widths) != self.depth + 1:
+                raise SpecError(f"field 'widths': {len(widths)} entries, but the layout has {self.depth + 1} feature "
+                                f"convs (head + {self.depth} body)")
+            if self.width != max(widths):
+                raise SpecError(f"field 'width': {self.width}, but the widest of 'widths' is {max(widths)} (width "
+                                "is the widest feature conv)")
+            if len(set(widths)) == 1:  # uniform: stored as width alone
+                widths = ()
+        set_(self, "widths", widths)
         set_(self, "scale", _int("scale", self.scale, 2, 4))
         set_(self, "expansion", _int("expansion", self.expansion, 1, 16))
         set_(self, "skip", _enum(Skip, "skip", self.skip))
@@ -146,8 +168,9 @@ class ArchSpec:
         if len(tail) > 4:
             raise SpecError(f"field 'tail': {len(tail)} extra convs, at most 4")
         set_(self, "tail", tail)
-        if self.skip is Skip.CARRY and self.width <= CARRY_CHANNELS:
-            raise SpecError(f"field 'width': {self.width} leaves no feature channels beside the 3 carry channels")
+        if self.skip is Skip.CARRY and min(self.feature_widths) <= CARRY_CHANNELS:
+            raise SpecError(f"field 'width': {min(self.feature_widths)} leaves no feature channels beside the 3 carry "
+                            "channels")
         n = self.n_convs
         blocks = self.blocks
         if isinstance(blocks, (str, Block)):
@@ -172,6 +195,16 @@ class ArchSpec:
         return IN_CHANNELS * self.scale * self.scale
 
     @property
+    def feature_widths(self) -> tuple[int, ...]:
+        """The output width of every feature conv (head, body_01, ...)."""
+        return self.widths or (self.width,) * (self.depth + 1)
+
+    @property
+    def per_layer(self) -> bool:
+        """Whether the feature convs differ in width."""
+        return bool(self.widths)
+
+    @property
     def n_convs(self) -> int:
         return 1 + self.depth + 1 + len(self.tail)
 
@@ -190,17 +223,17 @@ class ArchSpec:
         """
         carry = self.skip is Skip.CARRY
         folded = carry or self.skip is Skip.CONCAT_INPUT
-        w, out = self.width, self.out_channels
+        ws, out = self.feature_widths, self.out_channels
         names = self.conv_names()
         slots: list[ConvSlot] = []
         n_feature = 1 + self.depth
         for i, name in enumerate(names):
             last = i == len(names) - 1
             if i < n_feature:  # head and body
-                cin = IN_CHANNELS if i == 0 else w
-                slots.append(ConvSlot(name, 3, cin, w, True, self.blocks[i], carry and i > 0, carry))
+                cin = IN_CHANNELS if i == 0 else ws[i - 1]
+                slots.append(ConvSlot(name, 3, cin, ws[i], True, self.blocks[i], carry and i > 0, carry))
             elif i == n_feature:  # tail_1
-                cin = w + (IN_CHANNELS if self.skip is Skip.CONCAT_INPUT else 0)
+                cin = ws[-1] + (IN_CHANNELS if self.skip is Skip.CONCAT_INPUT else 0)
                 on = folded and not last  # the image rides on to the last conv
                 slots.append(ConvSlot(name, 3, cin, out + (CARRY_CHANNELS if on else 0), bool(self.tail),
                                       self.blocks[i], folded, on))
@@ -217,8 +250,10 @@ class ArchSpec:
 
     # ---------------------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        """Canonical plain-data form (the block list is always written out in full)."""
+        """Canonical plain-data form (the block list is always written out in full; ``widths`` only for a
+        per-layer spec, so a uniform spec's form and hash are what they were before per-layer widths)."""
         return {
+            **({"widths": list(self.widths)} if self.widths else {}),
             "version": SPEC_VERSION,
             "scale": self.scale,
             "width": self.width,
@@ -248,6 +283,9 @@ class ArchSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(f"unknown field '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        if "widths" in data and "width" not in data and isinstance(data["widths"], Sequence) and data["widths"] \
+                and all(isinstance(v, int) for v in data["widths"]):
+            data["width"] = max(data["widths"])  # (the widest: what width means for a per-layer spec)
         missing = [k for k in ("width", "depth", "blocks") if k not in data]
         if missing:
             raise SpecError(f"missing field '{missing[0]}'")
@@ -271,14 +309,19 @@ class ArchSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> "ArchSpec":
-        """A new spec with some fields changed; a changed depth or tail with uniform blocks keeps them uniform."""
+        """A new spec with some fields changed; a changed depth or tail with uniform blocks keeps them uniform, and
+        new ``widths`` set ``width`` to their widest."""
         if "blocks" not in changes and ({"depth", "tail"} & set(changes)) and len(set(self.blocks)) == 1:
             changes["blocks"] = self.blocks[0]
+        if changes.get("widths") and "width" not in changes:
+            changes["width"] = max(changes["widths"])
         return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
-        """One short line, e.g. ``w32 d4 repconv repeat_add clip:after_d2s tail(3)``."""
+        """One short line, e.g. ``w32 d4 repconv repeat_add clip:after_d2s tail(3)`` (``w16-32-32`` for per-layer
+        widths)."""
         kinds = sorted({b.value for b in self.blocks})
         block = kinds[0] if len(kinds) == 1 else "mixed(" + "/".join(kinds) + ")"
         tail = f" tail({','.join(map(str, self.tail))})" if self.tail else ""
-        return f"w{self.width} d{self.depth} {block} {self.skip.value} {self.clip_kind.value}:{self.clip_where.value}{tail}"
+        width = "-".join(map(str, self.widths)) if self.widths else str(self.width)
+        return f"w{width} d{self.depth} {block} {self.skip.value} {self.clip_kind.value}:{self.clip_where.value}{tail}"

@@ -80,6 +80,10 @@ def _model_specs():
             for kind, where in (("relu", "before_d2s"), ("clip", "after_d2s")):
                 specs.append((f"{block}-{skip}-{kind}", ArchSpec(width=16, depth=2, blocks=block, skip=skip, tail=(3,),
                                                                  clip_kind=kind, clip_where=where)))
+    for block in ("repconv", "ecb", "clb"):  # per-layer widths: a block between unequal widths has no identity
+        for skip in ("carry", "concat_input", "repeat_add"):
+            specs.append((f"layers-{block}-{skip}", ArchSpec(width=32, depth=3, blocks=block, skip=skip, tail=(3,),
+                                                              widths=(16, 32, 16, 16))))
     return specs
 
 
@@ -103,9 +107,10 @@ def test_whole_model_deploy_equals_training(name, spec):
     assert (a != 0).mean() > 0.2  # not a comparison of two clipped-to-zero images
 
 
-@pytest.mark.parametrize("name", ["abpn", "ncnet", "pureconvsr", "scsrn", "tovb", "icl"])
+@pytest.mark.parametrize("name", ["abpn", "ncnet", "pureconvsr", "scsrn", "tovb", "icl", "layers"])
 def test_deploy_model_layers_match_the_op_table(name):
-    spec = zoo_get(name).spec
+    spec = (ArchSpec(width=48, depth=2, blocks=["ecb"] * 4 + ["conv"], skip="carry", widths=(16, 48, 32), tail=(1,))
+            if name == "layers" else zoo_get(name).spec)
     deploy = build_model(spec, "deploy")
     for op in deploy_ops(spec):
         if op.type == "conv":
