@@ -38,8 +38,11 @@ def _coords(spec: ArchSpec, space: SearchSpace) -> np.ndarray:
         return 0.0 if hi <= lo else (v - lo) / (hi - lo)
 
     macs = sum(o.macs for o in deploy_ops(spec, 8, 8))
-    x = [unit(spec.width, space.width.min, space.width.max), unit(spec.depth, space.depth.min, space.depth.max),
+    ws = spec.feature_widths
+    x = [unit(float(np.mean(ws)), space.width.min, space.width.max), unit(spec.depth, space.depth.min, space.depth.max),
          math.log(max(macs, 1))]
+    if space.width.per_layer:  # how unequal the widths are (0 for a uniform net)
+        x.append(unit(float(np.std(ws)), 0.0, (space.width.max - space.width.min) / 2))
     for field in ("skip", "clip_where", "clip_kind"):
         choices = getattr(space, field).choices
         x += [0.5 * (getattr(spec, field) is c) for c in choices]

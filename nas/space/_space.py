@@ -465,10 +465,11 @@ class SearchSpace(Strict):
                                   r["clip_kind"], r["tail"]))
         return out
 
-    def deployed_variants(self) -> list[ArchSpec]:
+    def deployed_variants(self, draws: int = 3000, seed: int = 0) -> list[ArchSpec]:
         """One spec per distinct deployed graph (block types fuse away, so each uses the first block choice).
 
-        This is what latency depends on: the candidates a latency calibration chooses from.
+        This is what latency depends on: the candidates a latency calibration chooses from. A per-layer space has
+        billions: its uniform-width graphs, then ``draws`` seeded per-layer ones (each distinct).
         """
         block = self.blocks.choices[0].value
         seen: set[tuple] = set()
@@ -483,10 +484,25 @@ class SearchSpace(Strict):
             if key not in seen:
                 seen.add(key)
                 out.append(spec)
+        if self.width.per_layer:
+            rng = np.random.default_rng(seed)
+            for _ in range(draws):
+                s = self.sample(rng)
+                spec = s.replace(blocks=[block if slot.kernel == 3 else "conv" for slot in s.convs()],
+                                 expansion=self.expansion.choices[0])
+                key = tuple((o.type, o.out_shape, o.in_channels, o.kernel) for o in deploy_ops(spec, 8, 8))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(spec)
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The space as plain data; a field added since a space was first written is left out at its default
+        (``width.per_layer``), so a space's digest, which tables keep, is what it was."""
+        d = self.model_dump(mode="json")
+        if not d["width"].get("per_layer"):
+            d["width"].pop("per_layer", None)
+        return d
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -85,8 +85,20 @@ def _tpe(c, **settings):
     """``settings``: other ``TPESampler`` arguments over the product's (``bench/tpe_settings.py`` compares them)."""
     import optuna
 
+    # a per-layer space draws width_i / block_i only as deep as the net: TPE models such conditional parameters in
+    # groups that occur together (group=True) instead of falling back to independent draws for every one of them
+    grouped = _per_layer(c.space)
     return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
-                                         "multivariate": True, "constant_liar": c.sampler.constant_liar, **settings})
+                                         "multivariate": True, "constant_liar": c.sampler.constant_liar,
+                                         **({"group": True} if grouped else {}), **settings})
+
+
+def _per_layer(space: str) -> bool:
+    """Whether the space draws per-layer parameters (their number depends on the depth)."""
+    from nas.space import load_space
+
+    sp = load_space(space)
+    return sp.width.per_layer or sp.blocks.per_layer
 
 
 @register_sampler("gp", "Gaussian process (Optuna's GPSampler; needs PyTorch; ignores pruned trials: no pruning)",
