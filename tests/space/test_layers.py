@@ -4,6 +4,7 @@ real Optuna study, and mai2022 and the zoo inside it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -13,6 +14,7 @@ from nas.errors import SpecError
 from nas.space import ArchSpec, deploy_ops, load_space, zoo_entries
 
 LAYERS = load_space("mai2022-layers")
+TABLE = Path(__file__).resolve().parents[2] / "bench" / "tables" / "mai2022-300.csv"
 
 
 def test_a_uniform_spec_keeps_its_json_and_hash():
@@ -24,7 +26,7 @@ def test_a_uniform_spec_keeps_its_json_and_hash():
     # every committed row's spec, read back from its JSON, has the hash it was stored under
     import csv
 
-    with open("bench/tables/mai2022-300.csv") as fh:
+    with open(TABLE) as fh:
         lines = [ln for ln in fh if not ln.startswith("#")]
     for row in list(csv.DictReader(lines))[:60]:
         assert ArchSpec.from_json(row["spec"]).hash == row["hash"]
@@ -95,7 +97,7 @@ def test_a_space_written_before_per_layer_widths_keeps_its_digest():
     space mai2022 (67b720456f4e)'. A field at its default is left out of the dump."""
     from nas.benchmark._table import space_digest
 
-    with open("bench/tables/mai2022-300.csv") as fh:
+    with open(TABLE) as fh:
         kept = [json.loads(ln.split(":", 1)[1]) for ln in fh if ln.startswith("# space_digest:")]
     assert kept == [space_digest(load_space("mai2022"))] == ["72331308e7e7"]
     assert "per_layer" in json.dumps(LAYERS.to_dict())
