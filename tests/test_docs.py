@@ -69,3 +69,19 @@ def test_the_int8_loss_of_the_covering_set_is_the_committed_result():
     drops = [r["fp32"] - r["int8"] for r in got if r and r["state"] == "complete"]
     assert len(specs) == len(drops) == 24
     assert f"lose {min(drops):.2f}-{max(drops):.2f} dB from FP32 to INT8" in _text("README.md")
+
+
+def test_the_spaces_sizes_are_the_spaces_own():
+    from nas.space import load_space
+
+    text = _text("docs/search.md")
+    for name in ("mai2022", "mai2022-layers"):
+        sp = load_space(name)
+        size, graphs = sp.size(), sp.deployed_size()
+        def sci(v: int) -> str:
+            m, e = f"{v:.1e}".split("e")
+            return f"{m}e{int(e)}"
+
+        words = (f"{size:,} specs, {graphs:,} deployed graphs" if size < 10 ** 6 else
+                 f"{sci(size)} specs, {sci(graphs)} deployed graphs")
+        assert words in text, words
