@@ -102,15 +102,20 @@ class TableExecutor(Executor):
     def submit(self, job: TrialJob) -> None:
         if len(self._jobs) >= self.capacity:
             raise SearchError(f"table executor: {len(self._jobs)} trials already run on {self.capacity} workers")
-        row, dist = self.table.nearest(job.spec)
-        if dist > 0 and self.missing == "fail":
-            row = None
-        self.lookups["exact" if dist == 0 else "nearest" if row is not None else "missing"] += 1
+        row, dist = self._lookup(job.spec)
         if row is not None:
             self.answered[job.number] = row
         self._jobs[job.number] = (job, row, dist, self.clock)
         first = 0 if row is not None and row.state == "complete" and row.curve else -1
         self._push(job.number, first)
+
+    def _lookup(self, spec) -> tuple[TableRow | None, float]:
+        """The row that answers ``spec`` and its distance (None: a spec the table lacks, with ``missing="fail"``)."""
+        row, dist = self.table.nearest(spec)
+        if dist > 0 and self.missing == "fail":
+            row = None
+        self.lookups["exact" if dist == 0 else "nearest" if row is not None else "missing"] += 1
+        return row, dist
 
     def _duration(self, row: TableRow | None) -> float:
         return row.train_s if row is not None and row.train_s else self.default_s
