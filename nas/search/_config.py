@@ -149,7 +149,7 @@ class SamplerConfig(Strict):
     name: str = "tpe"
     n_startup_trials: int = Field(4, ge=0, description="trials (warm start included) before TPE or the GP models "
                                                        "the results")
-    population_size: int = Field(16, ge=2, description="NSGA-II population")
+    population_size: int = Field(16, ge=2, description="NSGA-II's and evolution's population")
     constant_liar: bool = Field(True, description="TPE: count running trials as bad ones, so that parallel workers "
                                                   "are not sent to the same place")
 

@@ -30,6 +30,8 @@ Built in:
 * ``balanced``: space-filling (a Latin hypercube over the choices): in every run of k trials each of a parameter's
   k values appears once, in an order drawn per parameter and run, so any number of trials covers every value of
   every parameter as evenly as it can (what a benchmark table is made with);
+* ``evolution``: regularised evolution, the classic NAS baseline: the fittest of a tournament drawn from the last
+  ``sampler.population_size`` completed trials, one parameter mutated (see :mod:`nas.search.samplers._evolution`);
 * ``latency_gp``: hardware-aware Bayesian optimisation: the latency model gives every spec's latency before it is
   trained, so only the INT8 PSNR is modelled (a Gaussian process) and each candidate is scored at its exact latency
   (expected hypervolume improvement, or expected improvement of the log2 score); a spec over the latency budget is
@@ -132,6 +134,16 @@ def _balanced(c):
     from nas.search.samplers._balanced import BalancedSampler
 
     return BalancedSampler(seed=c.seed)
+
+
+@register_sampler("evolution", "regularised evolution (Real et al. 2019): tournaments in an ageing population of "
+                  "sampler.population_size, one mutation each; the classic NAS baseline (no pruning)",
+                  learns_from_pruned=False)
+def _evolution(c):
+    from nas.search.samplers._evolution import RegularizedEvolutionSampler
+
+    return RegularizedEvolutionSampler(population=c.sampler.population_size,
+                                       sample=max(2, c.sampler.population_size // 4), seed=c.seed)
 
 
 @register_sampler("latency_gp", "hardware-aware: a Gaussian process on INT8 PSNR, each spec at its latency model's "
