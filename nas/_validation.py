@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["Strict", "describe_errors"]
+__all__ = ["Strict", "describe_errors", "one_line"]
 
 
 class Strict(BaseModel):
     """A frozen model that refuses unknown fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters (a field name in a user's file may hold
+    them) written as escapes."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def describe_errors(exc: ValidationError, where: str, limit: int = 3) -> str:
@@ -28,4 +34,4 @@ def describe_errors(exc: ValidationError, where: str, limit: int = 3) -> str:
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             out.append(f"field '{loc}': {err['msg'].removeprefix('Value error, ')}{shown}")
     more = f" (and {exc.error_count() - limit} more)" if exc.error_count() > limit else ""
-    return f"{where}: " + "; ".join(out) + more
+    return one_line(f"{where}: " + "; ".join(out) + more)

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         if rc == 130:  # Typer turns Ctrl-C into exit status 130 and says nothing
             sys.stderr.write("interrupted\n")
     except NasError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        from nas._validation import one_line
+
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return 1
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False
         return int(exc.code or 0)

@@ -616,12 +616,13 @@ def _model_from_dict(data: Any, where: str) -> LatencyModel:
         raise LatencyError(f"{where} is a version {version!r} latency model; this nas reads version {FORMAT_VERSION} "
                            f"(recalibrate it with `nas latency calibrate`)")
     kind = data.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise LatencyError(f"{where}: unknown kind {kind!r} (known: {', '.join(_KINDS)})")
     try:
         hw = data["input_hw"]
-        if not (isinstance(hw, list) and len(hw) == 2):
+        if not (isinstance(hw, list) and len(hw) == 2 and all(_is_num(v) and v >= 1 for v in hw)):
             raise LatencyError(f"{where}: input_hw must be [height, width], got {hw!r}")
+        _check_numbers(data, where)
         return _KINDS[kind](board=data["board"], input_hw=tuple(hw), coef=data["coef_ms"],
                             overhead_ms=data.get("overhead_ms", 0.0), alignment=data.get("alignment", 1),
                             peak_tops=data.get("peak_tops"), bandwidth_gbs=data.get("bandwidth_gbs"),
@@ -630,12 +631,32 @@ def _model_from_dict(data: Any, where: str) -> LatencyModel:
                             residuals=ResidualGP.from_dict(data["residuals"]) if data.get("residuals") else None)
     except KeyError as exc:
         raise LatencyError(f"{where}: missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise LatencyError(f"{where}: malformed field ({exc})") from None
+    except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LatencyError(f"{where}: malformed field ({first})") from None
     except LatencyError as exc:
         if str(exc).startswith(where):
             raise
         raise LatencyError(f"{where}: {exc}") from None
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_numbers(data: dict, where: str) -> None:
+    """The numeric fields of a model file are numbers (what the constructors assume), named when they are not."""
+    for key, optional in (("overhead_ms", False), ("alignment", False), ("sigma_rel", False), ("peak_tops", True),
+                          ("bandwidth_gbs", True)):
+        if key in data and not (_is_num(data[key]) or (optional and data[key] is None)):
+            raise LatencyError(f"{where}: field '{key}' must be a number, got {data[key]!r}")
+    coef = data.get("coef_ms")
+    if not isinstance(coef, dict) or not all(isinstance(k, str) and _is_num(v) for k, v in coef.items()):
+        raise LatencyError(f"{where}: field 'coef_ms' must map feature names to numbers")
+    rng = data.get("feature_range")
+    if rng is not None and not (isinstance(rng, dict) and all(
+            isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v) for v in rng.values())):
+        raise LatencyError(f"{where}: field 'feature_range' must map feature names to [low, high]")
 
 
 def _builtin_dir() -> Path:

@@ -34,6 +34,7 @@ import json
 from enum import Enum
 from typing import Any, Mapping, Sequence
 
+from nas._validation import one_line
 from nas.errors import SpecError
 
 __all__ = ["ArchSpec", "Block", "Skip", "ClipWhere", "ClipKind", "SPEC_VERSION"]
@@ -282,7 +283,7 @@ class ArchSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SpecError(f"unknown field '{unknown[0]}' (known: {', '.join(sorted(known))})")
+            raise SpecError(one_line(f"unknown field '{unknown[0]}' (known: {', '.join(sorted(known))})"))
         if "widths" in data and "width" not in data and isinstance(data["widths"], Sequence) and data["widths"] \
                 and all(isinstance(v, int) for v in data["widths"]):
             data["width"] = max(data["widths"])  # (the widest: what width means for a per-layer spec)
