@@ -30,9 +30,11 @@ from bench._harness import ROOT
 SUITES = {
     "faults": ["tests/search/test_faults.py", "tests/search/test_resume.py",
                "tests/search/test_ray_cluster.py::test_a_killed_ray_worker_costs_only_a_retry",
-               "tests/search/test_study.py::test_an_interrupted_retraining_resumes_from_its_checkpoint",
+               "tests/search/test_retrain.py::test_an_interrupted_retraining_resumes_from_its_checkpoint",
+               "tests/reliability/test_full_disk.py",
                "tests/search/test_study.py::test_a_second_driver_on_the_same_study_is_refused"],
-    "bad input": ["tests/cli/test_bad_input.py", "tests/data/test_fetch.py", "tests/search/test_config.py"],
+    "bad input": ["tests/cli/test_bad_input.py", "tests/data/test_fetch.py", "tests/search/test_config.py",
+                  "tests/reliability/test_fuzz.py"],
 }
 
 CONFIG = """\

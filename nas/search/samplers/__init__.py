@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import warnings
 from typing import Callable
 
 from nas.errors import SearchError
@@ -90,9 +91,11 @@ def _tpe(c, **settings):
     # a per-layer space draws width_i / block_i only as deep as the net: TPE models such conditional parameters in
     # groups that occur together (group=True) instead of falling back to independent draws for every one of them
     grouped = _per_layer(c.space)
-    return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
-                                         "multivariate": True, "constant_liar": c.sampler.constant_liar,
-                                         **({"group": True} if grouped else {}), **settings})
+    with warnings.catch_warnings():  # (group=True is "experimental" in Optuna: a warning per study otherwise)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(**{"n_startup_trials": c.sampler.n_startup_trials, "seed": c.seed,
+                                             "multivariate": True, "constant_liar": c.sampler.constant_liar,
+                                             **({"group": True} if grouped else {}), **settings})
 
 
 def _per_layer(space: str) -> bool:
