@@ -1,6 +1,7 @@
 """Reliability figures: faults injected and survived, bad inputs refused cleanly, trials lost.
 
     python -m bench.reliability [--kills 4] [--trials 8] [--work runs/bench-reliability] [--skip-suites]
+                                [--scale 1000 --scale-kills 50 --workers 16]
 
 1. Runs the fault and bad-input test suites (real processes: a killed driver, a killed Ray worker, a model that
    fails the NPU check, a conversion that times out, a diverging training, MLflow down at start and lost mid-study,
@@ -9,6 +10,8 @@
 2. A chaos run: one small study whose driver is killed with SIGKILL at ``--kills`` seeded random moments and started
    again each time. Every trial that had finished before a kill must still be there afterwards, byte for byte, in
    the study folder, in Optuna and in MLflow: the figure "trials lost" counts those that are not (goal 0).
+3. With ``--scale``, the chaos at scale (:func:`chaos_at_scale`): a long table study, its driver killed many times,
+   against the same study uninterrupted (written to ``bench/results/reliability-scale.json``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +29,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from bench._harness import ROOT
+from bench._harness import RESULTS, ROOT, write_result
 
 SUITES = {
     "faults": ["tests/search/test_faults.py", "tests/search/test_resume.py",
@@ -120,12 +124,90 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
             "requeued": requeued}
 
 
+SCALE_CONFIG = """\
+name: {name}
+n_trials: {n}
+workers: {workers}
+table: {table}
+sampler: {{name: balanced}}
+pruner: {{name: none}}
+out: {out}
+"""
+
+
+def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int = 0) -> dict:
+    """A study answered from the committed benchmark table (``trials`` trials on ``workers`` simulated workers, the
+    space-filling sampler), its driver SIGKILLed at ``kills`` seeded random moments and started again each time; then
+    the same study run without interruption. What must hold: every trial number accounted for, no spec evaluated
+    twice, no MLflow run left open, the evaluated specs and the front equal to the uninterrupted run's, and the
+    driver's time per trial flat."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from nas.search._record import TrialRecord
+
+    rng = random.Random(seed)
+    work.mkdir(parents=True, exist_ok=True)
+    table = ROOT / "bench" / "tables" / "mai2022-300.csv"
+    out = {}
+    for name in ("chaos-scale", "chaos-ref"):
+        cfg = work / f"{name}.yaml"
+        cfg.write_text(SCALE_CONFIG.format(name=name, n=trials, workers=workers, table=table, out=work / "runs"))
+        cmd = [sys.executable, "-m", "nas", "search", str(cfg), "--json"]
+        killed, t0 = 0, time.perf_counter()
+        while name == "chaos-scale" and killed < kills:
+            with open(work / f"{name}-run{killed}.log", "w") as err:
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+            time.sleep(rng.uniform(2.0, 8.0))
+            if proc.poll() is not None:
+                break
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed += 1
+        final = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if final.returncode != 0:
+            raise SystemExit(f"{name}: the last run failed: {final.stderr[-2000:]}")
+        study_dir = work / "runs" / name
+        st = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'optuna.db'}")
+        recs = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in st.trials}
+        counted = [t for t in st.trials if not (t.state.name == "FAIL" and recs[t.number].superseded)]
+        evaluated = [recs[t.number].hash for t in counted
+                     if t.state.name == "COMPLETE" and recs[t.number].duplicate_of is None]
+        summary = json.loads(final.stdout)
+        client = MlflowClient(f"sqlite:///{work / 'runs' / 'mlflow.db'}")
+        exp = client.get_experiment_by_name(f"nas-{name}")
+        runs = client.search_runs([exp.experiment_id], "tags.`nas.kind` = 'trial'", max_results=50000)
+        driver = sorted(((int(r.data.tags["nas.trial"]), r.data.metrics["driver_seconds"]) for r in runs
+                         if "driver_seconds" in r.data.metrics))
+        k = max(1, len(driver) // 10)
+        first = statistics.median(d for _, d in driver[:k]) if driver else float("nan")
+        last = statistics.median(d for _, d in driver[-k:]) if driver else float("nan")
+        out[name] = {
+            "kills": killed, "seconds": time.perf_counter() - t0, "trials": len(st.trials), "counted": len(counted),
+            "numbers_contiguous": [t.number for t in st.trials] == list(range(len(st.trials))),
+            "evaluated": sorted(evaluated), "evaluated_twice": len(evaluated) - len(set(evaluated)),
+            "front": sorted(p["hash"] for p in summary["front"]),
+            "open_mlflow_runs": sum(r.info.status == "RUNNING" for r in runs),
+            "requeued": sum(r.requeued for r in recs.values()),
+            "driver_first_ms": 1000 * first, "driver_last_ms": 1000 * last}
+    a, b = out["chaos-scale"], out["chaos-ref"]
+    return {**{k: v for k, v in a.items() if k not in ("evaluated", "front")},
+            "same_specs_as_uninterrupted": a["evaluated"] == b["evaluated"], "same_front": a["front"] == b["front"],
+            "evaluated_n": len(a["evaluated"]), "reference_seconds": b["seconds"],
+            "reference_driver_first_ms": b["driver_first_ms"], "reference_driver_last_ms": b["driver_last_ms"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--work", default="runs/bench-reliability")
     ap.add_argument("--skip-suites", action="store_true")
+    ap.add_argument("--scale", type=int, default=0, metavar="TRIALS",
+                    help="also the chaos at scale: a TRIALS-trial table study on --workers simulated workers, its "
+                         "driver killed --scale-kills times (e.g. --scale 1000 --scale-kills 50 --workers 16)")
+    ap.add_argument("--scale-kills", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=16)
     a = ap.parse_args()
     work = (ROOT / a.work) if not Path(a.work).is_absolute() else Path(a.work)
     if work.exists():
@@ -146,7 +228,24 @@ def main() -> int:
     print(f"    trials re-run after a kill (requeued)    {c['requeued']:3d}")
     print(f"    MLflow runs left open                    {c['open_mlflow_runs']:3d}")
     print(f"    trials lost                              {c['lost']:3d} (goal 0)")
-    return 0 if c["lost"] == 0 and c["open_mlflow_runs"] == 0 else 1
+    ok = c["lost"] == 0 and c["open_mlflow_runs"] == 0
+    if a.scale:
+        sc = chaos_at_scale(work / "scale", a.scale, a.workers, a.scale_kills)
+        print(f"  chaos at scale: a {a.scale}-trial table study on {a.workers} simulated workers, the space-filling "
+              f"sampler, SQLite; driver killed (SIGKILL) {sc['kills']} times ({sc['seconds']:.0f} s; uninterrupted "
+              f"{sc['reference_seconds']:.0f} s)")
+        print(f"    trial numbers accounted for (0..{sc['trials'] - 1}) {'yes' if sc['numbers_contiguous'] else 'NO'}")
+        print(f"    trials re-run after a kill (requeued)    {sc['requeued']:3d}")
+        print(f"    specs evaluated twice                    {sc['evaluated_twice']:3d} (goal 0)")
+        print(f"    MLflow runs left open                    {sc['open_mlflow_runs']:3d} (goal 0)")
+        print(f"    evaluated specs as an uninterrupted run  {'yes' if sc['same_specs_as_uninterrupted'] else 'NO'} "
+              f"({sc['evaluated_n']} specs)")
+        print(f"    front as an uninterrupted run            {'yes' if sc['same_front'] else 'NO'}")
+        print(f"    driver ms per trial, first / last tenth  {sc['driver_first_ms']:.1f} / {sc['driver_last_ms']:.1f} "
+              f"(uninterrupted {sc['reference_driver_first_ms']:.1f} / {sc['reference_driver_last_ms']:.1f})")
+        write_result(RESULTS / "reliability-scale.json", sc)
+        ok = ok and sc["evaluated_twice"] == 0 and sc["open_mlflow_runs"] == 0 and sc["numbers_contiguous"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

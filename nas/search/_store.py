@@ -426,17 +426,25 @@ class StudyStore:
 
     def recover(self) -> list[int]:
         """Trials a killed driver left running: failed (cause interrupted) and queued again with the same
-        parameters. Returns their numbers."""
-
+        parameters; and trials marked to run again whose re-run was never queued (a driver killed between the two
+        writes). Returns their numbers. Each trial is queued again once, however often the driver was killed."""
         out = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            rec = TrialRecord.from_attrs(t.user_attrs)
-            self.set_record(t.number, rec.with_(cause=Cause.INTERRUPTED, reason=INTERRUPTED, requeued=True))
-            self.study.tell(t.number, state=TrialState.FAIL)
-            self.enqueue(t.params, TrialRecord(warm_start=rec.warm_start, requeued_from=t.number,
-                                               attempt=rec.attempt))
-            log.warning("trial %d was running when the driver stopped: failed and queued again", t.number)
-            out.append(t.number)
+        trials = self.study.get_trials(deepcopy=False)
+        records = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in trials}
+        queued = {r.requeued_from for r in records.values() if r.requeued_from is not None}
+        for t in trials:
+            rec = records[t.number]
+            if t.state == TrialState.RUNNING:
+                self.set_record(t.number, rec.with_(cause=Cause.INTERRUPTED, reason=INTERRUPTED, requeued=True))
+                self.study.tell(t.number, state=TrialState.FAIL)
+                log.warning("trial %d was running when the driver stopped: failed and queued again", t.number)
+            elif not (t.state == TrialState.FAIL and rec.requeued):
+                continue
+            if t.number not in queued:
+                self.enqueue(t.params, TrialRecord(warm_start=rec.warm_start, requeued_from=t.number,
+                                                   attempt=rec.attempt if rec.cause is Cause.INTERRUPTED
+                                                   or t.state == TrialState.RUNNING else rec.attempt + 1))
+                out.append(t.number)
         return out
 
     def set_record(self, number: int, record: TrialRecord) -> None:

@@ -224,7 +224,7 @@ def test_balanced_sampler_gives_every_value_of_every_parameter_equally_often():
 def test_samplers_come_from_the_registry():
     from nas.search import SAMPLERS, register_sampler
 
-    with pytest.raises(SearchError, match=r"field 'sampler.name': 'cmaes' is not a registered sampler \(balanced, gp"):
+    with pytest.raises(SearchError, match=r"field 'sampler.name': 'cmaes' is not a registered sampler \(balanced, evolution, gp"):
         load_search_config(None, sampler={"name": "cmaes"})
 
     @register_sampler("cmaes", "CMA-ES")
