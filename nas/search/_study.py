@@ -200,6 +200,10 @@ class _Loop:
         self.objective = Objective.of(config)
         self.table = TrialTable(measured=self._measured())
         self.running: dict[int, RunningTrial] = {}
+        # trials whose spec is running in another trial: each takes that trial's result when it finishes (a spec is
+        # never trained twice at once); one whose original fails for a reason not the spec's is trained after all
+        self.waiting: dict[int, RunningTrial] = {}
+        self._ready: list[int] = []  # waiting trials to train after all
         self.latency = setup.latency
         self.driver_seconds: dict[int, float] = {}  # this run's trials: the driver's own seconds on each
         self._specs: dict[str, ArchSpec] = {}  # parsed specs by hash (re-scoring)
@@ -228,9 +232,12 @@ class _Loop:
         (each job with ``threads`` TensorFlow threads)."""
         self.event("start", message=executor.describe())
         while True:
-            if self.policy.want_more(self.finished, len(self.running), executor.capacity):
+            while self._ready and len(self.running) < executor.capacity:
+                self._submit(executor, threads, self.waiting.pop(self._ready.pop(0)))
+            if not self._ready and self.policy.want_more(self.finished + len(self.waiting), len(self.running),
+                                                         executor.capacity):
                 self.ask(executor, threads)
-            elif not self.running:
+            elif not self.running and not self._ready:
                 return
             else:
                 for outcome in executor.poll(timeout=1.0):
@@ -264,9 +271,19 @@ class _Loop:
             self._duplicate(trial, rec, same)
             return
         self.store.start(trial, rec, constraints)
-        self.running[trial.number] = RunningTrial(trial, rec, time.perf_counter() - t0)
-        executor.submit(TrialJob(trial.number, spec, self.c, self.setup.input_hw, threads))
-        self.event("submit", trial.number, spec.describe())
+        run = RunningTrial(trial, rec, time.perf_counter() - t0)
+        original = next((n for n, r in self.running.items() if r.record.hash == spec.hash), None)
+        if original is not None:
+            self.waiting[trial.number] = run
+            self.event("submit", trial.number, f"same spec as running trial {original}: takes its result")
+            return
+        self._submit(executor, threads, run)
+
+    def _submit(self, executor, threads: int | None, run: RunningTrial) -> None:
+        spec = ArchSpec.from_dict(run.record.spec)
+        self.running[run.trial.number] = run
+        executor.submit(TrialJob(run.trial.number, spec, self.c, self.setup.input_hw, threads))
+        self.event("submit", run.trial.number, spec.describe())
 
     def _duplicate(self, trial, rec: TrialRecord, same: FinishedTrial) -> None:
         """A spec already evaluated in this study: its result is reused, nothing is trained."""
@@ -279,6 +296,20 @@ class _Loop:
         self.log.duplicate(trial.number, dup, state)
         self.table.add(FinishedTrial(trial.number, dup, ostate, values))
         self.event("finish", trial.number, f"same spec as trial {number}: not trained again")
+
+    def _settle_waiting(self, spec_hash: str) -> None:
+        """The trials waiting on a spec that has just finished: its result when it counts as evaluated, else (a crash,
+        a lost worker) the first of them is trained and the others wait on it."""
+        waiters = [n for n, w in self.waiting.items() if w.record.hash == spec_hash and n not in self._ready]
+        if not waiters:
+            return
+        same = self.table.evaluated(spec_hash)
+        if same is None:
+            self._ready.append(waiters[0])
+            return
+        for n in waiters:
+            w = self.waiting.pop(n)
+            self._duplicate(w.trial, w.record, same)
 
     def on_report(self, number: int, step: int, psnr: float) -> bool:
         """An intermediate validation PSNR of a running trial: True when the trial should stop."""
@@ -320,6 +351,7 @@ class _Loop:
             log.warning("trial %d failed (%s): queued again (attempt %d)", outcome.number, outcome.cause.value,
                         rec.attempt + 1)
         self.table.add(FinishedTrial(outcome.number, done, state, values))
+        self._settle_waiting(done.hash)
         if self.closed is not None and state == TrialState.COMPLETE and self.closed.completed():
             self.close_loop()
         # MLflow, with the driver's own cost of this trial (asking, predicting, writing files, Optuna, MLflow)
@@ -377,13 +409,15 @@ class _Loop:
             return dataclasses.replace(row, record=new, values=values)
 
         self.table = self.table.rescored(again, self._measured())
-        for number, run in list(self.running.items()):
-            new = _rescored(run.record, model, lat, self._specs)
-            self.running[number] = dataclasses.replace(run, record=new)
-            updates[number] = (new, None, dict(zip(CONSTRAINTS, new.constraints)), _shift(run.record, new))
+        for live in (self.running, self.waiting):
+            for number, run in list(live.items()):
+                new = _rescored(run.record, model, lat, self._specs)
+                live[number] = dataclasses.replace(run, record=new)
+                updates[number] = (new, None, dict(zip(CONSTRAINTS, new.constraints)), _shift(run.record, new))
         for number, trial in self.store.relive(updates).items():
-            if number in self.running:
-                self.running[number] = dataclasses.replace(self.running[number], trial=trial)
+            for live in (self.running, self.waiting):
+                if number in live:
+                    live[number] = dataclasses.replace(live[number], trial=trial)
 
     # ---------------------------------------------------------------------------------------------- the end
     def conclude(self, info: StudyInfo, executor_name: str, new_trials: int, seconds: float,
