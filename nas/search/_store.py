@@ -441,7 +441,10 @@ class StudyStore:
             elif not (t.state == TrialState.FAIL and rec.requeued):
                 continue
             if t.number not in queued:
-                self.enqueue(t.params, TrialRecord(warm_start=rec.warm_start, requeued_from=t.number,
+                # an enqueued trial killed as it started holds its parameters in fixed_params only (Optuna fills
+                # params as they are drawn): without them its re-run would draw the missing ones afresh
+                params = {**t.system_attrs.get("fixed_params", {}), **t.params}
+                self.enqueue(params, TrialRecord(warm_start=rec.warm_start, requeued_from=t.number,
                                                    attempt=rec.attempt if rec.cause is Cause.INTERRUPTED
                                                    or t.state == TrialState.RUNNING else rec.attempt + 1))
                 out.append(t.number)
