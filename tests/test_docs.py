@@ -85,3 +85,13 @@ def test_the_spaces_sizes_are_the_spaces_own():
         words = (f"{size:,} specs, {graphs:,} deployed graphs" if size < 10 ** 6 else
                  f"{sci(size)} specs, {sci(graphs)} deployed graphs")
         assert words in text, words
+
+
+def test_the_surrogate_and_fuzz_figures_are_the_committed_results():
+    sur = json.loads((RESULTS / "surrogate-mai2022.json").read_text())["kinds"]
+    f = sur["forest"]["cv"]
+    docs = _text("docs/benchmarks.md")
+    assert (f"forest {f['kendall_tau']:.3f} / {f['top_quartile_kendall_tau']:.3f} / {f['mae_db']:.3f} dB") in docs
+    fuzz = json.loads((RESULTS / "fuzz.json").read_text())
+    assert f"{fuzz['inputs']:,} generated inputs" in docs and fuzz["failing"] == 0
+    assert f"{fuzz['inputs']:,} inputs, {fuzz['failing']} failing" in _text("docs/reliability.md")
