@@ -95,3 +95,11 @@ def test_the_surrogate_and_fuzz_figures_are_the_committed_results():
     fuzz = json.loads((RESULTS / "fuzz.json").read_text())
     assert f"{fuzz['inputs']:,} generated inputs" in docs and fuzz["failing"] == 0
     assert f"{fuzz['inputs']:,} inputs, {fuzz['failing']} failing" in _text("docs/reliability.md")
+
+
+def test_the_chaos_figures_are_the_committed_result():
+    r = json.loads((RESULTS / "reliability-scale.json").read_text())
+    assert r["evaluated_twice"] == 0 and r["open_mlflow_runs"] == 0 and r["numbers_contiguous"]
+    assert r["same_specs_as_uninterrupted"] and r["same_front"]
+    assert f"the same {r['evaluated_n']} evaluated specs and the same front" in _text("docs/reliability.md")
+    assert f"SIGKILLed {r['kills']} times: trial numbers 0..{r['trials'] - 1}" in _text("docs/benchmarks.md")
