@@ -72,6 +72,23 @@ def run_suites() -> dict[str, tuple[int, int]]:
     return out
 
 
+def _kill_driver(cmd: list[str], log: Path, after_s: float, before=None) -> bool:
+    """Start the driver ``cmd`` (its stderr to ``log``) and SIGKILL it after ``after_s`` seconds, calling ``before()``
+    just before; False when the study ended first (a run that failed stops the bench)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+    time.sleep(after_s)
+    if proc.poll() is not None:
+        if proc.returncode != 0:
+            raise SystemExit(f"a run failed (status {proc.returncode}): {log.read_text()[-2000:]}")
+        return False
+    if before is not None:
+        before()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def _state(study_dir: Path) -> dict[int, bytes]:
     return {int(d.name): (d / "outcome.json").read_bytes() for d in (study_dir / "trials").iterdir()
             if (d / "outcome.json").exists()} if (study_dir / "trials").exists() else {}
@@ -92,17 +109,9 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     seen: dict[int, bytes] = {}
     killed = 0
     for _ in range(kills):
-        log = work / f"run{killed}.log"
-        with open(log, "w") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-        time.sleep(rng.uniform(10.0, 30.0))
-        if proc.poll() is not None:  # the study ended before this kill
-            if proc.returncode != 0:
-                raise SystemExit(f"a run failed (status {proc.returncode}): {log.read_text()[-2000:]}")
+        if not _kill_driver(cmd, work / f"run{killed}.log", rng.uniform(10.0, 30.0),
+                            before=lambda: seen.update(_state(study_dir))):  # (what finished before this kill)
             break
-        seen.update(_state(study_dir))  # finished before this kill
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
         killed += 1
     final = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if final.returncode != 0:
@@ -156,13 +165,8 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
         cmd = [sys.executable, "-m", "nas", "search", str(cfg), "--json"]
         killed, t0 = 0, time.perf_counter()
         while name == "chaos-scale" and killed < kills:
-            with open(work / f"{name}-run{killed}.log", "w") as err:
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-            time.sleep(rng.uniform(2.0, 8.0))
-            if proc.poll() is not None:
+            if not _kill_driver(cmd, work / f"{name}-run{killed}.log", rng.uniform(2.0, 8.0)):
                 break
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
             killed += 1
         final = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if final.returncode != 0:
