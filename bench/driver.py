@@ -20,13 +20,12 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from bench._postgres import fresh_database, postgres_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -52,51 +51,6 @@ class _TimedSampler:
                 self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
 
         return timed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _postgres():
-    """A throwaway PostgreSQL server in a temporary folder (trust authentication, loopback only); its URL."""
-    bindir = next((Path(p).parent for p in (shutil.which("initdb"),) if p), None)
-    if bindir is None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        bindir = found[-1].parent if found else None
-    if bindir is None:
-        raise SystemExit("PostgreSQL: no initdb found; pass --postgres URL of a server")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # the server refuses root
-    work = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))  # readable by that user, unlike the bench's work folder
-    data = work / "pgdata"
-    if as_user:
-        shutil.chown(work, "postgres")
-    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "nas"], check=True,
-                   capture_output=True)
-    port = _free_port()
-    subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(work / "pg.log"), "-o",
-                              f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
-                   check=True, capture_output=True)
-    try:
-        url = f"postgresql+psycopg://nas@127.0.0.1:{port}/postgres"
-        yield url
-    finally:
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _fresh_database(url: str, prefix: str) -> str:
-    """A new, empty database on the PostgreSQL server of ``url`` (a server given by --postgres may hold the studies
-    of earlier runs, which the driver would resume instead of running); its URL."""
-    import sqlalchemy
-
-    name = f"{prefix}_{time.time_ns()}"
-    with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
@@ -185,7 +139,7 @@ def main() -> int:
         for storage in args.storages.split(","):
             url = None
             if storage == "postgresql":
-                url = _fresh_database(args.postgres or stack.enter_context(_postgres()), "nas_driver")
+                url = fresh_database(args.postgres or stack.enter_context(postgres_server()), "nas_driver")
             elif storage == "journal":
                 url = f"journal:///{(work / storage / 'optuna.log').as_posix()}"
             elif storage != "sqlite":
@@ -197,7 +151,7 @@ def main() -> int:
             if storage == "journal":
                 bare = f"journal:///{(work / storage / 'floor.log').as_posix()}"
             if storage == "postgresql":  # a fresh database for the bare calls
-                bare = _fresh_database(url, "nas_floor")
+                bare = fresh_database(url, "nas_floor")
             f = floor(bare, args.trials, args.workers, args.sampler)
             row.update({"floor_first_ms": f["first_ms"], "floor_last_ms": f["last_ms"]})
             rows.append(row)

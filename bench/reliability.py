@@ -1,7 +1,8 @@
 """Reliability figures: faults injected and survived, bad inputs refused cleanly, trials lost.
 
     python -m bench.reliability [--kills 4] [--trials 8] [--work runs/bench-reliability] [--skip-suites]
-                                [--scale 1000 --scale-kills 50 --workers 16]
+                                [--scale 1000 --scale-kills 50 --workers 16 --worker-loss 0.05]
+                                [--storages sqlite,postgresql] [--postgres URL]
 
 1. Runs the fault and bad-input test suites (real processes: a killed driver, a killed Ray worker, a model that
    fails the NPU check, a conversion that times out, a diverging training, MLflow down at start and lost mid-study,
@@ -10,8 +11,9 @@
 2. A chaos run: one small study whose driver is killed with SIGKILL at ``--kills`` seeded random moments and started
    again each time. Every trial that had finished before a kill must still be there afterwards, byte for byte, in
    the study folder, in Optuna and in MLflow: the figure "trials lost" counts those that are not (goal 0).
-3. With ``--scale``, the chaos at scale (:func:`chaos_at_scale`): a long table study, its driver killed many times,
-   against the same study uninterrupted (written to ``bench/results/reliability-scale.json``).
+3. With ``--scale``, the chaos at scale (:func:`chaos_at_scale`): a long table study, its driver killed many times
+   and its simulated workers dying at random (:mod:`bench._chaos`), against the same study without driver kills,
+   on SQLite and on a throwaway PostgreSQL server (written to ``bench/results/reliability-scale.json``).
 """
 
 from __future__ import annotations
@@ -144,10 +146,13 @@ out: {out}
 """
 
 
-def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int = 0) -> dict:
+def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int = 0, storage: str | None = None,
+                   loss: float = 0.0) -> dict:
     """A study answered from the committed benchmark table (``trials`` trials on ``workers`` simulated workers, the
-    space-filling sampler), its driver SIGKILLed at ``kills`` seeded random moments and started again each time; then
-    the same study run without interruption. What must hold: every trial number accounted for, no spec evaluated
+    space-filling sampler), its driver SIGKILLed at ``kills`` seeded random moments and started again each time, and
+    (``loss`` > 0) each trial's simulated worker dying with that chance (:mod:`bench._chaos`); then the same study run
+    without driver kills, losing the same workers. ``storage``: the Optuna storage URL of both (a database of their
+    own each; None: SQLite in the study folder). What must hold: every trial number accounted for, no spec evaluated
     twice, no MLflow run left open, the evaluated specs and the front equal to the uninterrupted run's, and the
     driver's time per trial flat."""
     import optuna
@@ -161,8 +166,16 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
     out = {}
     for name in ("chaos-scale", "chaos-ref"):
         cfg = work / f"{name}.yaml"
-        cfg.write_text(SCALE_CONFIG.format(name=name, n=trials, workers=workers, table=table, out=work / "runs"))
-        cmd = [sys.executable, "-m", "nas", "search", str(cfg), "--json"]
+        url = None
+        if storage is not None:
+            from bench._postgres import fresh_database
+
+            url = fresh_database(storage, name.replace("-", "_"))
+        cfg.write_text(SCALE_CONFIG.format(name=name, n=trials, workers=workers, table=table, out=work / "runs")
+                       + (f"storage: {url}\n" if url else ""))
+        ledger = work / f"{name}-lost-workers.json"
+        cmd = ([sys.executable, "-m", "bench._chaos", str(cfg), "--loss", str(loss), "--ledger", str(ledger)]
+               if loss > 0 else [sys.executable, "-m", "nas", "search", str(cfg), "--json"])
         killed, t0 = 0, time.perf_counter()
         while name == "chaos-scale" and killed < kills:
             if not _kill_driver(cmd, work / f"{name}-run{killed}.log", rng.uniform(2.0, 8.0)):
@@ -172,7 +185,7 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
         if final.returncode != 0:
             raise SystemExit(f"{name}: the last run failed: {final.stderr[-2000:]}")
         study_dir = work / "runs" / name
-        st = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'optuna.db'}")
+        st = optuna.load_study(study_name=name, storage=url or f"sqlite:///{study_dir / 'optuna.db'}")
         recs = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in st.trials}
         counted = [t for t in st.trials if not (t.state.name == "FAIL" and recs[t.number].superseded)]
         evaluated = [recs[t.number].hash for t in counted
@@ -186,6 +199,7 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
         k = max(1, len(driver) // 10)
         first = statistics.median(d for _, d in driver[:k]) if driver else float("nan")
         last = statistics.median(d for _, d in driver[-k:]) if driver else float("nan")
+        lost = json.loads(ledger.read_text()) if ledger.exists() else {}
         out[name] = {
             "kills": killed, "seconds": time.perf_counter() - t0, "trials": len(st.trials), "counted": len(counted),
             "numbers_contiguous": [t.number for t in st.trials] == list(range(len(st.trials))),
@@ -193,12 +207,38 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
             "front": sorted(p["hash"] for p in summary["front"]),
             "open_mlflow_runs": sum(r.info.status == "RUNNING" for r in runs),
             "requeued": sum(r.requeued for r in recs.values()),
+            "workers_lost": sum(lost.values()),
+            "failed_worker_lost": sum(1 for t in counted if t.state.name == "FAIL"
+                                      and recs[t.number].cause is not None
+                                      and recs[t.number].cause.value == "worker_lost"),
             "driver_first_ms": 1000 * first, "driver_last_ms": 1000 * last}
     a, b = out["chaos-scale"], out["chaos-ref"]
     return {**{k: v for k, v in a.items() if k not in ("evaluated", "front")},
+            "storage": "postgresql" if storage else "sqlite", "worker_loss_rate": loss, "workers": workers,
             "same_specs_as_uninterrupted": a["evaluated"] == b["evaluated"], "same_front": a["front"] == b["front"],
             "evaluated_n": len(a["evaluated"]), "reference_seconds": b["seconds"],
+            "reference_workers_lost": b["workers_lost"],
             "reference_driver_first_ms": b["driver_first_ms"], "reference_driver_last_ms": b["driver_last_ms"]}
+
+
+def _print_scale(sc: dict, trials: int) -> None:
+    lost = (f", simulated workers dying with chance {sc['worker_loss_rate']:g} per trial"
+            if sc["worker_loss_rate"] else "")
+    print(f"  chaos at scale on {sc['storage']}: a {trials}-trial table study on {sc['workers']} simulated workers, "
+          f"the space-filling sampler{lost}; driver killed (SIGKILL) {sc['kills']} times ({sc['seconds']:.0f} s; "
+          f"uninterrupted {sc['reference_seconds']:.0f} s)")
+    print(f"    trial numbers accounted for (0..{sc['trials'] - 1}) {'yes' if sc['numbers_contiguous'] else 'NO'}")
+    print(f"    trials re-run (driver kills, lost workers) {sc['requeued']:3d}")
+    if sc["worker_loss_rate"]:
+        print(f"    workers lost                             {sc['workers_lost']:3d} (uninterrupted "
+              f"{sc['reference_workers_lost']}); trials failed for it {sc['failed_worker_lost']}")
+    print(f"    specs evaluated twice                    {sc['evaluated_twice']:3d} (goal 0)")
+    print(f"    MLflow runs left open                    {sc['open_mlflow_runs']:3d} (goal 0)")
+    print(f"    evaluated specs as an uninterrupted run  {'yes' if sc['same_specs_as_uninterrupted'] else 'NO'} "
+          f"({sc['evaluated_n']} specs)")
+    print(f"    front as an uninterrupted run            {'yes' if sc['same_front'] else 'NO'}")
+    print(f"    driver ms per trial, first / last tenth  {sc['driver_first_ms']:.1f} / {sc['driver_last_ms']:.1f} "
+          f"(uninterrupted {sc['reference_driver_first_ms']:.1f} / {sc['reference_driver_last_ms']:.1f})")
 
 
 def main() -> int:
@@ -212,6 +252,13 @@ def main() -> int:
                          "driver killed --scale-kills times (e.g. --scale 1000 --scale-kills 50 --workers 16)")
     ap.add_argument("--scale-kills", type=int, default=50)
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--storages", default="sqlite,postgresql",
+                    help="the Optuna storages of the chaos at scale (postgresql needs the postgres extra and a local "
+                         "initdb, or --postgres)")
+    ap.add_argument("--postgres", default=None, metavar="URL",
+                    help="a PostgreSQL server to use instead of a throwaway one")
+    ap.add_argument("--worker-loss", type=float, default=0.05,
+                    help="the chance that a trial's simulated worker dies in the chaos at scale")
     a = ap.parse_args()
     work = (ROOT / a.work) if not Path(a.work).is_absolute() else Path(a.work)
     if work.exists():
@@ -234,21 +281,26 @@ def main() -> int:
     print(f"    trials lost                              {c['lost']:3d} (goal 0)")
     ok = c["lost"] == 0 and c["open_mlflow_runs"] == 0
     if a.scale:
-        sc = chaos_at_scale(work / "scale", a.scale, a.workers, a.scale_kills)
-        print(f"  chaos at scale: a {a.scale}-trial table study on {a.workers} simulated workers, the space-filling "
-              f"sampler, SQLite; driver killed (SIGKILL) {sc['kills']} times ({sc['seconds']:.0f} s; uninterrupted "
-              f"{sc['reference_seconds']:.0f} s)")
-        print(f"    trial numbers accounted for (0..{sc['trials'] - 1}) {'yes' if sc['numbers_contiguous'] else 'NO'}")
-        print(f"    trials re-run after a kill (requeued)    {sc['requeued']:3d}")
-        print(f"    specs evaluated twice                    {sc['evaluated_twice']:3d} (goal 0)")
-        print(f"    MLflow runs left open                    {sc['open_mlflow_runs']:3d} (goal 0)")
-        print(f"    evaluated specs as an uninterrupted run  {'yes' if sc['same_specs_as_uninterrupted'] else 'NO'} "
-              f"({sc['evaluated_n']} specs)")
-        print(f"    front as an uninterrupted run            {'yes' if sc['same_front'] else 'NO'}")
-        print(f"    driver ms per trial, first / last tenth  {sc['driver_first_ms']:.1f} / {sc['driver_last_ms']:.1f} "
-              f"(uninterrupted {sc['reference_driver_first_ms']:.1f} / {sc['reference_driver_last_ms']:.1f})")
-        write_result(RESULTS / "reliability-scale.json", sc)
-        ok = ok and sc["evaluated_twice"] == 0 and sc["open_mlflow_runs"] == 0 and sc["numbers_contiguous"]
+        import contextlib
+
+        results = {}
+        with contextlib.ExitStack() as stack:
+            for storage in a.storages.split(","):
+                if storage == "postgresql":
+                    from bench._postgres import postgres_server
+
+                    url = a.postgres or stack.enter_context(postgres_server())
+                elif storage == "sqlite":
+                    url = None
+                else:
+                    raise SystemExit(f"--storages: unknown storage {storage!r} (sqlite, postgresql)")
+                sc = chaos_at_scale(work / f"scale-{storage}", a.scale, a.workers, a.scale_kills, storage=url,
+                                    loss=a.worker_loss)
+                _print_scale(sc, a.scale)
+                results[storage] = sc
+                ok = (ok and sc["evaluated_twice"] == 0 and sc["open_mlflow_runs"] == 0 and sc["numbers_contiguous"]
+                      and sc["same_specs_as_uninterrupted"] and sc["same_front"])
+        write_result(RESULTS / "reliability-scale.json", results)
     return 0 if ok else 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nas._logging import get_logger
-from nas.errors import SearchError
+from nas.errors import SearchError, environment_fault
 
 __all__ = ["Tracker", "check_tracking_uri", "ui_link"]
 
@@ -62,6 +63,41 @@ def ui_link(tracking_uri: str, experiment: str, base_url: str) -> str:
 _KIND_TAG, _KIND = "mlflow.experimentKind", "custom_model_development"
 
 
+def _create_sqlite_store(path: Path) -> None:
+    """Create the SQLite MLflow store at ``path`` if there is none, all at once: MLflow builds its tables by running
+    its schema migrations one by one (seconds), and a process killed between two of them left a store that every
+    later run refused ("table trace_info already exists"). The store is built in a file of its own beside ``path``
+    and linked into place only once complete, so ``path`` is either absent or whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    for old in path.parent.glob(f".{path.name}.*.creating"):  # left by a process killed while it created the store
+        pid = old.name.removeprefix(f".{path.name}.").removesuffix(".creating")
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    tmp.unlink(missing_ok=True)
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=f"sqlite:///{tmp}", registry_uri=f"sqlite:///{tmp}").search_experiments()
+    try:
+        os.link(tmp, path)  # (never replaces a store another process completed meanwhile)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Tracker:
     """The study's MLflow experiment (``nas-<study>``), created on first use with its artifacts under
     ``artifact_root`` for a local store."""
@@ -71,10 +107,10 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.uri = uri
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         try:
+            if uri.startswith("sqlite:///"):
+                _create_sqlite_store(Path(uri.removeprefix("sqlite:///")))
+            self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
                 location = None
@@ -92,7 +128,11 @@ class Tracker:
         except SearchError:
             raise
         except Exception as exc:  # MlflowException, database errors: the store is unusable
-            raise SearchError(f"MLflow tracking store {uri} is unusable: {str(exc).splitlines()[0]}") from None
+            fault = environment_fault(exc, where=f"the MLflow store {uri}")
+            if fault is not None:
+                raise fault from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise SearchError(f"MLflow tracking store {uri} is unusable: {first}") from None
         self.experiment = experiment
 
     # ------------------------------------------------------------------------------------------------- runs

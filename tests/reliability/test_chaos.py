@@ -3,6 +3,7 @@ was killed in ends where an uninterrupted one ends."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -10,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.benchmark import TableExecutors
-from nas.search import Cause, SearchConfig, TrialRecord, run_search
+from nas.search import Cause, SearchConfig, TrialRecord, open_study, run_search
 from nas.search._store import load_optuna_study
 from nas.search._study import NullTrialLog
 from nas.search.samplers._balanced import BalancedSampler
@@ -61,8 +62,9 @@ def test_the_space_filling_sampler_skips_the_reruns_of_a_killed_study():
 def test_a_study_killed_six_times_ends_as_an_uninterrupted_one(tmp_path):
     from bench.reliability import chaos_at_scale
 
-    r = chaos_at_scale(tmp_path, trials=120, workers=16, kills=6, seed=1)
+    r = chaos_at_scale(tmp_path, trials=120, workers=16, kills=6, seed=1, loss=0.1)
     assert r["kills"] == 6 and r["numbers_contiguous"] and r["requeued"] > 0
+    assert r["workers_lost"] > 0 and r["workers_lost"] == r["reference_workers_lost"]
     assert r["evaluated_twice"] == 0 and r["open_mlflow_runs"] == 0
     assert r["same_specs_as_uninterrupted"] and r["same_front"]
 
@@ -85,3 +87,31 @@ def test_a_queued_trial_killed_as_it_started_runs_again_with_all_its_parameters(
     trials = load_optuna_study(again.study).trials
     (rerun,) = [t for t in trials if TrialRecord.from_attrs(t.user_attrs).requeued_from == started.number]
     assert rerun.params == want and rerun.state == TrialState.COMPLETE
+
+
+def test_a_lost_worker_costs_its_trial_one_retry_and_the_spec_is_evaluated_once(tmp_path):
+    """The chaos bench's simulated workers die (bench._chaos): a trial whose worker is lost comes back failed with
+    cause worker_lost, runs again as a new trial with the same parameters while ``trial_retries`` allows, and a spec
+    that loses its worker twice fails for good; no spec is answered twice."""
+    from bench._chaos import LosingWorkers
+
+    cfg = SearchConfig.model_validate({"name": "lossy", "out": str(tmp_path), "n_trials": 40, "workers": 4,
+                                       "table": str(TABLE), "sampler": {"name": "balanced"},
+                                       "pruner": {"name": "none"}, "trial_retries": 1})
+    ledger = tmp_path / "lost.json"
+    run_search(cfg, executors=LosingWorkers(0.3, ledger, seed=3), trial_log=NullTrialLog(), plots=False)
+    lost = json.loads(ledger.read_text())
+    trials = load_optuna_study(open_study(cfg.study_dir)).trials
+    recs = {t.number: TrialRecord.from_attrs(t.user_attrs) for t in trials}
+    failed = [t for t in trials if recs[t.number].cause is Cause.WORKER_LOST]
+    assert sum(lost.values()) == len(failed) > 0  # every loss the executor drew reached Optuna
+    for t in failed:
+        reruns = [u for u in trials if recs[u.number].requeued_from == t.number]
+        if recs[t.number].attempt <= cfg.trial_retries:
+            assert len(reruns) == 1 and reruns[0].params == t.params  # one new attempt of the same spec
+        else:
+            assert reruns == []  # out of attempts: it stays failed
+    assert any(v == 2 for v in lost.values())  # (the second branch ran)
+    done = [recs[t.number].hash for t in trials
+            if t.state is TrialState.COMPLETE and recs[t.number].duplicate_of is None]
+    assert len(done) == len(set(done))

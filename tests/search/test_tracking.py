@@ -46,3 +46,34 @@ def test_a_deleted_experiment_and_an_unreachable_server_stop_the_study_with_one_
     with pytest.raises(SearchError) as err:
         check_tracking_uri(f"http://127.0.0.1:{port}", timeout=2.0)
     assert f"127.0.0.1:{port}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_driver_killed_while_mlflow_creates_its_store_leaves_none_or_a_whole_one(tmp_path):
+    """The chaos bench's first kill landed while MLflow built a new SQLite store (its schema migrations run one by
+    one, for seconds), and every later run of the study failed with a traceback: "table trace_info already
+    exists". The store is now built beside its path and linked into place when complete."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "mlflow.db"
+    code = ("import sys; from nas.search._tracking import Tracker; "
+            f"Tracker('sqlite:///{db.as_posix()}', 'nas-k', None); print('done', flush=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    for line in proc.stderr:  # MLflow says so when its migrations start
+        if "Creating initial MLflow database tables" in line or time.monotonic() - t0 > 120:
+            break
+    time.sleep(1.0)  # in the middle of the migrations (they take seconds)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert killed, "the store was created before the kill: nothing was tested"
+    assert not db.exists()  # nothing half-made at the store's path
+    assert list(tmp_path.glob(".mlflow.db.*.creating"))  # (the killed process's own file, beside it)
+    again = Tracker(f"sqlite:///{db.as_posix()}", "nas-k", tmp_path / "mlartifacts")  # the same command again
+    assert again.client.get_experiment_by_name("nas-k") is not None
+    assert not list(tmp_path.glob(".mlflow.db.*.creating"))  # the dead process's file is cleared
