@@ -7,6 +7,7 @@ built, converted or checked becomes a failed trial with its reason, a bad config
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 
@@ -24,6 +25,7 @@ __all__ = [
     "SearchError",
     "EnvironmentFault",
     "environment_fault",
+    "faults_named",
 ]
 
 
@@ -114,6 +116,8 @@ def environment_fault(exc: BaseException, where: str | None = None) -> Environme
         code, path = None, ""
         if isinstance(e, OSError) and e.errno in _ADVICE and (e.filename or e.errno != _errno.ENOENT):
             code, path = e.errno, e.filename or where or "a file"
+        elif type(e).__module__.startswith("tensorflow") and (found := _tensorflow_fault(str(e))) is not None:
+            code, path = found[0], found[1] or where or "a file"
         elif type(e).__name__ == "OperationalError":
             text = str(e).lower()
             code = next((c for k, c in _SQLITE.items() if k in text), None)
@@ -122,4 +126,37 @@ def environment_fault(exc: BaseException, where: str | None = None) -> Environme
             return EnvironmentFault(code, f"cannot write {path}: {os.strerror(code)}: {_ADVICE[code]}, then run "
                                           "the same command again (completed work is kept)")
         todo += [e.__cause__, e.__context__, getattr(e, "orig", None)]
+    return None
+
+
+@contextlib.contextmanager
+def faults_named(where: str):
+    """Inside, the machine refusing a write becomes an :class:`EnvironmentFault` whose line names ``where`` when the
+    error itself names no file (a long job's folder: "the retraining folder X"); other errors pass unchanged."""
+    try:
+        yield
+    except NasError:
+        raise
+    except Exception as exc:
+        fault = environment_fault(exc, where=where)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+def _tensorflow_fault(text: str) -> tuple[int, str] | None:
+    """TensorFlow's file errors (a checkpoint written on a full disk: ``ResourceExhaustedError``) are not OSErrors:
+    they carry the OS's words and the path in their message. The errno and the path (cut before TensorFlow's
+    temporary names), or None."""
+    import re
+
+    for code in (_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EIO):
+        words = os.strerror(code)
+        if words in text:
+            before = text[: text.index(words)]
+            paths = re.findall(r"(/[^\s;,'\"]+)", before)
+            path = paths[-1] if paths else ""
+            parts = path.split("/")
+            keep = next((i for i, p in enumerate(parts) if p.endswith("_temp") or "tempstate" in p), len(parts))
+            return code, "/".join(parts[:keep])
     return None

@@ -18,7 +18,7 @@ import numpy as np
 
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
-from nas.errors import LatencyError
+from nas.errors import LatencyError, faults_named
 from nas.export import PersistentConverter, export_int8
 from nas.latency._board import Board, Measurement
 from nas.latency._model import Sample, fit_model
@@ -209,7 +209,8 @@ def calibrate(board: Board, space: SearchSpace, n: int, out: str | Path, *, inpu
     if out.suffix != ".json":
         raise LatencyError(f"the latency model is written as .json, not {out.name}")
     specs = select_specs(space, n, seed=seed)
-    samples = measure_specs(specs, board, work_dir, input_hw=input_hw, rounds=rounds, callback=callback)
+    with faults_named(f"the latency work folder {work_dir}"):  # (a full disk: one line; the same command resumes)
+        samples = measure_specs(specs, board, work_dir, input_hw=input_hw, rounds=rounds, callback=callback)
     if board is None:
         return None
     model = fit_model(samples, kind="ops", board=board.name, input_hw=input_hw, alignment=alignment,
@@ -218,5 +219,6 @@ def calibrate(board: Board, space: SearchSpace, n: int, out: str | Path, *, inpu
                       source=f"nas latency calibrate: {len(samples)} specs of space '{space.name}' measured on "
                              f"{board.name}" + (f", starting from the model of {prior.board}" if prior else ""))
     model.meta["space"] = space.name
-    model.save(out)
+    with faults_named(f"the latency model {out}"):
+        model.save(out)
     return model

@@ -15,7 +15,7 @@ from typing import Callable
 from optuna.trial import TrialState
 
 from nas._logging import get_logger
-from nas.errors import SearchError
+from nas.errors import SearchError, faults_named
 from nas.evaluate import challenge_score, log2_score
 from nas.latency import load_latency_model
 from nas.search._record import TrialRecord
@@ -95,8 +95,9 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     out_dir = info.folder / f"retrain-{number:04d}-{steps}steps"
     tracker = Tracker(info.tracking, info.experiment)
     log.info("retraining trial %d (%s) for %d steps in %s", number, spec.describe(), steps, out_dir)
-    job = train_and_export(spec, images, valid, tcfg, out_dir, input_hw=input_hw, target=c.export.target,
-                           callback=callback, phase=phase)
+    with faults_named(f"the retraining folder {out_dir}"):  # (a full disk: one line; the same command resumes)
+        job = train_and_export(spec, images, valid, tcfg, out_dir, input_hw=input_hw, target=c.export.target,
+                               callback=callback, phase=phase)
     report = job.to_dict()
     pred = latency.predict(spec)
     int8 = report["int8"]["psnr_rgb"] if report.get("int8") else None

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
-from nas.errors import NasError, SearchError, environment_fault
+from nas.errors import NasError, SearchError, faults_named
 from nas.evaluate import challenge_score, log2_score
 from nas.export import load_target
 from nas.latency import load_latency_model
@@ -476,15 +476,8 @@ def run_search(config: SearchConfig, *, callback: Callable[[SearchEvent], None] 
     ``plots=False`` leaves the front's PNG and HTML unwritten (seconds of plotting that tests of the driver's rules
     and the driver bench do not need; ``nas pareto`` writes them later).
     """
-    try:
+    with faults_named(f"the study folder {config.study_dir}"):  # (a full disk, ...: one line naming it)
         return _run_search(config, callback, executors, trial_log, plots)
-    except NasError:
-        raise
-    except Exception as exc:  # the machine refusing a write (a full disk, ...): one line naming the study folder
-        fault = environment_fault(exc, where=f"the study folder {config.study_dir}")
-        if fault is None:
-            raise
-        raise fault from exc
 
 
 def _run_search(config: SearchConfig, callback, executors: ExecutorFactory | None, trial_log: TrialLog | None,

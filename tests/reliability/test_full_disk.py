@@ -1,6 +1,8 @@
-"""Environment faults on a real file system: a study whose folder is on a small tmpfs that fills up mid-study ends
-with one line naming what to do (it used to end with a traceback: ``OSError: [Errno 28] No space left on device``
-from the store's trial files) and loses nothing: once space is freed, the same command resumes and finishes.
+"""Environment faults on a real file system: a study, a retraining and a latency calibration whose folder is on a
+small tmpfs that fills up while they run end with one line naming the folder and what to do (each used to end with
+a traceback: ``OSError: [Errno 28] No space left on device`` from the store's trial files, TensorFlow's
+``ResourceExhaustedError`` from a checkpoint) and lose nothing: once space is freed, the same command resumes from
+where it stopped and finishes.
 
 Mounting needs root (or the capability): where the test cannot mount, it skips with the reason."""
 
@@ -10,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,5 +98,73 @@ def test_the_faults_of_the_machine_become_one_line_that_names_the_path():
     except RuntimeError as exc:
         assert "SQLite database" in str(environment_fault(exc, where="the study folder /d/runs/x"))
     assert "the study folder /d" in str(environment_fault(OSError(errno.ENOSPC, "full"), where="the study folder /d"))
+    import tensorflow as tf  # its file errors are no OSErrors: the OS's words and the path are in the message
+
+    tf_full = tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2_device_/job:localhost/"
+                                               "device:CPU:0}} /d/r/checkpoints/stage0-0000060_temp/part-00000-of-"
+                                               "00001.tempstate28; No space left on device [Op:SaveV2]")
+    assert str(environment_fault(tf_full)).startswith("cannot write /d/r/checkpoints: No space left on device")
+    assert environment_fault(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")) is None
     assert environment_fault(ValueError("a bad value")) is None
     assert environment_fault(FileNotFoundError(errno.ENOENT, "no such file")) is None  # names nothing: not ours
+
+
+def _one_error_line(stderr: str, naming: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert "No space left on device" in lines[0] and naming in lines[0] and "run the same command again" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_retraining_on_a_disk_that_fills_stops_with_one_line_and_resumes_from_its_checkpoint(small_disk, tmp_path,
+                                                                                               image_cache):
+    from tests.conftest import SMALL
+
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(SMALL.format(name="r", n=1, workers=1, cache=image_cache, out=small_disk / "runs"))
+    made = _search(cfg, 1)
+    assert made.returncode == 0, made.stderr[-3000:]
+    folder = small_disk / "runs" / "r"
+    progress = folder / "retrain-0000-60steps" / "checkpoints" / "progress.json"
+    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "60", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() or json.loads(progress.read_text())["step"] < 12:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    ballast = _fill(small_disk, leave=0)  # the disk fills while it trains
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    _one_error_line(err, str(folder / "retrain-0000-60steps"))
+    at = json.loads(progress.read_text())["step"]
+    ballast.unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads((folder / "retrain-0000-60steps" / "report.json").read_text())
+    assert report["train"]["resumed_from"] == at >= 12 and report["train"]["steps"] == 60
+    assert json.loads(again.stdout)["check_passed"] is True
+
+
+@pytest.mark.slow
+def test_a_calibration_on_a_disk_that_fills_stops_with_one_line_and_keeps_its_exports(small_disk):
+    work = small_disk / "cal"
+    cmd = [sys.executable, "-m", "nas", "latency", "calibrate", "--out", str(small_disk / "cal.json"), "--n", "6",
+           "--input-size", "48x64", "--runs", "3", "--warmup", "1", "--rounds", "1", "--folds", "2",
+           "--work", str(work)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list((work / "models").glob("*.tflite"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    ballast = _fill(small_disk, leave=0)  # the disk fills while it exports
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    _one_error_line(err, str(work))
+    kept = {p.name: p.stat().st_mtime_ns for p in (work / "models").glob("*.tflite")}
+    assert len(kept) >= 2
+    ballast.unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((small_disk / "cal.json").read_text())["meta"]["n"] == 6
+    assert all((work / "models" / n).stat().st_mtime_ns == t for n, t in kept.items())  # not exported again
