@@ -4,10 +4,11 @@
                                 [--scale 1000 --scale-kills 50 --workers 16 --worker-loss 0.05]
                                 [--storages sqlite,postgresql] [--postgres URL]
 
-1. Runs the fault and bad-input test suites (real processes: a killed driver, a killed Ray worker, a model that
-   fails the NPU check, a conversion that times out, a diverging training, MLflow down at start and lost mid-study,
-   a second driver, an interrupted retraining; 28 bad inputs through the CLI; downloads and archives) and counts
-   what passed.
+1. Runs the tests of each fault and input family (:data:`FAMILIES`; real processes: a killed driver, a killed Ray
+   worker, a model that fails the NPU check, a conversion that times out, a diverging training, MLflow down at start
+   and lost mid-study, a second driver, an interrupted retraining; a tmpfs that fills under a study, a retraining
+   and a calibration; bad inputs through the CLI; downloads and archives; generated inputs) and counts what passed
+   (written to ``bench/results/reliability.json`` with the chaos run below).
 2. A chaos run: one small study whose driver is killed with SIGKILL at ``--kills`` seeded random moments and started
    again each time. Every trial that had finished before a kill must still be there afterwards, byte for byte, in
    the study folder, in Optuna and in MLflow: the figure "trials lost" counts those that are not (goal 0).
@@ -33,14 +34,18 @@ from pathlib import Path
 
 from bench._harness import RESULTS, ROOT, write_result
 
-SUITES = {
-    "faults": ["tests/search/test_faults.py", "tests/search/test_resume.py",
-               "tests/search/test_ray_cluster.py::test_a_killed_ray_worker_costs_only_a_retry",
-               "tests/search/test_retrain.py::test_an_interrupted_retraining_resumes_from_its_checkpoint",
-               "tests/reliability/test_full_disk.py",
-               "tests/search/test_study.py::test_a_second_driver_on_the_same_study_is_refused"],
-    "bad input": ["tests/cli/test_bad_input.py", "tests/data/test_fetch.py", "tests/search/test_config.py",
-                  "tests/reliability/test_fuzz.py"],
+#: the fault and input families, each with the tests that try it (slow ones included: real kills, a real tmpfs)
+FAMILIES = {
+    "killed driver, killed workers": [
+        "tests/search/test_faults.py", "tests/search/test_resume.py", "tests/reliability/test_chaos.py",
+        "tests/search/test_ray_cluster.py::test_a_killed_ray_worker_costs_only_a_retry",
+        "tests/retrain/test_retrain.py::test_an_interrupted_retraining_resumes_from_its_checkpoint",
+        "tests/search/test_tracking.py::test_a_driver_killed_while_mlflow_creates_its_store_leaves_none_or_a_whole_one",
+        "tests/search/test_study.py::test_a_second_driver_on_the_same_study_is_refused"],
+    "full disk, read-only folder": ["tests/reliability/test_full_disk.py"],
+    "bad input through the CLI": ["tests/cli/test_bad_input.py", "tests/data/test_fetch.py",
+                                  "tests/search/test_config.py"],
+    "generated inputs (Hypothesis)": ["tests/reliability/test_fuzz.py"],
 }
 
 CONFIG = """\
@@ -55,22 +60,25 @@ out: {out}
 """
 
 
-def run_suites() -> dict[str, tuple[int, int]]:
+def run_suites() -> dict[str, dict]:
+    """Each family's tests run (slow ones included); passed and total test cases per family."""
     out = {}
-    for name, paths in SUITES.items():
+    for name, paths in FAMILIES.items():
         with tempfile.TemporaryDirectory() as tmp:
             xml = Path(tmp) / "r.xml"
-            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-                            *paths], cwd=ROOT, capture_output=True, text=True)
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider",
+                            f"--junitxml={xml}", *paths], cwd=ROOT, capture_output=True, text=True)
             root = ET.parse(xml).getroot()
-            cases = root.iter("testcase")
-            total = bad = 0
-            for c in cases:
+            total = bad = skipped = 0
+            for c in root.iter("testcase"):
+                if c.find("skipped") is not None:
+                    skipped += 1
+                    continue
                 total += 1
                 if c.find("failure") is not None or c.find("error") is not None:
                     bad += 1
                     print(f"  FAILED {c.get('classname')}::{c.get('name')}")
-            out[name] = (total - bad, total)
+            out[name] = {"passed": total - bad, "total": total, "skipped": skipped, "tests": paths}
     return out
 
 
@@ -111,7 +119,7 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     seen: dict[int, bytes] = {}
     killed = 0
     for _ in range(kills):
-        if not _kill_driver(cmd, work / f"run{killed}.log", rng.uniform(10.0, 30.0),
+        if not _kill_driver(cmd, work / f"run{killed}.log", rng.uniform(15.0, 75.0),
                             before=lambda: seen.update(_state(study_dir))):  # (what finished before this kill)
             break
         killed += 1
@@ -269,9 +277,9 @@ def main() -> int:
     t0 = time.perf_counter()
     c = chaos(work, a.kills, a.trials)
     print("\nReliability")
-    for name, (ok, total) in suites.items():
-        label = "faults injected and survived" if name == "faults" else "bad inputs tried and refused cleanly"
-        print(f"  {label:<44} {ok:3d} of {total:3d} test cases")
+    for name, f in suites.items():
+        skipped = f" ({f['skipped']} skipped)" if f["skipped"] else ""
+        print(f"  {name:<44} {f['passed']:3d} of {f['total']:3d} test cases passed{skipped}")
     print(f"  chaos: driver killed (SIGKILL) {c['kills']} times in a {a.trials}-trial study "
           f"({time.perf_counter() - t0:.0f} s)")
     print(f"    trials finished before a kill           {c['finished_before_kills']:3d}")
@@ -279,7 +287,9 @@ def main() -> int:
     print(f"    trials re-run after a kill (requeued)    {c['requeued']:3d}")
     print(f"    MLflow runs left open                    {c['open_mlflow_runs']:3d}")
     print(f"    trials lost                              {c['lost']:3d} (goal 0)")
-    ok = c["lost"] == 0 and c["open_mlflow_runs"] == 0
+    ok = c["lost"] == 0 and c["open_mlflow_runs"] == 0 and all(f["passed"] == f["total"] for f in suites.values())
+    if suites:
+        write_result(RESULTS / "reliability.json", {"families": suites, "chaos": {**c, "trials": a.trials}})
     if a.scale:
         import contextlib
 

@@ -12,12 +12,13 @@ import pytest
     ("nas.space", ("nas.evaluate", "nas.export", "nas.model", "nas.search", "tensorflow")),
     ("nas.reference", ("nas.evaluate", "nas.export", "nas.model")),  # (the top-level facade imports nas.space)
     ("nas.cli._latency", ("nas.cli._app", "nas.cli._search", "nas.cli._proxy")),
-    # the study knows nothing of the layers built on it: benchmark tables, proxy fidelity
-    ("nas.search", ("nas.benchmark", "nas.fidelity")),
+    # the study knows nothing of the layers built on it: benchmark tables, proxy fidelity, retraining
+    ("nas.search", ("nas.benchmark", "nas.fidelity", "nas.retrain")),
+    ("nas.train", ("nas.search", "nas.retrain")),
     ("nas.cli._search", ("nas.cli._app", "nas.cli._latency", "nas.cli._proxy")),
     # the heavy dependencies load where they are used (a process boundary, a plot), never when a package is imported
     *[(package, ("tensorflow", "tf_keras", "ray", "mlflow", "matplotlib", "pandas", "plotly"))
-      for package in ("nas.search", "nas.cli", "nas.train", "nas.evaluate", "nas.export", "nas.latency", "nas.data",
+      for package in ("nas.search", "nas.retrain", "nas.cli", "nas.train", "nas.evaluate", "nas.export", "nas.latency", "nas.data",
                       "nas.model", "nas._doctor")],
 ])
 def test_a_package_does_not_import_the_layers_above_it(package, never):

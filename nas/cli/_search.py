@@ -188,7 +188,8 @@ def retrain_cmd(
         TimeRemainingColumn,
     )
 
-    from nas.search import open_study, retrain
+    from nas.retrain import retrain
+    from nas.search import open_study
 
     open_study(study, out)  # a study that is not there is refused before the progress bar starts
     con = status_console()

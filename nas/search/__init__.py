@@ -1,8 +1,7 @@
 """The search: Optuna studies whose trials train, export, check and evaluate specs, on Ray, tracked in MLflow.
 
 :func:`run_search` runs or resumes a study described by a :class:`SearchConfig` (a YAML file or the default);
-:func:`study_front` reads its Pareto front back; :func:`retrain` trains a chosen trial's spec fully (with QAT),
-exports and registers it. Trials run through the executors of :mod:`nas.search.executors` (in-process for one
+:func:`study_front` reads its Pareto front back (:mod:`nas.retrain` then trains the chosen trial fully). Trials run through the executors of :mod:`nas.search.executors` (in-process for one
 worker, Ray otherwise; :mod:`nas.benchmark` answers them from a table instead); samplers come from the registry
 of :mod:`nas.search.samplers`; the front's maths and plots are :mod:`nas.search.pareto`'s.
 """
@@ -12,10 +11,11 @@ from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyCo
                                  load_search_config)
 from nas.search._rebuild import RebuildReport, rebuild_study
 from nas.search._record import Cause, TrialRecord
-from nas.search._retrain import RetrainResult, retrain
 from nas.search._store import REFERENCE_ATTR, load_optuna_study
-from nas.search._study import SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front
+from nas.search._study import (SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front,
+                               trial_points)
 from nas.search._tracking import Tracker, ui_link
+from nas.search._trial_log import spec_params
 from nas.search._trial import (TrialJob, TrialOutcome, load_study_images, load_valid_images, reference_psnr,
                                run_trial)
 from nas.search.executors import Executor, ExecutorFactory, InProcessExecutor, RayExecutor, TrainingExecutors
@@ -62,8 +62,8 @@ __all__ = [
     "load_study_images",
     "load_valid_images",
     "reference_psnr",
-    "retrain",
-    "RetrainResult",
+    "trial_points",
+    "spec_params",
     "ui_link",
     "SAMPLERS",
     "register_sampler",

@@ -18,19 +18,15 @@ from nas._logging import get_logger
 from nas.errors import SearchError, faults_named
 from nas.evaluate import challenge_score, log2_score
 from nas.latency import load_latency_model
-from nas.search._record import TrialRecord
-from nas.search._store import load_optuna_study, open_study
-from nas.search._study import trial_points
+from nas.search import (Tracker, TrialRecord, load_optuna_study, load_study_images, open_study, spec_params,
+                        trial_points)
 from nas.search.pareto import best_point
-from nas.search._tracking import Tracker
-from nas.search._trial import load_study_images
-from nas.search._trial_log import spec_params
 from nas.space import ArchSpec
 from nas.train import TrainConfig, train_and_export
 
 __all__ = ["RetrainResult", "retrain"]
 
-log = get_logger("search")
+log = get_logger("retrain")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""After the search (nas.search._retrain): which trial is retrained, an interrupted retraining resumes, each length
+"""After the search (nas.retrain): which trial is retrained, an interrupted retraining resumes, each length
 gets its own folder and model version."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from nas.errors import SearchError
-from nas.search import retrain
+from nas.retrain import retrain
 
 
 def test_the_trial_to_retrain_is_named_once_and_must_have_completed(study):
