@@ -82,12 +82,21 @@ def run_suites() -> dict[str, dict]:
     return out
 
 
-def _kill_driver(cmd: list[str], log: Path, after_s: float, before=None) -> bool:
-    """Start the driver ``cmd`` (its stderr to ``log``) and SIGKILL it after ``after_s`` seconds, calling ``before()``
-    just before; False when the study ended first (a run that failed stops the bench)."""
+def _kill_driver(cmd: list[str], log: Path, after_s: float, before=None, running: Path | None = None) -> bool:
+    """Start the driver ``cmd`` (its stderr to ``log``) and SIGKILL it ``after_s`` seconds after it started, or, with
+    ``running`` (a study's trials folder), ``after_s`` seconds after a new trial folder appears there (a kill while
+    trials run, not while the driver starts up: on busy cores start-up alone takes longer than the whole window);
+    ``before()`` is called just before the kill. False when the study ended first (a run that failed stops the
+    bench)."""
+    count = (lambda: sum(1 for _ in running.iterdir()) if running.exists() else 0) if running else None
+    at_start = count() if count else 0
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-    time.sleep(after_s)
+    if count:
+        while proc.poll() is None and count() <= at_start:
+            time.sleep(0.05)
+    if proc.poll() is None:
+        time.sleep(after_s)
     if proc.poll() is not None:
         if proc.returncode != 0:
             raise SystemExit(f"a run failed (status {proc.returncode}): {log.read_text()[-2000:]}")
@@ -185,8 +194,13 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
         cmd = ([sys.executable, "-m", "bench._chaos", str(cfg), "--loss", str(loss), "--ledger", str(ledger)]
                if loss > 0 else [sys.executable, "-m", "nas", "search", str(cfg), "--json"])
         killed, t0 = 0, time.perf_counter()
+        trials_dir = work / "runs" / name / "trials"
         while name == "chaos-scale" and killed < kills:
-            if not _kill_driver(cmd, work / f"{name}-run{killed}.log", rng.uniform(2.0, 8.0)):
+            # one kill in five while the driver starts up (opening the stores), the rest while trials run
+            start_up = rng.random() < 0.2
+            after = rng.uniform(0.5, 6.0) if start_up else rng.uniform(0.0, 4.0)
+            if not _kill_driver(cmd, work / f"{name}-run{killed}.log", after,
+                                running=None if start_up else trials_dir):
                 break
             killed += 1
         final = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -250,6 +264,8 @@ def _print_scale(sc: dict, trials: int) -> None:
 
 
 def main() -> int:
+    # SIGTERM (kill, a service manager) unwinds like Ctrl-C: the throwaway PostgreSQL server is stopped and removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--trials", type=int, default=8)
