@@ -32,7 +32,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from bench._harness import RESULTS, ROOT, write_result
+from bench._harness import RESULTS, ROOT, read_result, write_result
 
 #: the fault and input families, each with the tests that try it (slow ones included: real kills, a real tmpfs)
 FAMILIES = {
@@ -263,6 +263,36 @@ def _print_scale(sc: dict, trials: int) -> None:
           f"(uninterrupted {sc['reference_driver_first_ms']:.1f} / {sc['reference_driver_last_ms']:.1f})")
 
 
+def readme_table(results: dict | None = None, scale: dict | None = None, fuzz: dict | None = None) -> str:
+    """The README's reliability table, from the committed results (``reliability.json``, ``reliability-scale.json``,
+    ``fuzz.json``): each fault and input family, the command that tries it and its count. ``tests/test_docs.py``
+    holds the README to it."""
+    results = results if results is not None else read_result("reliability.json", {})
+    scale = scale if scale is not None else read_result("reliability-scale.json", {})
+    fuzz = fuzz if fuzz is not None else read_result("fuzz.json", {})
+    rows = ["| family | tried by | count |", "| --- | --- | --- |"]
+    for name, f in results.get("families", {}).items():
+        tests = ", ".join(f"`{t.split('::')[-1] if '::' in t else t}`" for t in f["tests"][:3])
+        more = f" and {len(f['tests']) - 3} more" if len(f["tests"]) > 3 else ""
+        rows.append(f"| {name} | {tests}{more} | {f['passed']} of {f['total']} test cases pass |")
+    if fuzz:
+        rows.append(f"| generated inputs, at scale | `python -m bench.fuzz` | {fuzz['inputs']:,} inputs, "
+                    f"{sum(p['failing'] for p in fuzz['parsers'].values())} failing |")
+    c = results.get("chaos")
+    if c:
+        rows.append(f"| driver killed during real training | `python -m bench.reliability` | {c['kills']} kills in "
+                    f"a {c['trials']}-trial study: {c['lost']} trials lost, {c['open_mlflow_runs']} MLflow runs "
+                    "left open |")
+    for storage, sc in scale.items():
+        rows.append(f"| chaos at scale, {storage} | `python -m bench.reliability --scale {sc['counted']}` | "
+                    f"{sc['kills']} driver kills and {sc['workers_lost']} lost workers in a {sc['counted']:,}-trial "
+                    f"study on {sc['workers']} workers: "
+                    f"{sc['evaluated_twice']} specs evaluated twice, {sc['open_mlflow_runs']} MLflow runs left open, "
+                    f"{'the same' if sc['same_specs_as_uninterrupted'] else 'NOT the same'} {sc['evaluated_n']} "
+                    f"specs and {'the same' if sc['same_front'] else 'NOT the same'} front as without kills |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     # SIGTERM (kill, a service manager) unwinds like Ctrl-C: the throwaway PostgreSQL server is stopped and removed
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -283,7 +313,12 @@ def main() -> int:
                     help="a PostgreSQL server to use instead of a throwaway one")
     ap.add_argument("--worker-loss", type=float, default=0.05,
                     help="the chance that a trial's simulated worker dies in the chaos at scale")
+    ap.add_argument("--table", action="store_true",
+                    help="only print the README's reliability table from the committed results")
     a = ap.parse_args()
+    if a.table:
+        print(readme_table())
+        return 0
     work = (ROOT / a.work) if not Path(a.work).is_absolute() else Path(a.work)
     if work.exists():
         import shutil

@@ -35,7 +35,7 @@ from sqlalchemy import event
 
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
-from nas.errors import SearchError
+from nas.errors import SearchError, environment_fault
 from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._objective import Objective
 from nas.search._record import Cause, TrialRecord
@@ -166,7 +166,10 @@ class _Lock:
 
         try:
             self.fh = open(self.path, "a+")
-        except OSError as exc:
+        except OSError as exc:  # a read-only disk, a permission: the line every environment fault gets
+            fault = environment_fault(exc, where=f"the study folder {self.path.parent}")
+            if fault is not None:
+                raise fault from None
             raise SearchError(f"study folder {self.path.parent} is not writable ({exc.strerror})") from None
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

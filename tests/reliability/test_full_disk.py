@@ -84,6 +84,27 @@ def test_a_study_on_a_full_disk_stops_with_one_line_and_resumes_once_space_is_fr
     assert len({recs[t.number].hash for t in done}) == len(done)  # and no spec was answered twice
 
 
+def test_a_study_whose_disk_turns_read_only_stops_with_one_line_and_resumes_once_writable(small_disk, tmp_path):
+    runs = small_disk / "runs"
+    cfg = tmp_path / "ro.yaml"
+    cfg.write_text(f"name: ro\nout: {runs}\ntable: {TABLE}\nsampler:\n  name: random\npruner:\n  name: none\n")
+    first = _search(cfg, 4)
+    assert first.returncode == 0, first.stderr[-3000:]
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, timeout=30)
+    try:
+        ro = _search(cfg, 12)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True, timeout=30)
+    assert ro.returncode == 1, ro.stderr[-3000:]
+    lines = [ln for ln in ro.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in ro.stderr, ro.stderr[-3000:]
+    assert "read-only" in lines[0] and str(runs) in lines[0] and "run the same command again" in lines[0]
+    again = _search(cfg, 12)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert summary["complete"] + summary["pruned"] + summary["failed"] == 12
+
+
 def test_the_faults_of_the_machine_become_one_line_that_names_the_path():
     import errno
     import sqlite3
