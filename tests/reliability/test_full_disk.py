@@ -84,6 +84,7 @@ def test_a_study_on_a_full_disk_stops_with_one_line_and_resumes_once_space_is_fr
     assert len({recs[t.number].hash for t in done}) == len(done)  # and no spec was answered twice
 
 
+@pytest.mark.slow
 def test_a_study_whose_disk_turns_read_only_stops_with_one_line_and_resumes_once_writable(small_disk, tmp_path):
     runs = small_disk / "runs"
     cfg = tmp_path / "ro.yaml"
