@@ -116,6 +116,22 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 
 
+def int8_losses(keep: Path) -> dict[int, dict]:
+    """FP32 minus INT8 PSNR of every complete training kept in ``keep``, by training length: how many, the largest
+    and the spec that loses it (issue 30's goal after the default proxy: at most 0.15 dB for every spec)."""
+    out: dict[int, dict] = {}
+    for f in sorted(keep.glob("*.json")):
+        r = json.loads(f.read_text())
+        if r.get("state") != "complete" or r.get("fp32_psnr") is None or r.get("int8_psnr") is None:
+            continue
+        d = out.setdefault(r["steps"], {"n": 0, "max_db": float("-inf"), "spec": None})
+        loss = r["fp32_psnr"] - r["int8_psnr"]
+        d["n"] += 1
+        if loss > d["max_db"]:
+            d["max_db"], d["spec"] = loss, ArchSpec.from_dict(r["spec"]).describe()
+    return dict(sorted(out.items()))
+
+
 def partial_part(keep: Path, proxy_steps: int, long_steps: int, reference: str = "full") -> None:
     """What the kept results say so far (the long trainings take several sittings): Kendall tau of the proxy's INT8
     PSNR against the long training's over the specs that have both, and the proxy's seed-to-seed spread."""
@@ -148,6 +164,9 @@ def partial_part(keep: Path, proxy_steps: int, long_steps: int, reference: str =
         print(f"  Kendall tau over the {len(pairs)} specs with both: {t}")
     else:
         print(f"  {len(pairs)} specs with both: too few for a rank correlation")
+    print("  INT8 against FP32 (FP32 minus INT8 PSNR on the validation photographs), every kept training:")
+    for steps, d in int8_losses(keep).items():
+        print(f"    {steps:5d} steps: {d['n']:2d} trainings, at most {d['max_db']:.3f} dB ({d['spec']})")
 
 
 def zoo_part(work: Path) -> None:
