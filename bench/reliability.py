@@ -280,13 +280,14 @@ def readme_table(results: dict | None = None, scale: dict | None = None, fuzz: d
                     f"{sum(p['failing'] for p in fuzz['parsers'].values())} failing |")
     c = results.get("chaos")
     if c:
+        an = "an" if str(c["trials"]).startswith("8") or c["trials"] in (11, 18) else "a"
         rows.append(f"| driver killed during real training | `python -m bench.reliability` | {c['kills']} kills in "
-                    f"a {c['trials']}-trial study: {c['lost']} trials lost, {c['open_mlflow_runs']} MLflow runs "
+                    f"{an} {c['trials']}-trial study: {c['lost']} trials lost, {c['open_mlflow_runs']} MLflow runs "
                     "left open |")
     for storage, sc in scale.items():
         rows.append(f"| chaos at scale, {storage} | `python -m bench.reliability --scale {sc['counted']}` | "
                     f"{sc['kills']} driver kills and {sc['workers_lost']} lost workers in a {sc['counted']:,}-trial "
-                    f"study on {sc['workers']} workers: "
+                    f"study on {sc['workers']} workers ({sc['requeued']} re-runs): "
                     f"{sc['evaluated_twice']} specs evaluated twice, {sc['open_mlflow_runs']} MLflow runs left open, "
                     f"{'the same' if sc['same_specs_as_uninterrupted'] else 'NOT the same'} {sc['evaluated_n']} "
                     f"specs and {'the same' if sc['same_front'] else 'NOT the same'} front as without kills |")
