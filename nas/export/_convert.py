@@ -30,7 +30,7 @@ import numpy as np
 
 from nas._logging import get_logger
 from nas.data import embedded_images, imresize, modcrop
-from nas.errors import ExportError
+from nas.errors import ExportError, faults_named
 from nas.export._check import CheckReport, check_model
 from nas.export._child import DONE, run_job
 from nas.model import save_weights
@@ -278,13 +278,17 @@ def export_int8(
             raise ExportError(f"the converter process died ({how}) converting {spec.hash}: {_tail(log_path)}")
         blob = blob_path.read_bytes()
         partial = out.with_name(f".{out.name}.partial")
-        partial.write_bytes(blob)
-        report = check_model(partial, target)
-        if require_pass and not report.passed:
+        try:  # (a full disk: one line naming the model; no half-written file is left beside it)
+            with faults_named(f"the model {out}"):
+                partial.write_bytes(blob)
+                report = check_model(partial, target)
+                if require_pass and not report.passed:
+                    why = "; ".join(f"{i.name}: {i.message}" for i in report.failures)
+                    raise ExportError(f"the exported model fails the {report.target} check ({why}); not written "
+                                      "(use --force to keep it)")
+                os.replace(partial, out)
+        finally:
             partial.unlink(missing_ok=True)
-            why = "; ".join(f"{i.name}: {i.message}" for i in report.failures)
-            raise ExportError(f"the exported model fails the {report.target} check ({why}); not written (use --force to keep it)")
-        os.replace(partial, out)
     report = dataclasses.replace(report, path=str(out))
     secs = time.perf_counter() - t0
     log.info("wrote %s (%d bytes) in %.1f s", out, len(blob), secs)

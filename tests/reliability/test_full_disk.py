@@ -85,6 +85,20 @@ def test_a_study_on_a_full_disk_stops_with_one_line_and_resumes_once_space_is_fr
 
 
 @pytest.mark.slow
+def test_an_export_to_a_full_disk_names_the_model_and_leaves_no_half_file(small_disk):
+    out = small_disk / "abpn.tflite"
+    cmd = [sys.executable, "-m", "nas", "export", "zoo:abpn", "--out", str(out), "--input-size", "48x64"]
+    ballast = _fill(small_disk, leave=4096)
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1
+    _one_error_line(full.stderr, f"the model {out}")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]  # (a .partial file used to stay behind)
+    ballast.unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and out.stat().st_size > 10_000, again.stderr[-3000:]
+
+
+@pytest.mark.slow
 def test_a_study_whose_disk_turns_read_only_stops_with_one_line_and_resumes_once_writable(small_disk, tmp_path):
     runs = small_disk / "runs"
     cfg = tmp_path / "ro.yaml"
