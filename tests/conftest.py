@@ -30,6 +30,24 @@ def published_rows() -> list[dict]:
     return data["entries"]
 
 
+def retraining_at(folder: Path, steps: int, at_step: int, timeout_s: float = 300.0):
+    """``nas retrain FOLDER --trial 0 --steps STEPS --json`` started, returned (process, command) once its checkpoint
+    progress says it has reached ``at_step`` (a test then kills it, or fills its disk)."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    progress = folder / f"retrain-0000-{steps}steps" / "checkpoints" / "progress.json"
+    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", str(steps), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    while not progress.exists() or json.loads(progress.read_text())["step"] < at_step:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return proc, cmd
+
+
 SMALL = """\
 name: {name}
 n_trials: {n}

@@ -155,7 +155,7 @@ def _one_error_line(stderr: str, naming: str) -> str:
 @pytest.mark.slow
 def test_a_retraining_on_a_disk_that_fills_stops_with_one_line_and_resumes_from_its_checkpoint(small_disk, tmp_path,
                                                                                                image_cache):
-    from tests.conftest import SMALL
+    from tests.conftest import SMALL, retraining_at
 
     cfg = tmp_path / "r.yaml"
     cfg.write_text(SMALL.format(name="r", n=1, workers=1, cache=image_cache, out=small_disk / "runs"))
@@ -163,12 +163,7 @@ def test_a_retraining_on_a_disk_that_fills_stops_with_one_line_and_resumes_from_
     assert made.returncode == 0, made.stderr[-3000:]
     folder = small_disk / "runs" / "r"
     progress = folder / "retrain-0000-60steps" / "checkpoints" / "progress.json"
-    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "60", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not progress.exists() or json.loads(progress.read_text())["step"] < 12:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    proc, cmd = retraining_at(folder, 60, 12)
     ballast = _fill(small_disk, leave=0)  # the disk fills while it trains
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 1

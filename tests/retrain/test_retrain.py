@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
 from nas.errors import SearchError
 from nas.retrain import retrain
+from tests.conftest import retraining_at
 
 
 def test_the_trial_to_retrain_is_named_once_and_must_have_completed(study):
@@ -32,12 +31,7 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     _, summary, _ = study
     folder = summary.study.folder
     progress = folder / "retrain-0000-200steps" / "checkpoints" / "progress.json"
-    cmd = [sys.executable, "-m", "nas", "retrain", str(folder), "--trial", "0", "--steps", "200", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not progress.exists() or json.loads(progress.read_text())["step"] < 40:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.1)
+    proc, cmd = retraining_at(folder, 200, 40)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     at = json.loads(progress.read_text())["step"]
