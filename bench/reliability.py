@@ -178,7 +178,7 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
     import optuna
     from mlflow import MlflowClient
 
-    from nas.search._record import TrialRecord
+    from nas.search import Cause, TrialRecord
 
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
@@ -224,7 +224,7 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
         k = max(1, len(driver) // 10)
         first = statistics.median(d for _, d in driver[:k]) if driver else float("nan")
         last = statistics.median(d for _, d in driver[-k:]) if driver else float("nan")
-        lost = json.loads(ledger.read_text()) if ledger.exists() else {}
+        lost = read_result(ledger, {})
         out[name] = {
             "kills": killed, "seconds": time.perf_counter() - t0, "trials": len(st.trials), "counted": len(counted),
             "numbers_contiguous": [t.number for t in st.trials] == list(range(len(st.trials))),
@@ -234,8 +234,7 @@ def chaos_at_scale(work: Path, trials: int, workers: int, kills: int, seed: int 
             "requeued": sum(r.requeued for r in recs.values()),
             "workers_lost": sum(lost.values()),
             "failed_worker_lost": sum(1 for t in counted if t.state.name == "FAIL"
-                                      and recs[t.number].cause is not None
-                                      and recs[t.number].cause.value == "worker_lost"),
+                                      and recs[t.number].cause is Cause.WORKER_LOST),
             "driver_first_ms": 1000 * first, "driver_last_ms": 1000 * last}
     a, b = out["chaos-scale"], out["chaos-ref"]
     return {**{k: v for k, v in a.items() if k not in ("evaluated", "front")},

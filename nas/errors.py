@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
+import re
 
 __all__ = [
     "NasError",
@@ -26,6 +27,7 @@ __all__ = [
     "EnvironmentFault",
     "environment_fault",
     "faults_named",
+    "first_line",
 ]
 
 
@@ -129,6 +131,12 @@ def environment_fault(exc: BaseException, where: str | None = None) -> Environme
     return None
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its class name when it has none), at most 300 characters: what an
+    error line quotes of an error raised by a library (Optuna, MLflow, SQLAlchemy)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 @contextlib.contextmanager
 def faults_named(where: str):
     """Inside, the machine refusing a write becomes an :class:`EnvironmentFault` whose line names ``where`` when the
@@ -148,8 +156,6 @@ def _tensorflow_fault(text: str) -> tuple[int, str] | None:
     """TensorFlow's file errors (a checkpoint written on a full disk: ``ResourceExhaustedError``) are not OSErrors:
     they carry the OS's words and the path in their message. The errno and the path (cut before TensorFlow's
     temporary names), or None."""
-    import re
-
     for code in (_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EIO):
         words = os.strerror(code)
         if words in text:

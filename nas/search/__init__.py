@@ -1,9 +1,10 @@
 """The search: Optuna studies whose trials train, export, check and evaluate specs, on Ray, tracked in MLflow.
 
 :func:`run_search` runs or resumes a study described by a :class:`SearchConfig` (a YAML file or the default);
-:func:`study_front` reads its Pareto front back (:mod:`nas.retrain` then trains the chosen trial fully). Trials run through the executors of :mod:`nas.search.executors` (in-process for one
-worker, Ray otherwise; :mod:`nas.benchmark` answers them from a table instead); samplers come from the registry
-of :mod:`nas.search.samplers`; the front's maths and plots are :mod:`nas.search.pareto`'s.
+:func:`study_front` reads its Pareto front back (:mod:`nas.retrain` then trains the chosen trial fully). Trials
+run through the executors of :mod:`nas.search.executors` (in-process for one worker, Ray otherwise;
+:mod:`nas.benchmark` answers them from a table instead); samplers come from the registry of
+:mod:`nas.search.samplers`; the front's maths and plots are :mod:`nas.search.pareto`'s.
 """
 
 from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyConfig, PrunerConfig,

@@ -35,7 +35,7 @@ from sqlalchemy import event
 
 from nas._files import atomic_write, write_json
 from nas._logging import get_logger
-from nas.errors import SearchError, environment_fault
+from nas.errors import SearchError, environment_fault, first_line
 from nas.search._config import IDENTITY_FIELDS, SearchConfig, identity_view
 from nas.search._objective import Objective
 from nas.search._record import Cause, TrialRecord
@@ -103,7 +103,7 @@ def optuna_storage(url: str):
             return storage
         return _rdb_storage(url)
     except Exception as exc:  # a damaged file, a database that does not answer, a missing driver
-        raise SearchError(f"Optuna storage {url} is unusable: {_first_line(exc)}") from None
+        raise SearchError(f"Optuna storage {url} is unusable: {first_line(exc)}") from None
 
 
 def _rdb_storage(url: str, attempts: int = 5, **kwargs):
@@ -148,11 +148,7 @@ def load_optuna_study(info: StudyInfo):
     except KeyError:
         raise SearchError(f"Optuna storage {info.storage} has no study '{info.name}'") from None
     except Exception as exc:
-        raise SearchError(f"Optuna storage {info.storage} is unusable: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise SearchError(f"Optuna storage {info.storage} is unusable: {first_line(exc)}") from None
 
 
 class _Lock:
@@ -297,7 +293,7 @@ class StudyStore:
                                              sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
             self._study_id = self._storage.get_study_id_from_name(c.name)
         except Exception as exc:
-            raise SearchError(f"cannot open Optuna study '{c.name}' in {self.storage_url}: {_first_line(exc)}. "
+            raise SearchError(f"cannot open Optuna study '{c.name}' in {self.storage_url}: {first_line(exc)}. "
                               f"{hint}") from None
         have = [d.name.lower() for d in self.study.directions]
         if have != directions:

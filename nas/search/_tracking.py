@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nas._logging import get_logger
-from nas.errors import SearchError, environment_fault
+from nas.errors import SearchError, environment_fault, first_line
 
 __all__ = ["Tracker", "check_tracking_uri", "ui_link"]
 
@@ -93,8 +93,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # (alive, another user's)
+        pass
     return True
 
 
@@ -131,8 +131,7 @@ class Tracker:
             fault = environment_fault(exc, where=f"the MLflow store {uri}")
             if fault is not None:
                 raise fault from None
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise SearchError(f"MLflow tracking store {uri} is unusable: {first}") from None
+            raise SearchError(f"MLflow tracking store {uri} is unusable: {first_line(exc)}") from None
         self.experiment = experiment
 
     # ------------------------------------------------------------------------------------------------- runs

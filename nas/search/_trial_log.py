@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.errors import SearchError, environment_fault
+from nas.errors import SearchError, environment_fault, first_line
 from nas.search._record import CONSTRAINTS, TrialRecord
 from nas.search._store import INTERRUPTED
 from nas.search._tracking import Tracker
@@ -58,10 +58,9 @@ class TrialLog:
             fault = environment_fault(exc, where=f"the MLflow store {self.tracking}")
             if fault is not None:  # (finished trials are in the folder and in Optuna: the same command goes on)
                 raise fault from None
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise SearchError(
                 f"MLflow tracking store {self.tracking} failed while {what} ({type(exc).__name__}: "
-                f"{first}); the study stopped. Finished trials are kept in {self.folder} and in Optuna "
+                f"{first_line(exc)}); the study stopped. Finished trials are kept in {self.folder} and in Optuna "
                 "and are logged to MLflow when the same command runs again") from None
 
     def open(self, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
