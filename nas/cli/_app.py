@@ -6,6 +6,7 @@ Heavy modules are imported inside the commands, so ``nas --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -191,6 +192,10 @@ def export(
     target: str = typer.Option("vs680", help="Target NPU profile the model must pass."),
     force: bool = typer.Option(False, "--force", help="Write the model even if it fails the target check."),
     seed: int = typer.Option(0, help="Seed for calibration crops."),
+    qat: Optional[bool] = typer.Option(
+        None, "--qat/--no-qat",
+        help="The weights come out of quantization-aware training (nas retrain, nas train --full): convert them as "
+             "trained. Default: read from the report.json beside the weights."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Export a network to a full-integer INT8 TFLite model (uint8 in/out) and check it against the target."""
@@ -205,11 +210,13 @@ def export(
 
         images = [read_image(p) for p in list_images(data)[:32]]
     w = load_weights(weights) if weights else None
+    if qat is None:
+        qat = weights is not None and _quantization_trained(weights)
     hw = _parse_hw(input_size)
     with _console().status(f"converting {spec.describe()} to INT8 at {hw[0]}x{hw[1]} (a child process)...",
                            spinner="dots") if not as_json else contextlib.nullcontext():
         res = export_int8(spec, out, weights=w, input_hw=hw, images=images, n_calibration=calibration, seed=seed,
-                          target=target, require_pass=not force)
+                          target=target, require_pass=not force, quantization_trained=qat)
     if as_json:
         _print_json({"path": str(res.path), "size_bytes": res.size_bytes, "input_hw": list(res.input_hw),
                      "seconds": round(res.seconds, 2), "spec": spec.to_dict(), "hash": spec.hash,
@@ -219,6 +226,18 @@ def export(
     con.print(f"wrote {res.path} ({res.size_bytes / 1024:.1f} KB, input {res.input_hw[0]}x{res.input_hw[1]}, "
               f"{res.seconds:.1f} s)")
     _print_report(res.report, con)
+
+
+def _quantization_trained(weights: Path) -> bool:
+    """Whether the ``report.json`` a training left beside ``weights`` says they come out of a QAT stage."""
+    report = weights.parent / "report.json"
+    if weights.name != "weights.npz" or not report.exists():  # (weights_float.npz is a float model)
+        return False
+    try:
+        stages = json.loads(report.read_text(encoding="utf-8"))["config"]["stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(st.get("qat") for st in stages)
 
 
 # ------------------------------------------------------------------------------------------------------- train
@@ -372,11 +391,14 @@ def evaluate_cmd(
     elif model.is_dir():
         from nas.model import load_weights
         from nas.space import load_spec
+        from nas.train import FLOAT_WEIGHTS
 
         spec_path, w_path, tfl = model / "spec.json", model / "weights.npz", model / "model_int8.tflite"
         if not spec_path.exists() or not w_path.exists():
             raise NasError(f"{model} is not a `nas train` output folder (no spec.json and weights.npz)")
         spec = load_spec(str(spec_path))
+        if (model / FLOAT_WEIGHTS).exists():  # a QAT run: its float model (weights.npz are trained for INT8)
+            w_path = model / FLOAT_WEIGHTS
         upscalers.append(("fp32", KerasUpscaler(spec, load_weights(w_path), name=f"{spec.hash} fp32")))
         if tfl.exists():
             upscalers.append(("int8", TfliteUpscaler(tfl, threads=threads, scale=spec.scale)))

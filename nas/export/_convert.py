@@ -229,6 +229,7 @@ def export_int8(
     converter: "Converter | None" = None,
     balance: bool = True,
     rounding: bool = True,
+    quantization_trained: bool = False,
 ) -> ExportResult:
     """Convert ``spec`` (deploy-form ``weights`` by layer name, or seeded initial weights) to an INT8 ``.tflite``.
 
@@ -238,8 +239,13 @@ def export_int8(
     entering a folded anchor's ``tail_1`` so that INT8 keeps the residual (exact in float; see
     :mod:`nas.model._balance`); ``False`` converts the weights as given. ``rounding`` rounds every kernel onto
     the int8 grid for least change of its output (see :mod:`nas.model._int8`); ``False`` leaves the rounding to
-    the converter (each weight to its nearest level).
+    the converter (each weight to its nearest level). ``quantization_trained``: the weights come out of a QAT stage
+    (:attr:`nas.train.TrainResult.quantization_trained`), which trained them in the rescaled form and on the grid of
+    the converter's nearest rounding; they are converted as trained (neither ``balance`` nor ``rounding``: either
+    would move them off the grid their training chose).
     """
+    if quantization_trained:
+        balance = rounding = False
     h, w = int(input_hw[0]), int(input_hw[1])
     if h < 1 or w < 1:
         raise ExportError(f"input size {h}x{w} must be positive")

@@ -207,7 +207,8 @@ class _Job:
         """The result's name: spec, length, schedule, seed, what the spec's figures depend on besides the config
         (its training form and INT8 preparation, :func:`nas.model.result_forms`) and the config's digest."""
         full = "-full" if self.schedule == "full" else ""
-        return f"{self.spec.hash}-{self.steps}{full}-s{self.seed}-{result_forms(self.spec)}-{digest}"
+        forms = result_forms(self.spec, qat=self.schedule == "full")
+        return f"{self.spec.hash}-{self.steps}{full}-s{self.seed}-{forms}-{digest}"
 
 
 Progress = Callable[[int, int, str], None]
@@ -299,7 +300,7 @@ def proxy_check(
         def finished(out) -> None:
             job = by_number[out.number]
             rec = {"spec": job.spec.to_dict(), "steps": job.steps, "schedule": job.schedule,
-                   "forms": result_forms(job.spec), "seed": job.seed, "state": out.state,
+                   "forms": result_forms(job.spec, qat=job.schedule == "full"), "seed": job.seed, "state": out.state,
                    "reason": out.reason, "cause": out.cause.value if out.cause else None,
                    "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
                    "train_s": out.seconds.get("train"), "worker": out.worker}

@@ -30,9 +30,17 @@ def int8_form(spec) -> int:
     return 3
 
 
-def result_forms(spec) -> str:
+QAT_EXPORT_VERSION = 2
+"""Version of how the export treats weights that come out of a QAT stage: 2 converts them as trained and measures
+FP32 on the float stages' model; 1 prepared them as it prepares float weights (rescaled, then re-rounded for their
+outputs, which moved them off the grid QAT had trained them on) and measured FP32 on QAT's weights."""
+
+
+def result_forms(spec, qat: bool = False) -> str:
     """What decides a trained spec's figures besides its training config and data, as a key: its training form
     (:func:`train_form`) and its export's weight preparation (:func:`int8_form`; left out where it is 1, so keys made
-    before the export had versions stay valid). Caches of measured figures key on it."""
+    before the export had versions stay valid); for a training with ``qat``, the version of its export
+    (:data:`QAT_EXPORT_VERSION`). Caches of measured figures key on it."""
     q = int8_form(spec)
-    return f"form{train_form(spec)}" + (f"-int8v{q}" if q > 1 else "")
+    return (f"form{train_form(spec)}" + (f"-int8v{q}" if q > 1 else "")
+            + (f"-qatv{QAT_EXPORT_VERSION}" if qat else ""))

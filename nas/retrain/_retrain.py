@@ -22,7 +22,7 @@ from nas.search import (Tracker, TrialRecord, load_optuna_study, load_study_imag
                         trial_points)
 from nas.search.pareto import best_point
 from nas.space import ArchSpec
-from nas.train import TrainConfig, train_and_export
+from nas.train import FLOAT_WEIGHTS, TrainConfig, train_and_export
 
 __all__ = ["RetrainResult", "retrain"]
 
@@ -118,7 +118,7 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
             if ev.get(key) is not None:
                 metrics[f"{form}_{key}"] = ev[key]
     tracker.log_metrics(rid, metrics)
-    files = [out_dir / n for n in ("model_int8.tflite", "spec.json", "weights.npz", "report.json")
+    files = [out_dir / n for n in ("model_int8.tflite", "spec.json", "weights.npz", FLOAT_WEIGHTS, "report.json")
              if (out_dir / n).exists()]
     tracker.log_files(rid, files, "model")
     tracker.set_tags(rid, {"nas.check_passed": str(job.check_passed).lower()})

@@ -194,10 +194,11 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
             model_path = Path(tmp) / "model_int8.tflite"
             res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
                               images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
-                              threads=job.threads or 0, converter=converter, timeout_s=cfg.export.timeout_s)
+                              threads=job.threads or 0, converter=converter, timeout_s=cfg.export.timeout_s,
+                              quantization_trained=result.quantization_trained)
             seconds["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            fp32 = evaluate(KerasUpscaler(job.spec, result.weights), valid)
+            fp32 = evaluate(KerasUpscaler(job.spec, result.float_model or result.weights), valid)  # (see TrainResult)
             int8 = evaluate(TfliteUpscaler(model_path, threads=job.threads), valid)
             seconds["evaluate"] = time.perf_counter() - t0
             save_weights(result.weights, Path(tmp) / "weights.npz")

@@ -1,7 +1,7 @@
 """Training: one config for the search's short proxy and the full schedule (L1, L2, QAT), checkpoints, resume."""
 
 from nas.train._config import DEFAULT_PROXY_STEPS, Stage, TrainConfig, load_train_config
-from nas.train._job import JobReport, train_and_export
+from nas.train._job import FLOAT_WEIGHTS, JobReport, train_and_export
 from nas.train._trainer import TrainEvent, TrainResult, set_threads, train, validation_psnr
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "set_threads",
     "validation_psnr",
     "DEFAULT_PROXY_STEPS",
+    "FLOAT_WEIGHTS",
 ]

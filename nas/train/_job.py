@@ -2,7 +2,9 @@
 
 This is what ``nas train`` runs and what a search trial runs with the proxy config. Its output folder holds
 ``spec.json``, ``weights.npz`` (deploy form), ``model_int8.tflite``, ``report.json`` and ``checkpoints/``; every
-file appears only when complete, and a job started again on the same folder resumes its training.
+file appears only when complete, and a job started again on the same folder resumes its training. A config with QAT
+also leaves ``weights_float.npz``, the float model its float stages ended with: its FP32 figures are that model's
+(QAT's own weights are trained for their INT8 form and exported as trained).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from nas.space import DEFAULT_INPUT_HW, ArchSpec
 from nas.train._config import TrainConfig
 from nas.train._trainer import TrainEvent, TrainResult, train
 
-__all__ = ["JobReport", "train_and_export"]
+__all__ = ["JobReport", "train_and_export", "FLOAT_WEIGHTS"]
+
+FLOAT_WEIGHTS = "weights_float.npz"
+"""A QAT run's float model, beside ``weights.npz`` (its INT8-trained weights)."""
 
 log = get_logger("train")
 
@@ -85,6 +90,8 @@ def train_and_export(
     say("train")
     result = train(spec, images, config, out_dir=out, resume=resume, valid=valid, callback=callback)
     save_weights(result.weights, out / "weights.npz")
+    if result.quantization_trained and result.float_model is not None:
+        save_weights(result.float_model, out / FLOAT_WEIGHTS)
     seconds["train"] = time.perf_counter() - t0
     tflite = size = passed = None
     if export:
@@ -92,12 +99,12 @@ def train_and_export(
         say("export")
         res = export_int8(spec, out / "model_int8.tflite", weights=result.weights, input_hw=input_hw,
                           images=[p.hr for p in images.pairs[:16]], seed=config.seed, target=target,
-                          threads=config.threads or 0)
+                          threads=config.threads or 0, quantization_trained=result.quantization_trained)
         tflite, size, passed = res.path, res.size_bytes, res.report.passed
         seconds["export"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("evaluate")
-    fp32 = evaluate(KerasUpscaler(spec, result.weights), valid).to_dict()
+    fp32 = evaluate(KerasUpscaler(spec, result.float_model or result.weights), valid).to_dict()
     int8 = evaluate(TfliteUpscaler(tflite, threads=config.threads), valid).to_dict() if tflite else None
     bicubic = evaluate(Bicubic(spec.scale), valid).to_dict()
     seconds["evaluate"] = time.perf_counter() - t0

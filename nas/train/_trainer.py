@@ -4,7 +4,8 @@ Stages before the first QAT stage train the training form (multi-branch blocks).
 rescales it as the INT8 export will (:func:`nas.model.int8_ready` without its rounding: exact in float, so the fake
 quantizers see the ranges the deployed tensors get) and trains the ``qat`` form (fake-quantized weights and
 activations, see :mod:`nas.model`). The result is always the deploy form's weights by layer name, ready for
-:func:`nas.export.export_int8`.
+:func:`nas.export.export_int8`; after QAT it also holds the float stages' weights (the float model), kept in the
+checkpoint folder when QAT starts so that a resumed run still has them.
 
 With ``out_dir``, checkpoints go to ``out_dir/checkpoints`` (TensorFlow's checkpoint format: model, optimizer,
 EMA; no pickles) beside ``progress.json`` naming the latest one, which is replaced atomically after the
@@ -30,7 +31,7 @@ from nas.data import ImageSet, PatchSampler, make_dataset
 from nas.errors import DivergedError, TrainError
 from nas.evaluate import ModelUpscaler, evaluate
 from nas.export import calibration_samples
-from nas.model import train_form
+from nas.model import load_weights, save_weights, train_form
 from nas.space import ArchSpec
 from nas.train._config import CHARBONNIER_EPS, Stage, TrainConfig
 
@@ -39,6 +40,7 @@ __all__ = ["TrainEvent", "TrainResult", "train", "set_threads"]
 log = get_logger("train")
 
 PROGRESS = "progress.json"
+FLOAT_WEIGHTS = "float_weights.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,21 @@ class TrainResult:
     resumed_from: int  # step this run started at (0: fresh)
     history: tuple[tuple[int, str, float], ...]  # (step, stage, mean loss over the last log interval)
     val_psnr: float | None  # last validation PSNR (RGB, dB) when validation ran
+    float_weights: dict | None = None  # a config with QAT: the deploy form at the end of its float stages
+
+    @property
+    def quantization_trained(self) -> bool:
+        """Whether ``weights`` come out of a QAT stage: trained for their INT8 form (export them as trained, see
+        :func:`nas.export.export_int8`). Run in float without their quantizers they are no float model (a carried
+        image, for one, is clipped to its range only by its quantizer); :attr:`float_model` is."""
+        return self.config.has_qat
+
+    @property
+    def float_model(self) -> dict | None:
+        """The deploy-form weights of the float model the run trained: ``weights`` without a QAT stage, else the
+        weights the float stages ended with (``None`` for a run resumed from a QAT checkpoint that predates their
+        keeping)."""
+        return self.float_weights if self.quantization_trained else self.weights
 
 
 def set_threads(threads: int | None) -> None:
@@ -118,6 +135,17 @@ class _Checkpoints:
                 f"{self.spec.describe()} in form {train_form(self.spec)} (another network): use another output "
                 "folder, or --no-resume to start over")
         return state
+
+    def save_float(self, weights: dict) -> None:
+        """Keep the float stages' result (deploy form) for a run that goes on into QAT."""
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_weights(weights, self.folder / FLOAT_WEIGHTS)
+
+    def load_float(self) -> dict | None:
+        if self.folder is None or not (self.folder / FLOAT_WEIGHTS).exists():
+            return None
+        return load_weights(self.folder / FLOAT_WEIGHTS)
 
     def save(self, ckpt, stage: int, done: int, step: int, seconds: float) -> None:
         if self.folder is None:
@@ -198,7 +226,13 @@ def train(
         log.info("resuming %s at step %d of %d (stage %s)", spec.hash, resumed_from, config.steps,
                  config.stages[first].label)
     qat_form = config.stages[first].qat
+    float_weights = ckpts.load_float() if state and qat_form else None
+    if state and qat_form and float_weights is None:
+        log.warning("%s: resumed in a QAT stage with no float weights kept; the float model is not known",
+                    ckpts.folder)
     if init is not None and not state:
+        float_weights = init
+        ckpts.save_float(init)
         model = _qat_start(spec, init, images, config.seed)
     else:
         model = build_model(spec, "qat" if qat_form else "train", seed=None if qat_form else config.seed)
@@ -209,7 +243,9 @@ def train(
     for i in range(first, len(config.stages)):
         stage, n = config.stages[i], steps[i]
         if stage.qat and not qat_form:
-            model = _qat_start(spec, deploy_weights(model, spec), images, config.seed)
+            float_weights = deploy_weights(model, spec)
+            ckpts.save_float(float_weights)  # (before QAT's first checkpoint: a resumed QAT stage finds it)
+            model = _qat_start(spec, float_weights, images, config.seed)
             qat_form = True
         schedule = _schedule(stage, n)
         opt = keras.optimizers.Adam(schedule)
@@ -257,7 +293,7 @@ def train(
         log.info("trained %s: %d steps in %.1f s (%.1f steps/s), loss %.4f", spec.hash, ran, elapsed,
                  ran / max(elapsed, 1e-9), loss_value)
     return TrainResult(spec, config, weights, config.steps, seconds_before + elapsed, loss_value, resumed_from,
-                       tuple(history), val_psnr)
+                       tuple(history), val_psnr, float_weights if qat_form else None)
 
 
 def _step_fn(model, opt, shadows, loss: str, ema: float | None):
