@@ -2,6 +2,10 @@
 improve), beside the standard test sets: does the embedded validation set tell networks apart?
 
     python -m bench.anchor_share [--sets embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5]
+                                 [--json bench/results/anchor-share.json]
+
+Writes one row per set (its label, image count, exact and within-one-level shares, per image exact shares, nearest
+and bicubic PSNR); the docs' benchmark row quotes it (``tests/test_docs.py`` holds them together).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._harness import RESULTS, write_result
 from nas.data import default_valid_source, load_images
 from nas.evaluate import Bicubic, evaluate
 
 
-def share(source, split: str, label: str) -> None:
+def share(source, split: str, label: str) -> dict:
     images = load_images(source, split)
     exact, near, psnr = [], [], []
     for p in images.pairs:
@@ -30,18 +35,28 @@ def share(source, split: str, label: str) -> None:
     print(f"{label}: {len(images)} images; anchor exactly right on {100 * np.mean(exact):.1f}% of pixels (within one "
           f"level {100 * np.mean(near):.1f}%; per image {[round(100 * x) for x in exact][:12]}); nearest-neighbour "
           f"PSNR {np.mean(psnr):.2f} dB, bicubic {bic:.2f} dB (RGB)")
+    return {"label": label, "images": len(images), "exact_pct": 100 * float(np.mean(exact)),
+            "within_one_pct": 100 * float(np.mean(near)), "exact_pct_per_image": [100 * float(x) for x in exact],
+            "nearest_psnr": float(np.mean(psnr)), "bicubic_psnr": float(bic)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="embedded-valid,embedded-train,../shared/data/CBSD68,../shared/data/CSet5")
-    for name in ap.parse_args().sets.split(","):
+    ap.add_argument("--json", default=str(RESULTS / "anchor-share.json"), help="write the rows here ('' not at all)")
+    a = ap.parse_args()
+    rows = []
+    for name in a.sets.split(","):
         if name == "embedded-valid":
-            share(default_valid_source("embedded"), "valid", "embedded validation")
+            rows.append(share(default_valid_source("embedded"), "valid", "embedded validation"))
         elif name == "embedded-train":
-            share("embedded", "train", "embedded training")
+            rows.append(share("embedded", "train", "embedded training"))
         elif Path(name).exists():
-            share(name, "valid", Path(name).name)
+            rows.append(share(name, "valid", Path(name).name))
+        else:
+            print(f"{name}: not found, left out", file=sys.stderr)
+    if a.json:
+        write_result(a.json, rows)
     return 0
 
 

@@ -127,3 +127,18 @@ def test_the_reliability_table_is_the_committed_results():
     assert all(f["passed"] == f["total"] > 0 for f in rel["families"].values())
     assert rel["chaos"]["lost"] == 0 and rel["chaos"]["open_mlflow_runs"] == 0
     assert readme_table() in _text("README.md") and readme_table() in _text("docs/reliability.md")
+
+
+def test_the_anchor_share_row_is_the_committed_result():
+    """The benchmarks page's anchor-share row quotes bench/results/anchor-share.json (python -m bench.anchor_share)."""
+    rows = {r["label"]: r for r in json.loads((RESULTS / "anchor-share.json").read_text())}
+    valid, train = rows["embedded validation"], rows["embedded training"]
+    per_image = " and ".join(f"{round(x)}%" for x in valid["exact_pct_per_image"])
+    row = next(line for line in _text("docs/benchmarks.md").splitlines() if "bench.anchor_share" in line)
+    assert f"({valid['images']} photographs) {valid['exact_pct']:.1f}% exact ({per_image})" in row
+    assert f"embedded training {train['exact_pct']:.1f}% (retina {round(max(train['exact_pct_per_image']))}%)" in row
+    assert f"anchor {valid['nearest_psnr']:.2f} dB vs bicubic {valid['bicubic_psnr']:.2f}" in row
+    for name in ("CBSD68", "CSet5"):
+        r = rows[name]
+        assert f"{name} {r['exact_pct']:.1f}%" in row
+        assert f"{name} {r['nearest_psnr']:.2f} vs {r['bicubic_psnr']:.2f}" in row
