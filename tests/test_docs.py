@@ -142,3 +142,19 @@ def test_the_anchor_share_row_is_the_committed_result():
         r = rows[name]
         assert f"{name} {r['exact_pct']:.1f}%" in row
         assert f"{name} {r['nearest_psnr']:.2f} vs {r['bicubic_psnr']:.2f}" in row
+
+
+def test_the_qat_export_figures_are_the_committed_result():
+    """What converting QAT's weights as trained gains over re-rounding them (python -m bench.qat_export), as the
+    README and the networks page quote it."""
+    rows = {r["spec"]: r for r in json.loads((RESULTS / "qat-export.json").read_text())}
+    gains = [r["as trained"] - r["rescaled + re-rounded"] for r in rows.values()]
+    assert len(rows) == 3 and min(gains) > 0
+    assert f"gain {min(gains):+.2f} to {max(gains):+.2f} dB INT8" in _text("README.md").replace("\n  ", " ")
+    page = _text("docs/networks.md").replace("\n  ", " ")
+    for spec, words in (("w16 d2 ecb concat_input relu:before_d2s tail(3)", "tail conv {} -> {} dB INT8"),
+                        ("w32 d2 ecb none relu:before_d2s tail(3)", "without a skip {} -> {}"),
+                        ("w32 d6 ecb carry clip:after_d2s", "ECB carry {} -> {}")):
+        r = rows[spec]
+        assert words.format(f"{r['rescaled + re-rounded']:.2f}", f"{r['as trained']:.2f}") in page, spec
+    assert f"{rows['w32 d6 ecb carry clip:after_d2s']['qat_weights_fp32']:.2f} dB for the carry net" in page

@@ -176,6 +176,7 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
 
 
+@pytest.mark.slow
 def test_export_converts_the_weights_of_a_qat_run_as_trained(tmp_path):
     """`nas export` of a `nas retrain` / `nas train --full` folder's weights.npz reads from its report.json that they
     come out of QAT and keeps every int8 weight on the level QAT chose (re-rounding them for their outputs, as float
