@@ -36,9 +36,9 @@ from nas.latency import (
     scale_model,
 )
 from nas.search import load_search_config, run_search
-from nas.search._closed_loop import measured_times
-from nas.search._record import TrialRecord
-from nas.search._store import load_optuna_study
+from nas.search import measured_times
+from nas.search import TrialRecord
+from nas.search import load_optuna_study
 from nas.space import ArchSpec, deploy_ops, load_space
 
 

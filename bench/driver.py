@@ -60,8 +60,8 @@ def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
     import optuna
 
     from nas.search import SearchConfig
-    from nas.search._policy import SAMPLERS
-    from nas.search._store import optuna_storage
+    from nas.search import SAMPLERS
+    from nas.search import optuna_storage
 
     cfg = SearchConfig.model_validate({"sampler": {"name": sampler}})
     study = optuna.create_study(storage=optuna_storage(url), study_name="floor", sampler=SAMPLERS[sampler].factory(cfg),
@@ -91,8 +91,8 @@ def floor(url: str, trials: int, workers: int, sampler: str) -> dict:
 def run(storage: str, url: str | None, work: Path, trials: int, workers: int, sampler: str, mlflow: bool) -> dict:
     from nas.benchmark import SyntheticExecutors
     from nas.search import SearchConfig, run_search
-    from nas.search._policy import SAMPLERS
-    from nas.search._trial_log import NullTrialLog
+    from nas.search import SAMPLERS
+    from nas.search import NullTrialLog
 
     name = f"drv-{storage}"
     cfg = SearchConfig.model_validate({

@@ -91,15 +91,15 @@ def _take_checkpoints(keep: Path, results: Path) -> list[str]:
 
 def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, repeats: int, seeds: int,
              workers: int = 1, keep: Path | None = None, reference: str = "full") -> None:
-    from nas.cli._proxy import _print_report
-    from nas.fidelity._proxy_check import FOLDER
+    from nas.cli import print_proxy_report
+    from nas.fidelity import PROXY_CHECK_FOLDER
 
     # two single-thread trainings at once give about 1.2x the throughput of one on both cores (README, issue notes);
     # the results do not depend on it (the cache key leaves workers and threads out)
     cfg = SearchConfig(name="fidelity", out=str(work), workers=workers,
                        resources={"cpus": 1, "threads": 1} if workers > 1 else {})
 
-    results = cfg.study_dir / FOLDER / "results"
+    results = cfg.study_dir / PROXY_CHECK_FOLDER / "results"
     if keep is not None and keep.is_dir():
         print(f"  {_sync(keep, results)} results and {len(_take_checkpoints(keep, results))} checkpoints of "
               f"unfinished trainings taken from {keep}", flush=True)
@@ -119,7 +119,7 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
             kept = _keep_checkpoints(results, keep)
             if kept:
                 print(f"  checkpoints of {len(kept)} unfinished trainings kept in {keep}", flush=True)
-    _print_report(rep)
+    print_proxy_report(rep)
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 
 

@@ -48,10 +48,10 @@ def host_cpu(args) -> None:
     cal = select_specs(space, args.n_cal, seed=0)
     rng = np.random.default_rng(1)
     keys = {s.hash for s in cal}
-    from nas.latency._calibrate import _graph_key
+    from nas.latency import graph_key
 
-    cal_graphs = {_graph_key(s) for s in cal}
-    rest = [s for s in space.deployed_variants() if _graph_key(s) not in cal_graphs and s.hash not in keys]
+    cal_graphs = {graph_key(s) for s in cal}
+    rest = [s for s in space.deployed_variants() if graph_key(s) not in cal_graphs and s.hash not in keys]
     test = [rest[i] for i in rng.choice(len(rest), size=args.n_test, replace=False)]
     board = LiteRTCPUBoard(threads=1, warmup=3, runs=15)
     hw = args.input_size

@@ -44,7 +44,7 @@ from nas.latency import (
     published_samples,
     select_specs,
 )
-from nas.latency._calibrate import _graph_key
+from nas.latency import graph_key
 from nas.latency import REFIT_NOISE as LOOP_NOISE  # (the closed loop's residual noise)
 from nas.space import ArchSpec, deploy_ops, load_space
 
@@ -55,12 +55,12 @@ BOARDS = {"litert-cpu-1t": dict(threads=1), "litert-cpu-2t": dict(threads=2),
 def design(n_cal: int, n_test: int, seed: int = 0) -> tuple[list[ArchSpec], list[ArchSpec]]:
     space = load_space("mai2022")
     cal = select_specs(space, n_cal, seed=seed)
-    graphs = {_graph_key(s) for s in cal}
+    graphs = {graph_key(s) for s in cal}
     rng = np.random.default_rng(1000 + seed)
     test: list[ArchSpec] = []
     while len(test) < n_test:
         s = space.sample(rng)
-        g = _graph_key(s)
+        g = graph_key(s)
         if g in graphs:
             continue
         graphs.add(g)

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench._harness import ROOT
 from bench.latency_boards import BOARDS, design
-from nas.export._child import full_integer
+from nas.export import full_integer
 from nas.latency import Accuracy, LiteRTCPUBoard, Sample, fit_model, measure_specs
 from nas.space import deploy_ops
 

@@ -120,7 +120,7 @@ def chaos(work: Path, kills: int, n: int, seed: int = 0) -> dict:
     import optuna
     from mlflow import MlflowClient
 
-    from nas.search._record import TrialRecord
+    from nas.search import TrialRecord
 
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,9 @@ from nas.benchmark import BenchTable, TableExecutors
 from nas.evaluate import log2_score
 from nas.latency import load_latency_model
 from nas.search import SearchConfig, run_search
-from nas.search._record import TrialRecord
-from nas.search._store import load_optuna_study, open_study
-from nas.search._study import NullTrialLog
+from nas.search import TrialRecord
+from nas.search import load_optuna_study, open_study
+from nas.search import NullTrialLog
 from nas.search.pareto import hypervolume_history
 from nas.space import load_space, zoo_entries
 

@@ -25,7 +25,7 @@ from bench._harness import write_result
 from nas.evaluate import log2_score
 from nas.latency import load_latency_model
 from nas.search import SearchConfig, TrialJob, run_search, run_trial
-from nas.search._record import TrialRecord
+from nas.search import TrialRecord
 from nas.space import zoo_entries
 
 

@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution as C
 from optuna.distributions import IntDistribution as I
 from optuna.trial import TrialState, create_trial
 
-from nas.search._store import optuna_storage
+from nas.search import optuna_storage
 
 
 def main() -> int:

@@ -60,7 +60,7 @@ def _train_child(block: str, width: int, depth: int, steps: int, merged: bool, s
 
     from nas.model._layers import _Block
     from nas.search import SearchConfig, load_study_images
-    from nas.search._trial import proxy_train_config
+    from nas.search import proxy_train_config
     from nas.space import ArchSpec
     from nas.train import train
 

@@ -175,3 +175,29 @@ def test_every_import_of_a_nas_name_resolves():
                 if not hasattr(mod, a.name) and importlib.util.find_spec(f"{node.module}.{a.name}") is None:
                     missing.append(f"{f.relative_to(root)}:{node.lineno} {node.module}.{a.name}")
     assert missing == []
+
+
+BENCH_INTERNALS = {  # benchmarks of one internal piece, which they time or probe on its own
+    "bench/alive.py": {"nas.model._layers", "nas.model._layers.BRANCH_GAIN"},  # the branch gain it varies
+    "bench/pipeline.py": {"nas.train._trainer._step_fn"},  # the training step, fed two ways and timed
+    "bench/train_throughput.py": {"nas.model._layers._Block"},  # a block computed branch by branch, timed
+}
+
+
+def test_the_benchmarks_use_the_public_api():
+    """The benchmarks are users of the library: they import its packages' public names, except the few that
+    measure an internal piece itself (listed above, each with why)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    bad = []
+    for f in sorted((root / "bench").glob("*.py")):
+        allowed = BENCH_INTERNALS.get(f"bench/{f.name}", set())
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nas"):
+                for a in node.names:
+                    name = f"{node.module}.{a.name}"
+                    if any(p.startswith("_") for p in name.split(".")[1:]) and name not in allowed:
+                        bad.append(f"bench/{f.name}:{node.lineno} imports {name}")
+    assert bad == []

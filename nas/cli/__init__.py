@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["main", "app"]
+__all__ = ["main", "app", "print_proxy_report"]
+
+
+def print_proxy_report(report) -> None:
+    """Print a :class:`nas.fidelity.ProxyCheckReport` as ``nas proxy check`` does (its tables and recommendation)."""
+    from nas.cli._proxy import print_report  # (rich and the command's modules only when asked)
+
+    print_report(report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,10 +89,10 @@ def check(
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n")
         return
-    _print_report(rep)
+    print_report(rep)
 
 
-def _print_report(rep) -> None:
+def print_report(rep) -> None:
     from rich.table import Table
 
     con = out_console()

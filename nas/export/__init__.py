@@ -30,5 +30,7 @@ from nas.export._convert import (  # noqa: E402
     export_int8,
 )
 
-__all__ += ["export_int8", "ExportResult", "calibration_samples", "Converter", "SubprocessConverter",
+from nas.export._child import full_integer  # noqa: E402
+
+__all__ += ["full_integer", "export_int8", "ExportResult", "calibration_samples", "Converter", "SubprocessConverter",
             "PersistentConverter", "InProcessConverter"]

@@ -9,7 +9,7 @@ measurements (:func:`fit_model`), saved as versioned JSON in ``latency_models/``
 from nas.latency._adb import DELEGATES, AdbBoard, parse_benchmark_output
 from nas.latency._board import Board, FileBoard, LiteRTCPUBoard, Measurement
 from nas.latency._boards import BOARDS, make_board
-from nas.latency._calibrate import CalibrationEvent, calibrate, measure_specs, select_specs, specs_of
+from nas.latency._calibrate import CalibrationEvent, calibrate, graph_key, measure_specs, select_specs, specs_of
 from nas.latency._features import FEATURE_UNITS, FEATURES, op_rows, peak_floor_ms
 from nas.latency._model import (
     FORMAT_VERSION,
@@ -33,6 +33,7 @@ from nas.latency._refit import refit_model
 
 __all__ = [
     "refit_model",
+    "graph_key",
     "REFIT_NOISE",
     "Board",
     "BOARDS",

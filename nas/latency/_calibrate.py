@@ -61,8 +61,8 @@ def select_specs(space: SearchSpace, n: int, *, seed: int = 0, exclude: Sequence
     if n < 1:
         raise LatencyError(f"the number of specs to calibrate on must be positive, got {n}")
     candidates = space.deployed_variants()
-    skip = {_graph_key(s) for s in exclude}
-    candidates = [s for s in candidates if _graph_key(s) not in skip]
+    skip = {graph_key(s) for s in exclude}
+    candidates = [s for s in candidates if graph_key(s) not in skip]
     if n > len(candidates):
         raise LatencyError(f"space '{space.name}' has {len(candidates)} distinct deployed graphs left, fewer than {n}")
     X = np.stack([_coords(s, space) for s in candidates])
@@ -79,7 +79,8 @@ def select_specs(space: SearchSpace, n: int, *, seed: int = 0, exclude: Sequence
     return [candidates[i] for i in chosen]
 
 
-def _graph_key(spec: ArchSpec) -> tuple:
+def graph_key(spec: ArchSpec) -> tuple:
+    """What makes two specs one deployed graph for latency: their ops' types, shapes, channels and kernels."""
     return tuple((o.type, o.out_shape, o.in_channels, o.kernel) for o in deploy_ops(spec, 8, 8))
 
 

@@ -12,13 +12,14 @@ from nas.search._config import (DataConfig, ExportConfig, LatencyConfig, ProxyCo
                                  load_search_config)
 from nas.search._rebuild import RebuildReport, rebuild_study
 from nas.search._record import Cause, TrialRecord
-from nas.search._store import REFERENCE_ATTR, load_optuna_study
+from nas.search._closed_loop import measured_times
+from nas.search._store import REFERENCE_ATTR, load_optuna_study, optuna_storage
 from nas.search._study import (SearchEvent, SearchSummary, StudyInfo, open_study, run_search, study_front,
                                trial_points)
 from nas.search._tracking import Tracker, ui_link
-from nas.search._trial_log import spec_params
-from nas.search._trial import (TrialJob, TrialOutcome, load_study_images, load_valid_images, reference_psnr,
-                               run_trial)
+from nas.search._trial_log import NullTrialLog, TrialLog, spec_params
+from nas.search._trial import (TrialJob, TrialOutcome, full_train_config, load_study_images, load_valid_images,
+                               proxy_train_config, reference_psnr, run_trial)
 from nas.search.executors import Executor, ExecutorFactory, InProcessExecutor, RayExecutor, TrainingExecutors
 from nas.search.pareto import FrontPoint, front_figure, pareto_front, write_front
 from nas.search.samplers import SAMPLERS, register_sampler
@@ -68,4 +69,10 @@ __all__ = [
     "ui_link",
     "SAMPLERS",
     "register_sampler",
+    "TrialLog",
+    "NullTrialLog",
+    "optuna_storage",
+    "proxy_train_config",
+    "full_train_config",
+    "measured_times",
 ]
