@@ -2,6 +2,7 @@
 
     python -m bench.tpe_settings [--table bench/tables/mai2022-300.csv] [--seeds 20] [--trials 64]
                                  [--objective pareto] [--workers 1] [--variants FILE.json] [--jobs 2]
+                                 [--json FILE] [--print-only]
 
 Each variant is the product's TPE (multivariate, constant liar, ``sampler.n_startup_trials``) with some of Optuna's
 ``TPESampler`` settings changed, run as real studies on the table exactly as ``bench/samplers.py`` runs them (the
@@ -16,7 +17,8 @@ For each variant, medians over seeds: trials to reach random's median 64-trial h
 counting as infinite; how many reach), trials to reach random's median best log2 score at 64 trials, hypervolume and
 best log2 score at 32 trials, the same best log2 score counting each trial as the row that answered it, and the
 ratio of trials-to-hypervolume to the default's. Nothing is cached: about 3 s per study, 5 min for the default list
-on 2 cores.
+on 2 cores. The default run writes ``bench/results/tpe-settings.json`` (``--workers 16``: ``tpe-settings-w16.json``;
+``--json`` elsewhere); ``--print-only`` prints a committed result again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import warnings
 from pathlib import Path
 
 from bench import samplers as bench
-from bench._harness import ROOT
+from bench._harness import RESULTS, ROOT, read_result, write_result
 from nas.search.samplers import SAMPLERS, register_sampler
 
 VARIANTS: dict[str, dict] = {
@@ -146,7 +148,19 @@ def main() -> int:
     ap.add_argument("--variants", default="", help="a JSON file of {name: {TPESampler setting: value}} "
                                                    "(default: the list in this file)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--json", default="", help="write the result here (default: bench/results/tpe-settings.json, "
+                                               "-w16.json with --workers 16, for the default variants and table)")
+    ap.add_argument("--print-only", action="store_true", help="print the result kept in --json")
     a = ap.parse_args()
+    default_run = not a.variants and Path(a.table) == ROOT / "bench" / "tables" / "mai2022-300.csv"
+    json_path = a.json or (str(RESULTS / f"tpe-settings{'-w16' if a.workers == 16 else ''}.json")
+                           if default_run and a.workers in (1, 16) and a.objective == "pareto" else "")
+    if a.print_only:
+        kept = read_result(json_path) if json_path else None
+        if kept is None:
+            raise SystemExit(f"no kept result{' at ' + json_path if json_path else ''}: run without --print-only")
+        report(kept, kept["seeds"], kept["trials"])
+        return 0
     variants = dict(VARIANTS)
     if a.variants:
         try:
@@ -169,6 +183,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted (nothing is cached: run it again)", file=sys.stderr)
         return 130
+    out.update(seeds=a.seeds, trials=a.trials, workers=a.workers, objective=a.objective)
+    if json_path:
+        write_result(json_path, out)
     report(out, a.seeds, a.trials)
     return 0
 

@@ -158,3 +158,24 @@ def test_the_qat_export_figures_are_the_committed_result():
         r = rows[spec]
         assert words.format(f"{r['rescaled + re-rounded']:.2f}", f"{r['as trained']:.2f}") in page, spec
     assert f"{rows['w32 d6 ecb carry clip:after_d2s']['qat_weights_fp32']:.2f} dB for the carry net" in page
+
+
+def test_the_tpe_settings_row_is_the_committed_result():
+    """The benchmarks page's TPE-settings row quotes bench/results/tpe-settings.json (python -m bench.tpe_settings)."""
+    out = json.loads((RESULTS / "tpe-settings.json").read_text())
+    v = out["variants"]
+    row = next(line for line in _text("docs/benchmarks.md").splitlines() if "`python -m bench.tpe_settings`" in line)
+
+    def reach(name):
+        m = v[name]["reach_hv_median"]
+        return "never" if m == float("inf") else f"{m:g}"
+
+    assert out["seeds"] == 20 and out["trials"] == 64 and out["workers"] == 1
+    for name, words in (("default", "default {}"), ("ei_candidates=64", "`n_ei_candidates=64` {}"),
+                        ("endpoints", "`consider_endpoints` {}"), ("gamma=0.05n", "gamma 0.05n {}"),
+                        ("prior_weight=0.5", "`prior_weight=0.5` {}"), ("univariate", "univariate {}"),
+                        ("gamma=0.2n", "gamma 0.2n {}")):
+        assert words.format(reach(name)) in row, name
+    assert v["group"]["reach_hv"] == v["default"]["reach_hv"] and "`group` identical to the default" in row
+    for name, words in (("default", "default {} ({} measured)"), ("ei_candidates=64", "`n_ei_candidates=64` {} ({})")):
+        assert words.format(f"{v[name]['log2@32']:.3f}", f"{v[name]['measured_log2@32']:.3f}") in row, name
