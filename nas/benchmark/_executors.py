@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from nas.benchmark._table import BenchTable, TableRow, space_digest
 from nas.errors import SearchError
+from nas.model import result_forms
 from nas.search import Cause, TrialJob, TrialOutcome
 from nas.search.executors import Executor, ExecutorFactory, OnReport, TrainingExecutors
 
@@ -35,26 +36,31 @@ def _row_outcome(job: TrialJob, row: TableRow, seconds: float, worker: str, extr
     if row.state != "complete":
         return TrialOutcome(job.number, "failed", row.reason, seconds={"train": seconds}, worker=worker,
                             cause=Cause.INFEASIBLE)
-    return TrialOutcome(job.number, "complete", "", row.metrics() | extra, row.curve, {"train": seconds}, {}, worker)
+    # (as current as the row it came from: a spec the table lacks is answered from its nearest row, another spec)
+    return TrialOutcome(job.number, "complete", "", row.metrics() | extra, row.curve, {"train": seconds}, {}, worker,
+                        forms=result_forms(job.spec) if row.current else "")
 
 
 class ReplayExecutor(Executor):
     """Another executor, except that the specs ``table`` holds are answered from it at once (with the training
     seconds it recorded) instead of being trained again: how a table study goes on from its CSV on a machine that
     does not hold the study (a fresh clone, another computer). Answers from the table come back at the next
-    :meth:`poll` and are not reported to the pruner (a table study prunes nothing); everything else is ``inner``'s.
-    :attr:`replayed` counts them."""
+    :meth:`poll` and are not reported to the pruner (a table study prunes nothing); everything else is ``inner``'s,
+    rows measured with an earlier training form or INT8 export included (:attr:`TableRow.current`): those are
+    measured again, so a table made on after such a change re-makes them. :attr:`replayed` counts the answers,
+    :attr:`remade` the rows measured again."""
 
     def __init__(self, inner: Executor, table: "BenchTable"):
         super().__init__(inner.on_report)
         self.inner, self.table = inner, table
         self.capacity = inner.capacity
-        self.replayed = 0
+        self.replayed = self.remade = 0
         self._ready: list[TrialOutcome] = []
 
     def submit(self, job: TrialJob) -> None:
         row = self.table.get(job.spec)
-        if row is None:
+        if row is None or not row.current:
+            self.remade += row is not None
             self.inner.submit(job)
             return
         self.replayed += 1
@@ -73,7 +79,9 @@ class ReplayExecutor(Executor):
         self.inner.close()
 
     def describe(self) -> str:
-        return f"{self.inner.describe()}; {self.replayed} specs answered from a table of {len(self.table)}"
+        return (f"{self.inner.describe()}; {self.replayed} specs answered from a table of {len(self.table)}"
+                + (f", {self.remade} of its rows measured again (made before today's training form or INT8 export)"
+                   if self.remade else ""))
 
 
 class TableExecutor(Executor):

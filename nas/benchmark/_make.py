@@ -67,7 +67,10 @@ def make_table(config: SearchConfig, n: int, *, callback: Callable[[SearchEvent]
     if csv is not None and Path(csv).exists():
         earlier = BenchTable.read_csv(csv)
         check_same_making(earlier, table_meta(config, _input_hw(config)), str(csv))
-        log.info("table study %s: %d specs of %s are answered from it, not trained", config.name, len(earlier), csv)
+        stale = len(earlier.stale)
+        log.info("table study %s: %d specs of %s are answered from it, not trained%s", config.name,
+                 len(earlier) - stale, csv, f"; {stale} measured before today's training form or INT8 export are "
+                 "measured again" if stale else "")
 
     def on_event(ev: SearchEvent) -> None:
         if csv is not None and ev.kind == "finish":

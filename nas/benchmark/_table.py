@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 import nas
 from nas._files import atomic_write
 from nas.errors import SearchError
+from nas.model import result_forms
 from nas.search import Cause, TrialRecord
 from nas.space import ArchSpec, Skip, deploy_ops, load_space
 
@@ -33,7 +34,8 @@ TABLE_FORMAT = 1
 """The version of the CSV layout (a ``# format:`` header line)."""
 
 _COLUMNS = ("hash", "spec", "describe", "state", "cause", "reason", "int8_psnr", "int8_ssim", "fp32_psnr",
-            "fp32_ssim", "latency_ms", "latency_sigma_ms", "macs", "params", "train_s", "curve", "trial")
+            "fp32_ssim", "latency_ms", "latency_sigma_ms", "macs", "params", "train_s", "curve", "trial", "forms")
+_OPTIONAL = ("forms",)  # columns added since format 1 (a file without them reads with their defaults)
 _FLOATS = ("int8_psnr", "int8_ssim", "fp32_psnr", "fp32_ssim", "latency_ms", "latency_sigma_ms", "train_s")
 _METRICS = ("int8_psnr", "int8_ssim", "fp32_psnr", "fp32_ssim")
 
@@ -63,6 +65,13 @@ class TableRow:
     train_s: float | None = None
     curve: tuple[tuple[int, float], ...] = ()
     trial: int | None = None
+    forms: str = ""  # the training form and INT8 export it was measured with (nas.model.result_forms; "": unknown)
+
+    @property
+    def current(self) -> bool:
+        """Whether the row was measured with today's training form and INT8 export for its spec (a row that was not
+        is measured again when its table is made on; an infeasible row stands as it is)."""
+        return self.state != "complete" or self.forms == result_forms(self.spec)
 
     def __post_init__(self) -> None:
         if self.state not in ("complete", "failed"):
@@ -89,7 +98,7 @@ class TableRow:
                 "describe": self.spec.describe(), "state": self.state, "cause": self.cause, "reason": self.reason,
                 **{k: num(getattr(self, k)) for k in _FLOATS}, "macs": str(self.macs), "params": str(self.params),
                 "curve": " ".join(f"{s}:{float(v)!r}" for s, v in self.curve),
-                "trial": "" if self.trial is None else str(self.trial)}
+                "trial": "" if self.trial is None else str(self.trial), "forms": self.forms}
 
     @classmethod
     def from_csv_row(cls, row: dict[str, str], where: str) -> "TableRow":
@@ -102,7 +111,7 @@ class TableRow:
                        **{k: float(row[k]) if row[k] else None for k in _FLOATS if k != "train_s"},
                        macs=int(row["macs"]), params=int(row["params"]),
                        train_s=float(row["train_s"]) if row["train_s"] else None, curve=curve,
-                       trial=int(row["trial"]) if row["trial"] else None)
+                       trial=int(row["trial"]) if row["trial"] else None, forms=row.get("forms") or "")
         except (ValueError, KeyError, TypeError, nas.NasError) as exc:
             raise SearchError(f"{where}: {exc}") from None
 
@@ -146,9 +155,20 @@ class BenchTable:
         return self._by_hash.get(spec.hash)
 
     @property
+    def stale(self) -> tuple[TableRow, ...]:
+        """The completed rows measured before today's training form or INT8 export for their spec (or by a version
+        that did not record it): ``nas table make`` on the table measures them again."""
+        return tuple(r for r in self.rows if not r.current)
+
+    @property
     def digest(self) -> str:
-        """A digest of the rows' results (what a study on this table depends on)."""
-        body = "\n".join(",".join(r.to_csv_row().values()) for r in sorted(self.rows, key=lambda r: r.hash))
+        """A digest of the rows' results (what a study on this table depends on; a column added since format 1 counts
+        only where it is set, so the digest of a table written before it is kept)."""
+        def values(r: TableRow):
+            row = r.to_csv_row()
+            return [v for k, v in row.items() if v or k not in _OPTIONAL]
+
+        body = "\n".join(",".join(values(r)) for r in sorted(self.rows, key=lambda r: r.hash))
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     def nearest(self, spec: ArchSpec) -> tuple[TableRow, float]:
@@ -214,7 +234,7 @@ class BenchTable:
                 raise SearchError(f"{path} line {i + 1}: header '{key}' is not JSON") from None
             i += 1
         reader = csv.DictReader(io.StringIO("\n".join(lines[i:])))
-        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL]
         if missing:
             raise SearchError(f"{path}: columns {missing} are missing")
         rows = [TableRow.from_csv_row(r, f"{path} line {i + 2 + n}") for n, r in enumerate(reader)]
@@ -268,7 +288,7 @@ def table_from_study(config, trials: Iterable, input_hw: tuple[int, int], refere
         rows[rec.hash] = TableRow(
             spec, state, cause, reason, m.get("int8_psnr"), m.get("int8_ssim"), m.get("fp32_psnr"),
             m.get("fp32_ssim"), rec.latency_ms, rec.latency_sigma_ms, sum(o.macs for o in ops),
-            sum(o.params for o in ops), (rec.seconds or {}).get("train"), tuple(rec.curve), t.number)
+            sum(o.params for o in ops), (rec.seconds or {}).get("train"), tuple(rec.curve), t.number, rec.forms)
     return BenchTable(tuple(rows.values()), table_meta(config, input_hw, references, study, space))
 
 

@@ -23,7 +23,7 @@ def _summary(table, path) -> dict:
     return {"file": str(path), "rows": len(table), "complete": len(done), "failed": len(table) - len(done),
             "int8_psnr_min": psnr[0] if psnr else None, "int8_psnr_median": psnr[len(psnr) // 2] if psnr else None,
             "int8_psnr_max": psnr[-1] if psnr else None,
-            "train_s": sum(r.train_s or 0.0 for r in table.rows), "meta": table.meta}
+            "train_s": sum(r.train_s or 0.0 for r in table.rows), "stale": len(table.stale), "meta": table.meta}
 
 
 def _print_summary(s: dict) -> None:
@@ -36,6 +36,9 @@ def _print_summary(s: dict) -> None:
         con.print(f"INT8 PSNR {s['int8_psnr_min']:.2f} .. {s['int8_psnr_max']:.2f} dB (median "
                   f"{s['int8_psnr_median']:.2f}); {_duration(s['train_s'])} of proxy training; references "
                   f"{m.get('references')}")
+    if s["stale"]:
+        con.print(f"{s['stale']} of its complete rows were measured before today's training form or INT8 export: "
+                  f"`nas table make` with this CSV measures them again")
 
 
 def _duration(seconds: float) -> str:

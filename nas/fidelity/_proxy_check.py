@@ -38,6 +38,7 @@ from nas.latency import load_latency_model
 from nas.search import Cause, SearchConfig, Tracker, TrialJob, identity_view, load_study_images
 from nas.search.executors import TrainingExecutors, run_jobs
 from nas.model import result_forms
+from nas.train import FLOAT_WEIGHTS
 from nas.space import deploy_ops, load_space
 
 __all__ = ["TauEstimate", "FidelityRow", "ProxyCheckReport", "proxy_check", "spread_specs", "kendall"]
@@ -307,6 +308,9 @@ def proxy_check(
             if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated again
                 with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # on other images
                     fh.write(out.files["weights.npz"])
+            if FLOAT_WEIGHTS in out.files:  # a QAT schedule's float model, beside its INT8-trained weights
+                with atomic_write(results_dir / f"{job.key(digest)}.float.npz") as fh:
+                    fh.write(out.files[FLOAT_WEIGHTS])
             write_json(results_dir / f"{job.key(digest)}.json", rec)
             shutil.rmtree(results_dir / f"{job.key(digest)}.train", ignore_errors=True)  # its checkpoints
             results[job] = rec

@@ -143,7 +143,7 @@ def rebuild_study(study: str | Path, out: str | Path = "runs", force: bool = Fal
         m = outcome.get("metrics", {})
         rec = rec.with_(metrics={k: float(m[k]) for k in RESULT_METRICS if k in m},
                         curve=tuple((int(s), float(v)) for s, v in outcome.get("curve", [])),
-                        seconds=outcome.get("seconds") or None)
+                        seconds=outcome.get("seconds") or None, forms=str(outcome.get("forms") or ""))
         state = outcome.get("state")
         if state == "complete":
             values = [m["int8_psnr"], lat_obj] if c.objective == "pareto" else [m["log2_score_objective"]]

@@ -77,6 +77,7 @@ class TrialRecord:
     reason: str = ""
     duplicate_of: int | None = None  # a spec already evaluated: this trial reuses that one's result
     requeued: bool = False  # this (interrupted or crashed) trial was queued again as another trial
+    forms: str = ""  # a completed trial: the training form and INT8 export it was measured with (result_forms)
 
     def __post_init__(self) -> None:
         if self.cause is not None and not isinstance(self.cause, Cause):

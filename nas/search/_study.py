@@ -289,7 +289,7 @@ class _Loop:
         """A spec already evaluated in this study: its result is reused, nothing is trained."""
         number, values, orig = same.number, same.values, same.record
         dup = rec.with_(duplicate_of=number, metrics=orig.metrics, curve=orig.curve, cause=orig.cause,
-                        reason=orig.reason)
+                        reason=orig.reason, forms=orig.forms)
         state = "complete" if values is not None else "pruned" if orig.cause is Cause.PRUNED else "failed"
         ostate = optuna_state(state)
         self.store.finish(trial, dup, ostate, values)
@@ -331,7 +331,7 @@ class _Loop:
             m["log2_score"] = log2_score(m["int8_psnr"], rec.latency_ms)
             m["log2_score_objective"] = log2_score(m["int8_psnr"], rec.latency_objective_ms)
         done = rec.with_(metrics={k: v for k, v in m.items() if k in RESULT_METRICS}, curve=tuple(outcome.curve),
-                         seconds=outcome.seconds, cause=outcome.cause, reason=outcome.reason)
+                         seconds=outcome.seconds, cause=outcome.cause, reason=outcome.reason, forms=outcome.forms)
         retry = outcome.state == "failed" and self.policy.retry(done)
         if retry:
             done = done.with_(requeued=True)

@@ -25,10 +25,10 @@ from nas.data import ImageCache, default_valid_source, load_images
 from nas.errors import CheckError, DivergedError, ExportError, NasError, SpecError
 from nas.evaluate import Bicubic, KerasUpscaler, TfliteUpscaler, evaluate
 from nas.export import export_int8
-from nas.model import save_weights
+from nas.model import result_forms, save_weights
 from nas.search._record import Cause
 from nas.space import ArchSpec
-from nas.train import TrainConfig, train
+from nas.train import FLOAT_WEIGHTS, TrainConfig, train
 
 __all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn", "load_study_images", "load_valid_images", "reference_psnr"]
 
@@ -80,6 +80,7 @@ class TrialOutcome:
     files: dict = dataclasses.field(default_factory=dict)
     worker: str = ""  # where it ran: host:pid, and the Ray node on Ray
     cause: Cause | None = None  # why it did not complete (pruned: PRUNED; failed: default CRASH, retried)
+    forms: str = ""  # what decided its figures besides config and data (nas.model.result_forms) when complete
 
     def __post_init__(self) -> None:
         if self.state not in ("complete", "pruned", "failed"):
@@ -99,7 +100,8 @@ class TrialOutcome:
         """Everything but the files (what ``outcome.json`` holds)."""
         return {"number": self.number, "state": self.state, "reason": self.reason, "metrics": self.metrics,
                 "curve": [list(c) for c in self.curve], "seconds": self.seconds, "files": sorted(self.files),
-                "worker": self.worker, "cause": None if self.cause is None else self.cause.value}
+                "worker": self.worker, "cause": None if self.cause is None else self.cause.value,
+                **({"forms": self.forms} if self.forms else {})}
 
 
 class _Pruned(Exception):
@@ -207,6 +209,9 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
                 "weights.npz": (Path(tmp) / "weights.npz").read_bytes(),
                 "npu_check.json": json.dumps(res.report.to_dict(), indent=2).encode(),
             }
+            if result.quantization_trained and result.float_model is not None:  # (the float model QAT started from)
+                save_weights(result.float_model, Path(tmp) / FLOAT_WEIGHTS)
+                files[FLOAT_WEIGHTS] = (Path(tmp) / FLOAT_WEIGHTS).read_bytes()
         metrics = {
             "fp32_psnr": fp32.psnr_rgb, "fp32_ssim": fp32.ssim_rgb, "fp32_psnr_y": fp32.psnr_y,
             "int8_psnr": int8.psnr_rgb, "int8_ssim": int8.ssim_rgb, "int8_psnr_y": int8.psnr_y,
@@ -215,7 +220,8 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
             "valid_images": len(valid), **({"train_resumed_from": result.resumed_from} if result.resumed_from else {}),
         }
         seconds["total"] = time.perf_counter() - t_all
-        return TrialOutcome(job.number, "complete", "", metrics, tuple(curve), seconds, files)
+        return TrialOutcome(job.number, "complete", "", metrics, tuple(curve), seconds, files,
+                            forms=result_forms(job.spec, qat=result.quantization_trained))
     except _Pruned as p:
         seconds["total"] = time.perf_counter() - t_all
         return TrialOutcome(job.number, "pruned", f"pruned at step {p.step}: validation PSNR {p.psnr:.2f} dB",

@@ -4,6 +4,7 @@ results up in one (the same driver on a simulated clock); the space-filling samp
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -23,6 +24,7 @@ from nas.search._study import NullTrialLog
 from nas.benchmark import TableRow, spec_distance, table_from_study
 from nas.search._trial import TrialJob
 from nas.space import ArchSpec, load_space, zoo_entries
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +290,35 @@ def test_a_spec_without_an_anchor_is_answered_from_a_row_without_one_and_leave_o
     assert fid.tau == pytest.approx(kendalltau([29.2, 29.0, 25.4, 25.0], [29.0, 29.2, 25.0, 25.4]).statistic)
     with pytest.raises(SearchError, match="2 completed rows; leave-one-out needs 3"):
         BenchTable((a, b), {}).leave_one_out()
+
+def test_rows_measured_before_todays_forms_are_measured_again_when_the_table_is_made_on(table_csv, tmp_path):
+    """A table keeps, per row, the training form and INT8 export it was measured with. The committed 200-row table
+    was made before they were recorded (and before the INT8 fix), so each of its rows is stale; a table made on from
+    such a CSV trains those specs again instead of answering from them, and its CSV ends with their new figures. A
+    CSV without the column reads as before, with the same digest (so studies on it keep their identity)."""
+    from nas.model import result_forms
+
+    committed = BenchTable.read_csv(ROOT / "bench" / "tables" / "mai2022-300.csv")
+    assert len(committed.stale) == len(committed) == 200 and committed.digest == "2def01e0afed"
+    path, table, _ = table_csv
+    assert table.rows and all(r.current and r.forms == result_forms(r.spec) for r in table.rows if r.state == "complete")
+    first = table_config(load_search_config(None, name="mk", out=str(tmp_path / "here"), table=str(path)))
+    zoo = len({load_space("mai2022").project(e.spec).hash for e in zoo_entries()})
+    made = make_table(first, zoo + 3, trial_log=NullTrialLog(), csv=tmp_path / "t.csv")
+    assert {r.hash: r.forms for r in BenchTable.read_csv(tmp_path / "t.csv").rows} == {r.hash: r.forms
+                                                                                      for r in made.rows}
+    done = [r for r in made.rows if r.state == "complete"]
+    old = {r.hash for r in done[:2]}
+    rows = tuple(dataclasses.replace(r, forms="", int8_psnr=1.0) if r.hash in old else r for r in made.rows)
+    BenchTable(rows, made.meta).write_csv(tmp_path / "old.csv")
+    assert {r.hash for r in BenchTable.read_csv(tmp_path / "old.csv").stale} == old
+
+    again = make_table(first.model_copy(update={"out": str(tmp_path / "there")}), zoo + 3, trial_log=NullTrialLog(),
+                       csv=tmp_path / "old.csv")
+    outcomes = [json.loads(f.read_text()) for f in (tmp_path / "there" / "mk" / "trials").glob("*/outcome.json")]
+    measured = {o["metrics"]["int8_psnr"] for o in outcomes if o["worker"] == "table"}
+    assert sum(o["worker"] == "table" for o in outcomes) == 2 and 1.0 not in measured  # the two stale rows only
+    remade = BenchTable.read_csv(tmp_path / "old.csv")
+    assert not remade.stale and len(remade) == len(again) == zoo + 3
+    for r in made.rows:
+        assert remade.get(r.spec).int8_psnr == r.int8_psnr

@@ -99,8 +99,12 @@ def test_proxy_check_trains_ranks_logs_and_resumes(check_config):
     for name in ("report.json", "specs.csv", "proxy_check.png"):
         assert (rep.folder / name).stat().st_size > 0
     assert (rep.folder / "proxy_check.png").read_bytes()[:4] == b"\x89PNG"
-    kept = sorted((rep.folder / "results").glob("*.npz"))  # every trained net, to evaluate again on other images
-    assert len(kept) == 10 and len(load_weights(kept[0])) > 0
+    results = (rep.folder / "results")
+    kept = sorted(f for f in results.glob("*.npz") if not f.name.endswith(".float.npz"))  # every trained net, to
+    assert len(kept) == 10 and len(load_weights(kept[0])) > 0  # evaluate again on other images; beside QAT's weights
+    floats = sorted(results.glob("*.float.npz"))  # the float model each full schedule's QAT started from
+    assert len(floats) == 3 and all("-40-full-" in f.name for f in floats)
+    assert load_weights(floats[0]).keys() == load_weights(floats[0].with_name(floats[0].name[:-10] + ".npz")).keys()
     assert not list((rep.folder / "results").glob("*.train"))  # the long trainings' checkpoints went with them
     # the reference arm is the product's full schedule (Charbonnier, L2, QAT), named as such in its results
     long_ = [json.loads(f.read_text()) for f in (rep.folder / "results").glob("*-40-full-s*.json")]
