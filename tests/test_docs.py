@@ -179,3 +179,18 @@ def test_the_tpe_settings_row_is_the_committed_result():
     assert v["group"]["reach_hv"] == v["default"]["reach_hv"] and "`group` identical to the default" in row
     for name, words in (("default", "default {} ({} measured)"), ("ei_candidates=64", "`n_ei_candidates=64` {} ({})")):
         assert words.format(f"{v[name]['log2@32']:.3f}", f"{v[name]['measured_log2@32']:.3f}") in row, name
+
+
+def test_the_quantization_row_is_the_committed_result():
+    """The benchmarks page's ABPN PTQ/QAT row quotes bench/results/quantization.json (python -m bench.quantization)."""
+    r = json.loads((RESULTS / "quantization.json").read_text())
+    row = next(line for line in _text("docs/benchmarks.md").splitlines() if "`python -m bench.quantization`" in line)
+
+    def rgb(k):
+        return r[k]["rgb"]
+
+    assert r["steps"] == 1000 and r["qat_steps"] == 200
+    assert f"INT8 {rgb('int8_ptq'):.2f} dB RGB vs bicubic {rgb('bicubic'):.2f}: {rgb('int8_ptq') - rgb('bicubic'):+.2f}" \
+        in row
+    assert f"drop {rgb('fp32') - rgb('int8_ptq'):.3f} dB after PTQ, {rgb('fp32') - rgb('int8_qat'):.3f} dB after 200" in row
+    assert f"QAT vs that control: {rgb('int8_qat') - rgb('int8_control'):+.3f} dB" in row
