@@ -45,6 +45,7 @@ def test_an_outcome_says_why_it_did_not_complete():
     assert out.summary()["files"] == ["model_int8.tflite"]  # (names only: outcome.json holds no bytes)
 
 
+@pytest.mark.slow
 def test_a_full_schedule_trial_keeps_its_float_model_and_names_its_forms(tmp_path):
     """A trial of the full schedule (the fidelity bench's reference) exports QAT's weights as trained and measures
     FP32 on the float model QAT started from, which it returns beside them; every complete trial names the training
