@@ -179,6 +179,12 @@ def test_the_tpe_settings_row_is_the_committed_result():
     assert v["group"]["reach_hv"] == v["default"]["reach_hv"] and "`group` identical to the default" in row
     for name, words in (("default", "default {} ({} measured)"), ("ei_candidates=64", "`n_ei_candidates=64` {} ({})")):
         assert words.format(f"{v[name]['log2@32']:.3f}", f"{v[name]['measured_log2@32']:.3f}") in row, name
+    w16 = json.loads((RESULTS / "tpe-settings-w16.json").read_text())["variants"]
+    finite = {k: x["reach_hv_median"] for k, x in w16.items() if x["reach_hv_median"] != float("inf")}
+    assert set(finite) == {"default", "group", "gamma=0.05n", "univariate"}
+    words = (f"With `--workers 16` (bench/results/tpe-settings-w16.json): default {finite['default']:g}, gamma 0.05n "
+             f"{finite['gamma=0.05n']:g}, univariate {finite['univariate']:g}, every other variant never")
+    assert words in row
 
 
 def test_the_quantization_row_is_the_committed_result():
