@@ -200,3 +200,16 @@ def test_the_quantization_row_is_the_committed_result():
         in row
     assert f"drop {rgb('fp32') - rgb('int8_ptq'):.3f} dB after PTQ, {rgb('fp32') - rgb('int8_qat'):.3f} dB after 200" in row
     assert f"QAT vs that control: {rgb('int8_qat') - rgb('int8_control'):+.3f} dB" in row
+
+
+def test_the_qat_probes_row_is_the_committed_result():
+    """The benchmarks page's QAT-probes row quotes bench/results/qat-probes.json (python -m bench.qat_probes)."""
+    r = json.loads((RESULTS / "qat-probes.json").read_text())
+    row = next(line for line in _text("docs/benchmarks.md").splitlines() if "`python -m bench.qat_probes`" in line)
+    for key, words in (("float model FP32", "float model FP32 {}"), ("PTQ (rescaled, GPTQ)", "(rescaled, GPTQ) {}"),
+                       ("PTQ (rescaled, nearest)", "with nearest rounding {}"), ("PTQ (as given)", "as given {}"),
+                       ("QAT L1 (the schedule's)", "the schedule's L1 {}"), ("QAT L2", "with L2 {}"),
+                       ("GPTQ-rounded start, no QAT step", "GPTQ-rounded weights {} before any step"),
+                       ("QAT L1 from the GPTQ-rounded start", "{} after 300")):
+        assert words.format(f"{r[key]:.3f}") in row, key
+    assert r["QAT L1 from the GPTQ-rounded start"] < r["GPTQ-rounded start, no QAT step"] < r["PTQ (rescaled, GPTQ)"]
