@@ -32,5 +32,5 @@ from nas.export._convert import (  # noqa: E402
 
 from nas.export._child import full_integer  # noqa: E402
 
-__all__ += ["full_integer", "export_int8", "ExportResult", "calibration_samples", "Converter", "SubprocessConverter",
-            "PersistentConverter", "InProcessConverter"]
+__all__ += ["full_integer", "export_int8", "ExportResult", "calibration_samples", "Converter",
+            "SubprocessConverter", "PersistentConverter", "InProcessConverter"]

@@ -7,4 +7,5 @@ study's own executors, and reports Kendall's tau between the rankings (``nas pro
 from nas.fidelity._proxy_check import FOLDER as PROXY_CHECK_FOLDER
 from nas.fidelity._proxy_check import FidelityRow, ProxyCheckReport, TauEstimate, kendall, proxy_check, spread_specs
 
-__all__ = ["proxy_check", "ProxyCheckReport", "FidelityRow", "TauEstimate", "kendall", "spread_specs", "PROXY_CHECK_FOLDER"]
+__all__ = ["proxy_check", "ProxyCheckReport", "FidelityRow", "TauEstimate", "kendall", "spread_specs",
+           "PROXY_CHECK_FOLDER"]
