@@ -29,9 +29,7 @@ from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
 from nas.export import calibration_samples, export_int8
 from nas.model import int8_ready, load_weights
 from nas.space import ArchSpec
-from nas.train import Stage, TrainConfig, train
-
-QAT_CALIBRATION_HW = (96, 96)  # (what the trainer's QAT stage measures its start on)
+from nas.train import QAT_CALIBRATION_HW, Stage, TrainConfig, train
 
 
 def measure(float_npz: Path, steps: int) -> dict:

@@ -89,3 +89,13 @@ def study(tmp_path_factory, image_cache):
     events = []
     summary = run_search(load_search_config(f), callback=events.append)
     return f, summary, events
+
+
+def tflite_kernels(path) -> dict:
+    """The int8 kernels of an INT8 TFLite model by conv name (TFLite's O x H x W x I layout)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    return {d["name"].split("/")[-2]: it.get_tensor(d["index"]) for d in it.get_tensor_details()
+            if d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["shape"][0] != 1}

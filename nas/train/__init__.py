@@ -2,7 +2,7 @@
 
 from nas.train._config import DEFAULT_PROXY_STEPS, Stage, TrainConfig, load_train_config
 from nas.train._job import FLOAT_WEIGHTS, JobReport, train_and_export
-from nas.train._trainer import TrainEvent, TrainResult, set_threads, train, validation_psnr
+from nas.train._trainer import QAT_CALIBRATION_HW, TrainEvent, TrainResult, set_threads, train, validation_psnr
 
 __all__ = [
     "train",
@@ -17,4 +17,5 @@ __all__ = [
     "validation_psnr",
     "DEFAULT_PROXY_STEPS",
     "FLOAT_WEIGHTS",
+    "QAT_CALIBRATION_HW",
 ]

@@ -181,11 +181,10 @@ def test_export_converts_the_weights_of_a_qat_run_as_trained(tmp_path):
     """`nas export` of a `nas retrain` / `nas train --full` folder's weights.npz reads from its report.json that they
     come out of QAT and keeps every int8 weight on the level QAT chose (re-rounding them for their outputs, as float
     weights are, cost a carry net 4 dB after the full schedule); `--no-qat` prepares them as float weights."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from nas.model import build_model, deploy_weights, save_weights
     from nas.space import ArchSpec
     from nas.train import TrainConfig
+    from tests.conftest import tflite_kernels
 
     spec = ArchSpec(width=16, depth=2, blocks="conv", skip="none", tail=())
     (tmp_path / "spec.json").write_text(spec.to_json())
@@ -199,9 +198,7 @@ def test_export_converts_the_weights_of_a_qat_run_as_trained(tmp_path):
         res = nas("export", str(tmp_path / "spec.json"), "--weights", str(tmp_path / "weights.npz"), "--out",
                   str(out), "--input-size", "24x32", "--calibration", "2", *flags, timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
-        it = Interpreter(model_path=str(out))
-        kernels = {d["name"].split("/")[-2]: it.get_tensor(d["index"]) for d in it.get_tensor_details()
-                   if d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["shape"][0] != 1}
+        kernels = tflite_kernels(out)
         w = np.moveaxis(weights["body_01"][0], 3, 0)
         step = np.abs(w).reshape(len(w), -1).max(axis=1)[:, None, None, None] / 127
         return np.mean(kernels["body_01"].astype(int) != np.round(w / step))

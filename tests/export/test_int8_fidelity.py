@@ -18,6 +18,7 @@ from nas.evaluate import KerasUpscaler, TfliteUpscaler, evaluate
 from nas.export import PersistentConverter, export_int8
 from nas.space import ArchSpec
 from nas.train import TrainConfig, train
+from tests.conftest import tflite_kernels
 
 BOUND_DB = 0.1  # what INT8 may lose against FP32 here (the trainability bench: 0.01-0.05 dB after 300 steps)
 FOLDED = ("carry", "concat_input")  # the nets that lost (before: 0.14-0.46 dB here, on 9 of their 16 cases)
@@ -48,15 +49,6 @@ def test_int8_keeps_what_a_few_dozen_steps_learnt(data, tmp_path, skip, tail, bl
     assert np.isfinite(fp32) and fp32 - int8 <= BOUND_DB, (spec.describe(), fp32, int8)
 
 
-def _tflite_kernels(path) -> dict[str, np.ndarray]:
-    """The int8 kernels of an INT8 model by conv name (TFLite's O x H x W x I layout)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path))
-    return {d["name"].split("/")[-2]: it.get_tensor(d["index"]) for d in it.get_tensor_details()
-            if d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["shape"][0] != 1}
-
-
 def test_a_qat_trained_net_is_exported_on_the_grid_its_training_chose(data, tmp_path):
     """QAT trains every kernel through a fake quantizer with TFLite's per-channel grid and nearest rounding. The
     export used to prepare those weights as it prepares float ones: rescaled, then re-rounded for their outputs
@@ -74,7 +66,7 @@ def test_a_qat_trained_net_is_exported_on_the_grid_its_training_chose(data, tmp_
     job = train_and_export(spec, train_set, valid, cfg, tmp_path, input_hw=(48, 64))
     assert job.train.quantization_trained and job.check_passed
     trained = load_weights(tmp_path / "weights.npz")
-    kernels = _tflite_kernels(job.tflite)
+    kernels = tflite_kernels(job.tflite)
     assert set(kernels) == {s.name for s in spec.convs()}
     for name, q in kernels.items():
         w = np.moveaxis(trained[name][0], 3, 0)  # O x H x W x I
