@@ -50,13 +50,9 @@ def test_a_full_schedule_trial_keeps_its_float_model_and_names_its_forms(tmp_pat
     """A trial of the full schedule (the fidelity bench's reference) exports QAT's weights as trained and measures
     FP32 on the float model QAT started from, which it returns beside them; every complete trial names the training
     form and INT8 export it was measured with (a table row records it)."""
-    import io
-
-    import numpy as np
-
     from nas.data import load_images
     from nas.evaluate import KerasUpscaler, evaluate
-    from nas.model import result_forms
+    from nas.model import load_weights, result_forms
     from nas.search import run_trial
 
     cfg = SearchConfig(name="t", out=str(tmp_path), proxy={"steps": 20, "batch_size": 4, "patch_size": 24},
@@ -66,10 +62,8 @@ def test_a_full_schedule_trial_keeps_its_float_model_and_names_its_forms(tmp_pat
     out = run_trial(TrialJob(0, spec, cfg, (24, 32), schedule="full"), images=images)
     assert out.state == "complete", out.reason
     assert out.forms == result_forms(spec, qat=True) and out.forms.endswith("-qatv2")
-    with np.load(io.BytesIO(out.files["weights_float.npz"])) as f:
-        float_model = {}
-        for k in sorted(f.files):
-            float_model.setdefault(k.rsplit("/", 1)[0], []).append(f[k])
+    (tmp_path / "float.npz").write_bytes(out.files["weights_float.npz"])
+    float_model = load_weights(tmp_path / "float.npz")
     fp32 = evaluate(KerasUpscaler(spec, float_model), images[1]).psnr_rgb
     assert out.metrics["fp32_psnr"] == pytest.approx(fp32)
     proxy = run_trial(TrialJob(1, spec, cfg, (24, 32)), images=images)
