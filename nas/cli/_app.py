@@ -229,12 +229,16 @@ def export(
 
 
 def _quantization_trained(weights: Path) -> bool:
-    """Whether the ``report.json`` a training left beside ``weights`` says they come out of a QAT stage."""
+    """Whether the ``report.json`` a training left beside ``weights`` says they come out of a QAT stage (and were
+    shipped so: a QAT run whose float model won ships that model's weights, ``int8_form`` ``ptq``)."""
     report = weights.parent / "report.json"
     if weights.name != "weights.npz" or not report.exists():  # (weights_float.npz is a float model)
         return False
     try:
-        stages = json.loads(report.read_text(encoding="utf-8"))["config"]["stages"]
+        data = json.loads(report.read_text(encoding="utf-8"))
+        if "int8_form" in data:
+            return data["int8_form"] == "qat"
+        stages = data["config"]["stages"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return any(st.get("qat") for st in stages)

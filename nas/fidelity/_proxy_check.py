@@ -304,7 +304,9 @@ def proxy_check(
                    "forms": result_forms(job.spec, qat=job.schedule == "full"), "seed": job.seed, "state": out.state,
                    "reason": out.reason, "cause": out.cause.value if out.cause else None,
                    "int8_psnr": out.metrics.get("int8_psnr"), "fp32_psnr": out.metrics.get("fp32_psnr"),
-                   "train_s": out.seconds.get("train"), "worker": out.worker}
+                   "train_s": out.seconds.get("train"), "worker": out.worker,
+                   **({"int8_qat_shipped": out.metrics["int8_qat_shipped"]} if "int8_qat_shipped" in out.metrics
+                      else {})}
             if "weights.npz" in out.files:  # kept beside the result: the trained net can be evaluated again
                 with atomic_write(results_dir / f"{job.key(digest)}.npz") as fh:  # on other images
                     fh.write(out.files["weights.npz"])

@@ -30,10 +30,12 @@ def int8_form(spec) -> int:
     return 3
 
 
-QAT_EXPORT_VERSION = 2
-"""Version of how the export treats weights that come out of a QAT stage: 2 converts them as trained and measures
-FP32 on the float stages' model; 1 prepared them as it prepares float weights (rescaled, then re-rounded for their
-outputs, which moved them off the grid QAT had trained them on) and measured FP32 on QAT's weights."""
+QAT_EXPORT_VERSION = 3
+"""Version of how the export treats weights that come out of a QAT stage: 3 ships the better of them (converted as
+trained) and the float stages' model quantized after training, on a few training photographs
+(:func:`nas.train.export_shipped`); 2 converted them as trained and measured FP32 on the float stages' model; 1
+prepared them as it prepares float weights (rescaled, then re-rounded for their outputs, which moved them off the grid
+QAT had trained them on) and measured FP32 on QAT's weights."""
 
 
 def result_forms(spec, qat: bool = False) -> str:

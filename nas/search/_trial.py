@@ -28,7 +28,7 @@ from nas.export import export_int8
 from nas.model import result_forms, save_weights
 from nas.search._record import Cause
 from nas.space import ArchSpec
-from nas.train import FLOAT_WEIGHTS, TrainConfig, train
+from nas.train import FLOAT_WEIGHTS, TrainConfig, export_shipped, train
 
 __all__ = ["TrialJob", "TrialOutcome", "run_trial", "ReportFn", "load_study_images", "load_valid_images", "reference_psnr"]
 
@@ -194,16 +194,21 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
         with tempfile.TemporaryDirectory(prefix="nas-trial-") as tmp:
             t0 = time.perf_counter()
             model_path = Path(tmp) / "model_int8.tflite"
-            res = export_int8(job.spec, model_path, weights=result.weights, input_hw=job.input_hw,
-                              images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
-                              threads=job.threads or 0, converter=converter, timeout_s=cfg.export.timeout_s,
-                              quantization_trained=result.quantization_trained)
+
+            def convert(weights, path, quantization_trained):
+                return export_int8(job.spec, path, weights=weights, input_hw=job.input_hw,
+                                   images=[p.hr for p in images.pairs[:16]], seed=cfg.seed, target=cfg.export.target,
+                                   threads=job.threads or 0, converter=converter, timeout_s=cfg.export.timeout_s,
+                                   quantization_trained=quantization_trained)
+
+            choice = export_shipped(result, model_path, images, convert, threads=job.threads)
+            res = choice.export
             seconds["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             fp32 = evaluate(KerasUpscaler(job.spec, result.float_model or result.weights), valid)  # (see TrainResult)
             int8 = evaluate(TfliteUpscaler(model_path, threads=job.threads), valid)
             seconds["evaluate"] = time.perf_counter() - t0
-            save_weights(result.weights, Path(tmp) / "weights.npz")
+            save_weights(choice.weights, Path(tmp) / "weights.npz")  # (what was converted)
             files = {
                 "model_int8.tflite": model_path.read_bytes(),
                 "weights.npz": (Path(tmp) / "weights.npz").read_bytes(),
@@ -218,6 +223,9 @@ def _run(job: TrialJob, report: ReportFn | None, converter, data) -> TrialOutcom
             "int8_ssim_y": int8.ssim_y, "int8_drop_db": fp32.psnr_rgb - int8.psnr_rgb,
             "final_loss": result.final_loss, "train_steps": result.steps, "tflite_bytes": len(files["model_int8.tflite"]),
             "valid_images": len(valid), **({"train_resumed_from": result.resumed_from} if result.resumed_from else {}),
+            **({"int8_qat_shipped": float(choice.quantization_trained),
+                **{f"int8_select_psnr_{k}": v for k, v in choice.selection_psnr.items()}}
+               if choice.selection_psnr else {}),
         }
         seconds["total"] = time.perf_counter() - t_all
         return TrialOutcome(job.number, "complete", "", metrics, tuple(curve), seconds, files,

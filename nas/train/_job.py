@@ -3,8 +3,10 @@
 This is what ``nas train`` runs and what a search trial runs with the proxy config. Its output folder holds
 ``spec.json``, ``weights.npz`` (deploy form), ``model_int8.tflite``, ``report.json`` and ``checkpoints/``; every
 file appears only when complete, and a job started again on the same folder resumes its training. A config with QAT
-also leaves ``weights_float.npz``, the float model its float stages ended with: its FP32 figures are that model's
-(QAT's own weights are trained for their INT8 form and exported as trained).
+also leaves ``weights_float.npz``, the float model its float stages ended with: its FP32 figures are that model's.
+Its INT8 model is the better of QAT's weights (converted as trained) and that float model quantized after training,
+on a few training photographs (:func:`nas.train.export_shipped`); ``weights.npz`` holds the weights it converted and
+``report.json`` says which (``int8_form``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nas.export import export_int8
 from nas.model import save_weights
 from nas.space import DEFAULT_INPUT_HW, ArchSpec
 from nas.train._config import TrainConfig
+from nas.train._final import Int8Choice, export_shipped
 from nas.train._trainer import TrainEvent, TrainResult, train
 
 __all__ = ["JobReport", "train_and_export", "FLOAT_WEIGHTS"]
@@ -44,6 +47,7 @@ class JobReport:
     tflite_bytes: int | None
     check_passed: bool | None
     seconds: dict  # wall time by phase: train, export, evaluate
+    choice: Int8Choice | None = None  # what the INT8 model was made from (None: not exported)
 
     def to_dict(self) -> dict:
         t = self.train
@@ -57,6 +61,8 @@ class JobReport:
             "int8_gain_over_bicubic_db": None if self.int8 is None else self.int8["psnr_rgb"] - self.bicubic["psnr_rgb"],
             "tflite": None if self.tflite is None else str(self.tflite), "tflite_bytes": self.tflite_bytes,
             "check_passed": self.check_passed, "seconds": self.seconds,
+            **({"int8_form": self.choice.form, "int8_selection_psnr": dict(self.choice.selection_psnr)}
+               if self.choice is not None else {}),
         }
 
 
@@ -93,14 +99,20 @@ def train_and_export(
     if result.quantization_trained and result.float_model is not None:
         save_weights(result.float_model, out / FLOAT_WEIGHTS)
     seconds["train"] = time.perf_counter() - t0
-    tflite = size = passed = None
+    tflite = size = passed = choice = None
     if export:
         t0 = time.perf_counter()
         say("export")
-        res = export_int8(spec, out / "model_int8.tflite", weights=result.weights, input_hw=input_hw,
-                          images=[p.hr for p in images.pairs[:16]], seed=config.seed, target=target,
-                          threads=config.threads or 0, quantization_trained=result.quantization_trained)
-        tflite, size, passed = res.path, res.size_bytes, res.report.passed
+
+        def convert(weights, path, quantization_trained):
+            return export_int8(spec, path, weights=weights, input_hw=input_hw, images=[p.hr for p in images.pairs[:16]],
+                               seed=config.seed, target=target, threads=config.threads or 0,
+                               quantization_trained=quantization_trained)
+
+        choice = export_shipped(result, out / "model_int8.tflite", images, convert, threads=config.threads)
+        tflite, size, passed = choice.export.path, choice.export.size_bytes, choice.export.report.passed
+        if choice.weights is not result.weights:  # (the float model won: weights.npz holds what was converted)
+            save_weights(choice.weights, out / "weights.npz")
         seconds["export"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("evaluate")
@@ -108,6 +120,6 @@ def train_and_export(
     int8 = evaluate(TfliteUpscaler(tflite, threads=config.threads), valid).to_dict() if tflite else None
     bicubic = evaluate(Bicubic(spec.scale), valid).to_dict()
     seconds["evaluate"] = time.perf_counter() - t0
-    report = JobReport(spec, out, result, fp32, int8, bicubic, tflite, size, passed, seconds)
+    report = JobReport(spec, out, result, fp32, int8, bicubic, tflite, size, passed, seconds, choice)
     write_json(out / "report.json", report.to_dict())
     return report

@@ -180,7 +180,8 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, capsys):
 def test_export_converts_the_weights_of_a_qat_run_as_trained(tmp_path):
     """`nas export` of a `nas retrain` / `nas train --full` folder's weights.npz reads from its report.json that they
     come out of QAT and keeps every int8 weight on the level QAT chose (re-rounding them for their outputs, as float
-    weights are, cost a carry net 4 dB after the full schedule); `--no-qat` prepares them as float weights."""
+    weights are, cost a carry net 4 dB after the full schedule); `--no-qat` prepares them as float weights, and so
+    does the report of a QAT run that shipped its float model (``int8_form`` ``ptq``)."""
     from nas.model import build_model, deploy_weights, save_weights
     from nas.space import ArchSpec
     from nas.train import TrainConfig
@@ -205,3 +206,6 @@ def test_export_converts_the_weights_of_a_qat_run_as_trained(tmp_path):
 
     assert moved() < 0.01
     assert moved("--no-qat") > 0.1
+    # a QAT run whose float model won the choice (export version 3) ships that model's weights: float weights
+    (tmp_path / "report.json").write_text(json.dumps({"config": cfg, "int8_form": "ptq"}))
+    assert moved() > 0.1
