@@ -108,10 +108,13 @@ def retrain(study: str | Path, *, trial: int | None = None, best: bool = False, 
     rid = run.info.run_id
 
     tracker.log_params(rid, {**spec_params(spec), "steps": steps, "schedule": "full (l1, l2, qat)",
-                             "ema": tcfg.ema, "config_hash": tcfg.hash})
+                             "ema": tcfg.ema, "config_hash": tcfg.hash,
+                             **({"int8_form": report["int8_form"]} if "int8_form" in report else {})})
     metrics = {"latency_ms": pred.mean_ms, "latency_sigma_ms": pred.stddev_ms, "score": score, "log2_score": l2,
                "train_seconds": job.seconds.get("train"), "export_seconds": job.seconds.get("export"),
                "evaluate_seconds": job.seconds.get("evaluate")}
+    for form, psnr in (report.get("int8_selection_psnr") or {}).items():  # (QAT's weights vs the float model's PTQ)
+        metrics[f"int8_select_psnr_{form}"] = psnr
     for form in ("fp32", "int8", "bicubic"):
         ev = report.get(form) or {}
         for key in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):

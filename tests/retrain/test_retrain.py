@@ -41,6 +41,9 @@ def test_an_interrupted_retraining_resumes_from_its_checkpoint(study):
     report = json.loads((folder / "retrain-0000-200steps" / "report.json").read_text())
     assert report["train"]["resumed_from"] == at > 0 and report["train"]["steps"] == 200
     assert res["trial"] == 0 and res["check_passed"] is True and res["model_version"] == "1"
+    # QAT's weights or the float model quantized after training: whichever scored higher on training photographs
+    picks = report["int8_selection_psnr"]
+    assert report["int8_form"] == max(picks, key=picks.get) and set(picks) == {"qat", "ptq"}
 
     # the same trial for another number of steps: its own folder, the finished model above is kept
     model = (folder / "retrain-0000-200steps" / "model_int8.tflite").read_bytes()
