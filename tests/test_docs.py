@@ -202,14 +202,57 @@ def test_the_quantization_row_is_the_committed_result():
     assert f"QAT vs that control: {rgb('int8_qat') - rgb('int8_control'):+.3f} dB" in row
 
 
-def test_the_qat_probes_row_is_the_committed_result():
-    """The benchmarks page's QAT-probes row quotes bench/results/qat-probes.json (python -m bench.qat_probes)."""
+def test_the_qat_probes_figures_are_the_committed_result():
+    """The benchmarks page's QAT-probes row and the networks page quote bench/results/qat-probes.json (python -m
+    bench.qat_probes) and the fidelity bench's export-v2 references."""
     r = json.loads((RESULTS / "qat-probes.json").read_text())
     row = next(line for line in _text("docs/benchmarks.md").splitlines() if "`python -m bench.qat_probes`" in line)
+    networks = _text("docs/networks.md")
     for key, words in (("float model FP32", "float model FP32 {}"), ("PTQ (rescaled, GPTQ)", "(rescaled, GPTQ) {}"),
                        ("PTQ (rescaled, nearest)", "with nearest rounding {}"), ("PTQ (as given)", "as given {}"),
                        ("QAT L1 (the schedule's)", "the schedule's L1 {}"), ("QAT L2", "with L2 {}"),
                        ("GPTQ-rounded start, no QAT step", "GPTQ-rounded weights {} before any step"),
-                       ("QAT L1 from the GPTQ-rounded start", "{} after 300")):
+                       ("QAT L1 from the GPTQ-rounded start", "{} after 300"),
+                       ("ranges: QAT in Keras, its own ranges", "in Keras {} with its own ranges"),
+                       ("ranges: QAT in Keras, the converter's ranges", "{} with the converter's"),
+                       ("ranges: QAT, TFLite", "its TFLite model {}"),
+                       ("ranges: QAT with the converter's ranges frozen, TFLite", "ranges frozen {}"),
+                       ("steps: the QAT stage's steps in float, FP32 after", "in float: FP32 {}"),
+                       ("gentle: GPTQ start (export calibration), no step", "rounding ({} before any step)"),
+                       ("gentle: that start, QAT L2 1e-06 -> 1e-08", "L2 at 1e-6 {}"),
+                       ("gentle: that start, QAT L2 1e-05 -> 1e-07", "at 1e-5 {}")):
         assert words.format(f"{r[key]:.3f}") in row, key
+    f = {k: f"{v:.3f}" for k, v in r.items() if isinstance(v, float)}
+    own, conv = f["ranges: QAT in Keras, its own ranges"], f["ranges: QAT in Keras, the converter's ranges"]
+    floated, nearest = f["steps: the QAT stage's steps in float, FP32 after"], f["PTQ (rescaled, nearest)"]
+    schedule = f["QAT L1 (the schedule's)"]
+    flat = " ".join(networks.split())
+    for words in (f"gives {own} dB with the ranges it learnt", f"{conv} with the converter's",
+                  f"from {f['float model FP32']} to {floated} dB",
+                  f"rounding ({nearest} dB, the float model exported so) to {schedule}",
+                  f"({f['gentle: that start, QAT L2 1e-06 -> 1e-08']} with L2 at 1e-6,"):
+        assert words in flat, words
+    # the cause as the page states it: not the ranges (within 0.03 dB), not the steps (float does not lose)
+    assert abs(r["ranges: QAT, TFLite"] - r["ranges: QAT with the converter's ranges frozen, TFLite"]) < 0.03
+    assert r["steps: the QAT stage's steps in float, FP32 after"] >= r["float model FP32"] - 0.01
+    assert r["gentle: that start, QAT L2 1e-06 -> 1e-08"] < r["gentle: GPTQ start (export calibration), no step"]
     assert r["QAT L1 from the GPTQ-rounded start"] < r["GPTQ-rounded start, no QAT step"] < r["PTQ (rescaled, GPTQ)"]
+    v2 = [json.loads(p.read_text()) for p in (RESULTS / "fidelity-tau").glob("*-full-*-qatv2-*.json")]
+    losses = sorted(x["fp32_psnr"] - x["int8_psnr"] for x in v2)
+    assert f"QAT's INT8 model lost {losses[0]:.3f}-{losses[-1]:.3f} dB against" in flat
+    refs = r["references"].values()
+    assert refs and all(x["ptq train"] > x["qat train"] and x["ptq valid"] > x["qat valid"] for x in refs)
+    assert f"On the {len(refs)} full-schedule references with a float model" in row
+    for x in refs:
+        assert f" {x['fp32'] - x['qat valid']:.3f} vs {x['fp32'] - x['ptq valid']:.3f}" in row, x["spec"]
+
+
+def test_the_full_schedule_int8_loss_is_the_committed_result():
+    """The README's INT8 loss after the full schedule: the fidelity bench's references measured with today's export
+    (export version 3: QAT's weights or the float model's PTQ, whichever the training photographs favour)."""
+    from nas.model import QAT_EXPORT_VERSION
+
+    refs = [json.loads(p.read_text()) for p in (RESULTS / "fidelity-tau").glob(f"*-full-*-qatv{QAT_EXPORT_VERSION}-*.json")]
+    refs = [r for r in refs if r["state"] == "complete"]
+    worst = max(r["fp32_psnr"] - r["int8_psnr"] for r in refs)
+    assert f"the {len(refs)} references measured so far lose at most {worst:.3f} dB" in " ".join(_text("README.md").split())

@@ -31,6 +31,7 @@ _WHERE = {
     "int8_ready": "_int8",
     "int8_form": "_version",
     "result_forms": "_version",
+    "QAT_EXPORT_VERSION": "_version",
     "round_to_int8_grid": "_int8",
     "QConv2D": "_layers",
     "ActQuant": "_layers",
