@@ -264,7 +264,9 @@ def train_cmd(
                                                   "folder, otherwise the embedded held-out photographs)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Total training steps (default: the proxy 1000, --full "
                                                           "20000; a study's proxy trains 300)."),
-    full: bool = typer.Option(False, "--full", help="The full schedule: L1, L2 fine-tuning, QAT, EMA, checkpoints."),
+    full: bool = typer.Option(False, "--full", help="The full schedule: L1, L2 fine-tuning, QAT, EMA, checkpoints; "
+                                                     "ships QAT's weights or the float model quantized after "
+                                                     "training, whichever scores higher on training photographs."),
     config: Optional[Path] = typer.Option(None, help="Training config YAML (preset: proxy|full plus fields)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Patches per step (default 16)."),
     patch_size: Optional[int] = typer.Option(None, min=4, help="LR patch side (default 48)."),
@@ -362,6 +364,10 @@ def _print_job(d: dict, con) -> None:
         con.print(f"INT8 vs FP32: {-d['int8_drop_db']:+.3f} dB; INT8 vs bicubic: {d['int8_gain_over_bicubic_db']:+.2f} dB"
                   f"; {d['tflite']} ({d['tflite_bytes'] / 1024:.1f} KB, check "
                   + ("passed" if d["check_passed"] else "FAILED") + ")")
+    picks = d.get("int8_selection_psnr") or {}
+    if picks:  # (after QAT: which weights were converted, and why)
+        con.print(f"shipped {'QAT' if d['int8_form'] == 'qat' else 'the float model quantized after training'}: "
+                  f"on training photographs QAT {picks['qat']:.2f} dB, the float model's PTQ {picks['ptq']:.2f} dB")
     con.print(f"wrote {d['out_dir']}/report.json")
 
 
