@@ -123,6 +123,13 @@ def tau_part(work: Path, n: int, candidates: tuple[int, ...], long_steps: int, r
     print(f"({time.perf_counter() - t0:.0f} s this run)")
 
 
+def _measured_today(r: dict) -> bool:
+    """Whether a kept result was measured with today's training form and INT8 export (a result of an earlier export
+    version stays in the folder, and its successor beside it, but it is not today's figure)."""
+    spec = ArchSpec.from_dict(r["spec"])
+    return r.get("forms") in (None, result_forms(spec, qat=r.get("schedule") == "full"))
+
+
 def int8_losses(keep: Path) -> dict[int, dict]:
     """FP32 minus INT8 PSNR of every complete training kept in ``keep``, by training length: how many, the largest
     and the spec that loses it (issue 30's goal after the default proxy: at most 0.15 dB for every spec), and every
@@ -131,7 +138,8 @@ def int8_losses(keep: Path) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for f in sorted(keep.glob("*.json")):
         r = json.loads(f.read_text())
-        if r.get("state") != "complete" or r.get("fp32_psnr") is None or r.get("int8_psnr") is None:
+        if (r.get("state") != "complete" or r.get("fp32_psnr") is None or r.get("int8_psnr") is None
+                or not _measured_today(r)):
             continue
         d = out.setdefault(r["steps"], {"n": 0, "max_db": float("-inf"), "spec": None, "losses": []})
         loss = r["fp32_psnr"] - r["int8_psnr"]
@@ -153,7 +161,7 @@ def partial_part(keep: Path, proxy_steps: int, long_steps: int, reference: str =
     for f in sorted(keep.glob("*.json")):
         r = json.loads(f.read_text())
         d = by.setdefault(f.name.split("-")[0], {"spec": r["spec"], "runs": {}})
-        if r["steps"] == long_steps and r.get("schedule", "proxy") != reference:
+        if r["steps"] == long_steps and r.get("schedule", "proxy") != reference or not _measured_today(r):
             continue
         d["runs"][(r["steps"], r["seed"])] = r
     seed = min((k[1] for d in by.values() for k in d["runs"]), default=0)
