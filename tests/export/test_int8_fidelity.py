@@ -53,9 +53,10 @@ def test_a_qat_trained_net_is_exported_on_the_grid_its_training_chose(data, tmp_
     """QAT trains every kernel through a fake quantizer with TFLite's per-channel grid and nearest rounding. The
     export used to prepare those weights as it prepares float ones: rescaled, then re-rounded for their outputs
     (GPTQ), which moved them off the levels QAT had chosen. After a full 3,000-step schedule a w32 d6 ECB carry net
-    gave 25.88 dB INT8 so, and 30.17 dB converted as trained (the fidelity bench's reference, 2026-12-07). Through
-    the product's path (``nas train --full``) every int8 weight must now be the trained weight's nearest level (the
-    old path moved 44% of them here), and the FP32 figure is the float stages' model."""
+    gave 25.88 dB INT8 so, and 30.17 dB converted as trained (the fidelity bench's reference, 2026-12-07). QAT's
+    candidate (``nas train --full`` exports it beside the float model's PTQ and ships the better) must now keep every
+    int8 weight on the trained weight's nearest level (the old path moved 44% of them here); ``weights.npz`` holds
+    whichever was shipped, and the FP32 figure is the float stages' model."""
     from nas.model import load_weights
     from nas.train import Stage, train_and_export
 
@@ -65,8 +66,13 @@ def test_a_qat_trained_net_is_exported_on_the_grid_its_training_chose(data, tmp_
                       stages=(Stage(loss="l1", share=0.5, lr=1e-3), Stage(loss="l1", share=0.5, lr=1e-4, qat=True)))
     job = train_and_export(spec, train_set, valid, cfg, tmp_path, input_hw=(48, 64))
     assert job.train.quantization_trained and job.check_passed
-    trained = load_weights(tmp_path / "weights.npz")
-    kernels = tflite_kernels(job.tflite)
+    shipped = load_weights(tmp_path / "weights.npz")
+    expect = job.train.weights if job.choice.form == "qat" else job.train.float_model
+    assert all(np.array_equal(a, b) for k in expect for a, b in zip(shipped[k], expect[k]))
+    trained = job.train.weights  # QAT's candidate, converted as export_shipped converts it
+    res = export_int8(spec, tmp_path / "qat.tflite", weights=trained, input_hw=(48, 64),
+                      images=[p.hr for p in train_set.pairs[:16]], quantization_trained=True)
+    kernels = tflite_kernels(res.path)
     assert set(kernels) == {s.name for s in spec.convs()}
     for name, q in kernels.items():
         w = np.moveaxis(trained[name][0], 3, 0)  # O x H x W x I
