@@ -1,13 +1,13 @@
 """The INT8 model a training ships: after a QAT stage, the better of QAT's weights and its own float model quantized
 after training, chosen on training photographs.
 
-Why both. On the fidelity bench's 3,000-step full-schedule trainings the QAT stage (10% of the steps) lost more INT8
-PSNR against its float model than quantizing that float model after training did, on every one measured (see
-``python -m bench.qat_probes`` and docs/networks.md): the export's rounding of each kernel for its output already
-recovers most of what rounding costs, and QAT's own fine-tuning moves the weights off the float optimum (the same
-steps run in float lower FP32). So a QAT run exports both and keeps the one with the higher PSNR on a few training
-photographs (never the validation images its figures are reported on). Training without QAT exports its float
-weights, as always.
+Why both. On most of the fidelity bench's full-schedule trainings the QAT stage lost more INT8 PSNR against its
+float model than quantizing that float model after training did (the figures: ``python -m bench.qat_probes`` and
+docs/networks.md). Probed, the cause is the rounding: QAT's fake quantizer rounds each weight to its nearest level,
+and its steps do not reach what the export's rounding of each kernel for its output gives with no step at all; its
+activation ranges and its steps run in float are not it. So a QAT run exports both and keeps the one with the higher
+PSNR on a few training photographs (never the validation images its figures are reported on). Training without QAT
+exports its float weights, as always.
 """
 
 from __future__ import annotations
@@ -47,9 +47,6 @@ class Int8Choice:
     @property
     def quantization_trained(self) -> bool:
         return self.form == "qat"
-
-    def to_dict(self) -> dict:
-        return {"form": self.form, "selection_psnr": dict(self.selection_psnr)}
 
 
 Exporter = Callable[[dict, Path, bool], object]
